@@ -1,0 +1,78 @@
+// llmerge: merge large language models. Entry point and error boundary.
+#include <csignal>
+#include <cstdio>
+#include <unistd.h>
+
+#include <algorithm>
+#include <vector>
+
+#include <fmt/core.h>
+
+#include "cli/command.h"
+#include "core/cancel.h"
+#include "core/error.h"
+
+namespace llmerge::cli {
+
+namespace {
+
+std::vector<Command>& command_table() {
+  static std::vector<Command> table;
+  return table;
+}
+
+extern "C" void on_signal(int signum) {
+  if (cancel_requested()) {
+    // Second signal: the user insists. Default action, immediately.
+    std::signal(signum, SIG_DFL);
+    std::raise(signum);
+    return;
+  }
+  request_cancel();
+}
+
+}  // namespace
+
+bool register_command(Command command) {
+  command_table().push_back(std::move(command));
+  return true;
+}
+
+bool stderr_is_tty() { return isatty(STDERR_FILENO) != 0; }
+
+}  // namespace llmerge::cli
+
+int main(int argc, char** argv) {
+  using namespace llmerge;
+  std::signal(SIGINT, cli::on_signal);
+  std::signal(SIGTERM, cli::on_signal);
+
+  CLI::App app{"llmerge: merge large language models, natively (mergekit YAML compatible)"};
+  app.set_version_flag("--version", std::string("llmerge ") + LLMERGE_VERSION);
+  app.require_subcommand(1);
+
+  auto& table = cli::command_table();
+  std::sort(table.begin(), table.end(),
+            [](const cli::Command& a, const cli::Command& b) { return a.order < b.order; });
+  std::function<int()> action;
+  for (auto& command : table) {
+    CLI::App* sub = app.add_subcommand(command.name, command.help);
+    auto run = command.setup(*sub);
+    sub->callback([&action, run] { action = run; });
+  }
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  try {
+    return action ? action() : 0;
+  } catch (const Error& e) {
+    fmt::print(stderr, "llmerge: error: {}\n", e.what());
+    return exit_code_for(e.kind());
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "llmerge: internal error: {}\n", e.what());
+    return 1;
+  }
+}

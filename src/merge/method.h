@@ -1,0 +1,130 @@
+// Merge methods: the registry, and the interface the executor drives.
+//
+// A method is described by a MethodSpec (name, parameters with defaults and
+// ranges, how it uses the base model). The planner validates a config against
+// the spec; the executor then asks the spec for a TensorMerge per output
+// tensor and streams the tensor through it in chunks:
+//
+//   auto merge = spec.make(context);
+//   for (int pass = 0; pass < merge->passes(); ++pass) {     // statistics
+//     for (each chunk, in order) merge->observe(pass, chunk);
+//     merge->end_pass(pass);
+//   }
+//   for (each chunk, in order) merge->compute(chunk, out);   // the output
+//
+// Chunks arrive in increasing element order, one tensor on one thread.
+// Every chunk except the last has a size that is a multiple of
+// k_reduce_block, so a method that sums per block of k_reduce_block elements
+// (kernels/reduce.h) and adds the block sums in order gets the same bits for
+// any chunk size. All inputs are already f32 and of the output's logical
+// shape. Kernels assume valid input: the planner has checked everything.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace llmerge {
+
+// Reductions are summed per block of this many elements, then block sums in order.
+inline constexpr std::int64_t k_reduce_block = 1 << 16;
+
+// ---------------------------------------------------------------- parameters
+
+struct ParameterSpec {
+  enum class Scope { global, per_model };
+  enum class Type { number, boolean };
+  std::string name;
+  Scope scope = Scope::global;
+  Type type = Type::number;
+  std::optional<double> default_value;  // nullopt: required
+  // Allowed range, checked by the planner (bounds inclusive unless *_open).
+  double min = -1e300;
+  double max = 1e300;
+  bool min_open = false;
+  bool max_open = false;
+  std::string help;
+};
+
+// Parameter values resolved for one output tensor (numbers; bools as 0/1).
+struct ResolvedParameters {
+  std::vector<std::pair<std::string, double>> global;
+  std::vector<std::vector<std::pair<std::string, double>>> per_model;  // parallel to inputs
+
+  // Both return the resolved value; the planner guarantees every parameter
+  // of the spec is present (defaults filled in).
+  double global_value(std::string_view name) const;
+  double model_value(std::size_t model, std::string_view name) const;
+};
+
+// --------------------------------------------------------------- execution
+
+// What a method knows about the tensor it merges.
+struct TensorContext {
+  std::string_view name;            // output tensor name
+  std::vector<std::int64_t> shape;  // logical output shape
+  std::int64_t numel = 0;
+  std::size_t model_count = 0;      // inputs, not counting the base
+  bool has_base = false;
+  const ResolvedParameters* params = nullptr;
+  // For random methods: streams are keyed by (seed, tensor_key, model, element).
+  std::uint64_t seed = 0;
+  std::uint64_t tensor_key = 0;     // hash of the output tensor name
+};
+
+// A chunk of every input: elements [begin, begin + size) of the flattened tensor.
+struct Chunk {
+  std::int64_t begin = 0;
+  std::int64_t size = 0;
+  const float* base = nullptr;          // nullptr when the method has no base input
+  std::span<const float* const> models; // one pointer per non-base input, config order
+};
+
+class TensorMerge {
+ public:
+  virtual ~TensorMerge() = default;
+  // Number of statistics passes before compute() (0 for element-wise methods).
+  virtual int passes() const { return 0; }
+  virtual void observe(int /*pass*/, const Chunk& /*chunk*/) {}
+  virtual void end_pass(int /*pass*/) {}
+  // Writes chunk.size output values.
+  virtual void compute(const Chunk& chunk, float* out) = 0;
+};
+
+// ------------------------------------------------------------------ registry
+
+struct MethodSpec {
+  enum class BaseUse {
+    none,      // no base input (the base, if given, is just another model, e.g. linear)
+    required,  // a base model is required and is passed as Chunk::base
+    optional,  // used as Chunk::base when given
+  };
+  std::string name;          // the merge_method value, e.g. "dare_ties"
+  std::string pretty_name;   // for the model card, e.g. "DARE TIES"
+  std::string reference;     // paper URL
+  std::string description;   // one line for `llmerge methods`
+  BaseUse base_use = BaseUse::none;
+  // Count of non-base inputs allowed; max 0 = unlimited.
+  std::size_t models_min = 1;
+  std::size_t models_max = 0;
+  bool random = false;       // uses the seed
+  // When inputs differ in shape on an embedding, truncate to the common
+  // sub-matrix (true; linear, slerp) or to the base's shape (false; the task
+  // arithmetic family). See mergekit-behaviour.md section 1.2.
+  bool rectify_to_common = true;
+  std::vector<ParameterSpec> parameters;
+  std::unique_ptr<TensorMerge> (*make)(const TensorContext&) = nullptr;
+
+  const ParameterSpec* find_parameter(std::string_view name) const;
+};
+
+// Every method, in a fixed order.
+const std::vector<MethodSpec>& method_registry();
+// nullptr if no such method.
+const MethodSpec* find_method(std::string_view name);
+
+}  // namespace llmerge
