@@ -1,0 +1,66 @@
+// Small helpers shared by the tests.
+#pragma once
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace llmerge::testing {
+
+// A fresh directory, removed when the object goes out of scope.
+class TempDir {
+ public:
+  TempDir() {
+    static std::atomic<int> counter{0};
+    const char* root = std::getenv("LLMERGE_TEST_TMP");
+    std::filesystem::path base = root ? root : std::filesystem::temp_directory_path();
+    path_ = base / ("llmerge-test-" + std::to_string(getpid()) + "-" +
+                    std::to_string(counter++));
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline void write_text(const std::filesystem::path& path, const std::string& text) {
+  std::filesystem::create_directories(path.parent_path());
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+inline std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Runs the llmerge CLI built alongside the tests; returns the exit code and
+// fills `output` with stdout+stderr.
+inline int run_cli(const std::string& args, std::string* output = nullptr) {
+  TempDir tmp;
+  const auto log = tmp / "out.txt";
+  const std::string cmd = std::string(LLMERGE_CLI_PATH) + " " + args + " >" + log.string() + " 2>&1";
+  const int status = std::system(cmd.c_str());
+  if (output) *output = read_text(log);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace llmerge::testing
