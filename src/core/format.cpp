@@ -1,0 +1,34 @@
+#include "core/format.h"
+
+#include <fmt/core.h>
+
+namespace llmerge {
+
+std::string with_commas(std::uint64_t n) {
+  std::string digits = std::to_string(n);
+  std::string out;
+  const std::size_t lead = digits.size() % 3;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i != 0 && (i - lead) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+std::string human_count(std::uint64_t n) {
+  const double v = static_cast<double>(n);
+  if (n >= 1'000'000'000) return fmt::format("{:.2f}B", v / 1e9);
+  if (n >= 1'000'000) return fmt::format("{:.2f}M", v / 1e6);
+  if (n >= 10'000) return fmt::format("{:.1f}K", v / 1e3);
+  return std::to_string(n);
+}
+
+std::string human_bytes(std::uint64_t n) {
+  const double v = static_cast<double>(n);
+  if (n >= (1ull << 30)) return fmt::format("{:.2f} GiB", v / (1ull << 30));
+  if (n >= (1ull << 20)) return fmt::format("{:.1f} MiB", v / (1ull << 20));
+  if (n >= (1ull << 10)) return fmt::format("{:.1f} KiB", v / (1ull << 10));
+  return fmt::format("{} B", n);
+}
+
+}  // namespace llmerge

@@ -1,0 +1,16 @@
+// Human-readable numbers for messages and reports.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace llmerge {
+
+// 9437184000 -> "9,437,184,000"
+std::string with_commas(std::uint64_t n);
+// 1234567890 -> "1.23B", 7000000 -> "7.00M", 999 -> "999"
+std::string human_count(std::uint64_t n);
+// 1536 -> "1.5 KiB", 5000000000 -> "4.66 GiB"
+std::string human_bytes(std::uint64_t n);
+
+}  // namespace llmerge
