@@ -1,0 +1,30 @@
+// Options shared by `llmerge run` and `llmerge plan`: they build the same plan.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "plan/plan.h"
+
+namespace llmerge::cli {
+
+struct MergeOptions {
+  std::string config_path;
+  std::string dtype;
+  std::string out_dtype;
+  bool allow_crimes = false;
+  std::string shard_size = "5B";
+  int threads = 0;
+  std::int64_t chunk_elements = 1 << 20;
+  std::uint64_t seed = 0;
+};
+
+// Adds CONFIG and the planning flags to `app`.
+void add_merge_options(CLI::App& app, MergeOptions& options);
+
+// Parses the config file and makes the plan (throws llmerge::Error).
+Plan plan_from_options(const MergeOptions& options);
+
+}  // namespace llmerge::cli

@@ -1,0 +1,104 @@
+// `llmerge run CONFIG -o OUT` (or `llmerge run CONFIG OUT`): the merge.
+#include <cmath>
+#include <memory>
+
+#include <fmt/core.h>
+
+#include "cli/command.h"
+#include "cli/merge_options.h"
+#include "core/error.h"
+#include "core/format.h"
+#include "exec/run_merge.h"
+
+namespace llmerge::cli {
+
+namespace {
+
+struct RunCommand {
+  MergeOptions merge;
+  std::string out_positional;
+  std::string out_option;
+  bool force = false;
+  bool quiet = false;
+  bool copy_tokenizer = true;
+  bool write_model_card = true;
+  bool torch_only = false;  // --cuda, --lazy-unpickle, --low-cpu-memory
+};
+
+std::string progress_line(const ExecuteProgress& p) {
+  const double gbps = p.seconds > 0 ? static_cast<double>(p.bytes_done) / 1e9 / p.seconds : 0;
+  const double frac =
+      p.bytes_total ? static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total) : 1.0;
+  std::string eta = "--";
+  if (gbps > 0 && frac < 1) {
+    eta = fmt::format("{:.0f}s", static_cast<double>(p.bytes_total - p.bytes_done) / 1e9 / gbps);
+  }
+  return fmt::format("{}/{} tensors  {} / {}  {:.2f} GB/s  ETA {}", p.tensors_done, p.tensors_total,
+                     human_bytes(p.bytes_done), human_bytes(p.bytes_total), gbps, eta);
+}
+
+int run_run(const RunCommand& c) {
+  if (!c.out_positional.empty() && !c.out_option.empty() && c.out_positional != c.out_option) {
+    throw Error(ErrorKind::config, "give the output directory once: as OUT or with -o, not both");
+  }
+  const std::string out = c.out_option.empty() ? c.out_positional : c.out_option;
+  if (out.empty()) throw Error(ErrorKind::config, "no output directory: use `llmerge run CONFIG -o OUT`");
+  if (c.torch_only && !c.quiet) {
+    fmt::print(stderr, "note: --cuda, --lazy-unpickle and --low-cpu-memory are mergekit/torch "
+                       "options; llmerge always streams on the CPU and ignores them\n");
+  }
+
+  const Plan plan = plan_from_options(c.merge);
+  for (const auto& note : plan.notes) {
+    if (!c.quiet) fmt::print(stderr, "note: {}\n", note);
+  }
+  RunOptions options;
+  options.out_dir = out;
+  options.writer.shard_size_max = plan.options.shard_size_max;
+  options.writer.force = c.force;
+  options.execute.threads = plan.options.threads;
+  options.execute.chunk_elements = c.merge.chunk_elements;
+  options.execute.seed = c.merge.seed;
+  options.copy_tokenizer = c.copy_tokenizer;
+  options.write_model_card = c.write_model_card;
+  const bool tty = stderr_is_tty();
+  if (!c.quiet) {
+    options.execute.progress_interval_s = tty ? 0.2 : 5.0;
+    options.execute.progress = [tty](const ExecuteProgress& p) {
+      if (tty) {
+        fmt::print(stderr, "\r\033[K{}", progress_line(p));
+      } else {
+        fmt::print(stderr, "{}\n", progress_line(p));
+      }
+    };
+  }
+  run_merge(plan, options);
+  if (!c.quiet) {
+    if (tty) fmt::print(stderr, "\n");
+    fmt::print("wrote {} ({} tensors, {}, {} layers)\n", out, plan.tensors.size(),
+               human_bytes(plan.output_bytes()), plan.out_layers);
+  }
+  return 0;
+}
+
+const bool registered = register_command(
+    {"run", "Merge models as a mergekit YAML config says, into a new model folder", 10,
+     [](CLI::App& app) {
+       auto c = std::make_shared<RunCommand>();
+       add_merge_options(app, c->merge);
+       app.add_option("out", c->out_positional, "output directory (or use -o)");
+       app.add_option("-o,--output", c->out_option, "output directory");
+       app.add_flag("--force", c->force, "replace an existing non-empty output directory");
+       app.add_flag("-q,--quiet", c->quiet, "no progress output");
+       app.add_flag("--copy-tokenizer,!--no-copy-tokenizer", c->copy_tokenizer,
+                    "copy the tokenizer files of the base (or first) model (default: yes)");
+       app.add_flag("--write-model-card,!--no-write-model-card", c->write_model_card,
+                    "write README.md and mergekit_config.yml (default: yes)");
+       app.add_flag("--cuda,--lazy-unpickle,--low-cpu-memory", c->torch_only,
+                    "accepted for mergekit compatibility; ignored");
+       return [c] { return run_run(*c); };
+     }});
+
+}  // namespace
+
+}  // namespace llmerge::cli

@@ -1,0 +1,159 @@
+// `llmerge plan` output: text for people, JSON for tools.
+#include <fmt/core.h>
+#include <fmt/ranges.h>
+
+#include "core/format.h"
+#include "io/model_writer.h"
+#include "plan/planner_internal.h"
+
+namespace llmerge {
+
+namespace {
+
+using plan_detail::shape_string;
+
+
+std::string params_string(const Plan& plan, const PlannedTensor& t) {
+  std::string out;
+  for (const auto& [name, v] : t.params.global) out += fmt::format(" {}={:g}", name, v);
+  for (std::size_t i = 0; i < t.params.per_model.size(); ++i) {
+    if (t.params.per_model[i].empty()) continue;
+    out += fmt::format(" | {}:", plan.model_refs[t.inputs[i].model]);
+    for (const auto& [name, v] : t.params.per_model[i]) out += fmt::format(" {}={:g}", name, v);
+  }
+  return out;
+}
+
+// A few representative tensors: the embedding, first/middle/last layer, the head.
+std::vector<const PlannedTensor*> samples(const Plan& plan) {
+  std::vector<const PlannedTensor*> out;
+  std::vector<std::int64_t> wanted_layers{0, plan.out_layers / 2, plan.out_layers - 1};
+  const PlannedTensor* first_outside = nullptr;
+  const PlannedTensor* last_outside = nullptr;
+  for (const auto& t : plan.tensors) {
+    if (!t.method) continue;
+    if (t.layer < 0) {
+      if (!first_outside) first_outside = &t;
+      last_outside = &t;
+    }
+  }
+  if (first_outside) out.push_back(first_outside);
+  for (auto layer : wanted_layers) {
+    for (const auto& t : plan.tensors) {
+      if (t.layer == layer && t.method && t.name.find("proj") != std::string::npos) {
+        if (std::find(out.begin(), out.end(), &t) == out.end()) out.push_back(&t);
+        break;
+      }
+    }
+  }
+  if (last_outside && last_outside != first_outside) out.push_back(last_outside);
+  return out;
+}
+
+}  // namespace
+
+std::vector<TensorSpec> plan_tensor_specs(const Plan& plan) {
+  std::vector<TensorSpec> specs;
+  specs.reserve(plan.tensors.size());
+  for (const auto& t : plan.tensors) specs.push_back({t.name, t.dtype, t.shape});
+  return specs;
+}
+
+std::string describe_plan(const Plan& plan) {
+  std::string s;
+  s += fmt::format("merge method: {} ({})\n", plan.method->name, plan.method->pretty_name);
+  s += "models:\n";
+  for (std::size_t i = 0; i < plan.models.size(); ++i) {
+    const auto& m = plan.models[i];
+    s += fmt::format("  [{}] {}{}{}: {} layers, {} params, {}\n", i, plan.model_refs[i],
+                     plan.base_model && *plan.base_model == i ? " (base)" : "",
+                     plan.donor == i ? " (config donor)" : "", m.layers().count,
+                     human_count(m.parameter_count()), human_bytes(m.size_on_disk()));
+  }
+  s += fmt::format("layers: {} in the output\n", plan.out_layers);
+  // Runs of output layers that read consecutive source layers of the same slice.
+  for (std::size_t i = 0; i < plan.layer_map.size();) {
+    std::size_t j = i;
+    while (j + 1 < plan.layer_map.size() && plan.layer_map[j + 1].slice == plan.layer_map[i].slice) ++j;
+    const auto& a = plan.layer_map[i];
+    const auto& b = plan.layer_map[j];
+    std::vector<std::string> sources;
+    for (std::size_t k = 0; k < a.sources.size(); ++k) {
+      sources.push_back(fmt::format("{}[{}, {})", plan.model_refs[a.sources[k].first],
+                                    a.sources[k].second, b.sources[k].second + 1));
+    }
+    s += fmt::format("  {:>4} .. {:<4} <- {}  ({}, slice {})\n", a.out_layer, b.out_layer,
+                     fmt::join(sources, " + "), plan.method->name, a.slice);
+    i = j + 1;
+  }
+  s += "parameters (sample tensors):\n";
+  for (const auto* t : samples(plan)) s += fmt::format("  {}:{}\n", t->name, params_string(plan, *t));
+  const auto shards = plan_shards(plan_tensor_specs(plan), plan.options.shard_size_max);
+  s += fmt::format("output: {} tensors, {}, {} shard(s) of at most {}\n", plan.tensors.size(),
+                   human_bytes(plan.output_bytes()), shards.files.size(),
+                   human_bytes(plan.options.shard_size_max));
+  s += fmt::format("peak memory estimate: {} ({} thread(s), chunks of {} elements)\n",
+                   human_bytes(plan.peak_memory_estimate()), plan.options.threads,
+                   plan.options.chunk_elements);
+  for (const auto& note : plan.notes) s += "note: " + note + "\n";
+  return s;
+}
+
+nlohmann::json plan_to_json(const Plan& plan) {
+  using nlohmann::json;
+  json j;
+  j["merge_method"] = plan.method->name;
+  j["models"] = json::array();
+  for (std::size_t i = 0; i < plan.models.size(); ++i) {
+    j["models"].push_back({{"reference", plan.model_refs[i]},
+                           {"path", plan.models[i].path().string()},
+                           {"layers", plan.models[i].layers().count}});
+  }
+  j["base_model"] = plan.base_model ? json(plan.model_refs[*plan.base_model]) : json(nullptr);
+  j["config_donor"] = plan.model_refs[plan.donor];
+  j["out_layers"] = plan.out_layers;
+  j["layer_map"] = json::array();
+  for (const auto& m : plan.layer_map) {
+    json sources = json::array();
+    for (const auto& [model, layer] : m.sources) {
+      sources.push_back({{"model", plan.model_refs[model]}, {"layer", layer}});
+    }
+    j["layer_map"].push_back({{"out_layer", m.out_layer}, {"slice", m.slice}, {"t", m.t},
+                              {"sources", sources}});
+  }
+  auto input_json = [&](const PlannedInput& in) {
+    return json{{"model", plan.model_refs[in.model]},
+                {"tensor", in.tensor},
+                {"dtype", dtype_name(in.ref.info->dtype)},
+                {"shape", in.shape}};
+  };
+  j["tensors"] = json::array();
+  for (const auto& t : plan.tensors) {
+    json tj{{"name", t.name},
+            {"dtype", dtype_name(t.dtype)},
+            {"shape", t.shape},
+            {"method", t.method ? json(t.method->name) : json("copy")}};
+    if (t.base) tj["base"] = input_json(*t.base);
+    tj["inputs"] = json::array();
+    for (const auto& in : t.inputs) tj["inputs"].push_back(input_json(in));
+    json global = json::object();
+    for (const auto& [name, v] : t.params.global) global[name] = v;
+    json per_model = json::array();
+    for (const auto& p : t.params.per_model) {
+      json m = json::object();
+      for (const auto& [name, v] : p) m[name] = v;
+      per_model.push_back(m);
+    }
+    tj["parameters"] = {{"global", global}, {"per_model", per_model}};
+    j["tensors"].push_back(std::move(tj));
+  }
+  const auto shards = plan_shards(plan_tensor_specs(plan), plan.options.shard_size_max);
+  j["output_bytes"] = plan.output_bytes();
+  j["shards"] = shards.files;
+  j["peak_memory_estimate"] = plan.peak_memory_estimate();
+  j["config"] = plan.out_config;
+  j["notes"] = plan.notes;
+  return j;
+}
+
+}  // namespace llmerge

@@ -1,0 +1,115 @@
+// The planner: config + model headers -> the full list of output tensors.
+//
+// This is the only place where user input is validated. make_plan() reads
+// config.json files and safetensors headers (never tensor data), resolves
+// every parameter for every output tensor, and proves that every tensor
+// exists with a compatible shape and dtype. It reports *all* problems at once
+// in one Error (one line each, with the YAML location and the tensors and
+// shapes involved). A Plan that exists is valid: the executor and the kernels
+// do not check again.
+//
+// mergekit semantics followed here (mergekit-behaviour.md sections 2 and 4):
+//  - `models:` becomes one slice whose sources are every model with its full
+//    layer range; a base_model not listed is appended as a source (for
+//    methods that use a base).
+//  - Output layers are numbered from 0 across slices in order; a source reads
+//    layer `layer_range[0] + offset` of its own model.
+//  - Gradients: within an output slice of n layers, layer i has t = i/(n-1)
+//    (t = 1 when n == 1). Tensors outside the layers have t = 0; embeddings
+//    take their sources and parameters from the first slice, everything after
+//    the layers (final norm, lm_head) from the last slice.
+//  - Per-model parameters: source > slice > top level > default, filtered on
+//    the model's input tensor name. Global parameters: slice > top level >
+//    default, filtered on the output tensor name.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/config.h"
+#include "core/dtype.h"
+#include "io/model.h"
+#include "io/model_writer.h"
+#include "merge/method.h"
+
+namespace llmerge {
+
+struct PlanOptions {
+  std::optional<DType> dtype;      // --dtype, overrides the config's `dtype`
+  std::optional<DType> out_dtype;  // --out-dtype, overrides `out_dtype`
+  bool allow_crimes = false;       // allow models of different architectures
+  std::uint64_t shard_size_max = 5'000'000'000;
+  std::uint64_t seed = 0;          // recorded for random methods
+  int threads = 1;                 // for the memory estimate
+  std::int64_t chunk_elements = 1 << 20;
+};
+
+// One input of an output tensor.
+struct PlannedInput {
+  std::size_t model = 0;            // index into Plan::models
+  std::string tensor;               // name in that model
+  TensorRef ref;                    // where it is stored
+  std::vector<std::int64_t> shape;  // logical shape read (a leading sub-matrix of the stored one)
+};
+
+struct PlannedTensor {
+  std::string name;                 // output name
+  DType dtype = DType::BF16;        // output dtype
+  std::vector<std::int64_t> shape;  // output shape
+  const MethodSpec* method = nullptr;  // nullptr: copied verbatim from inputs[0] (non-float)
+  std::optional<PlannedInput> base;
+  std::vector<PlannedInput> inputs;    // non-base inputs, in config order
+  ResolvedParameters params;
+  std::int64_t layer = -1;          // output layer index, -1 outside the layers
+  std::int64_t numel() const;
+  std::uint64_t nbytes() const;
+};
+
+// Output layer <- sources, for `llmerge plan`.
+struct LayerMapping {
+  std::int64_t out_layer = 0;
+  std::size_t slice = 0;
+  double t = 0;
+  std::vector<std::pair<std::size_t, std::int64_t>> sources;  // (model, source layer)
+};
+
+struct Plan {
+  MergeConfig config;
+  const MethodSpec* method = nullptr;
+  std::vector<Model> models;               // distinct models, in order of first mention
+  std::vector<std::string> model_refs;     // the references as written, parallel to models
+  std::optional<std::size_t> base_model;   // the top-level base, if any
+  std::size_t donor = 0;                   // model whose config.json / tokenizer is used
+  std::vector<PlannedTensor> tensors;      // output order
+  std::vector<LayerMapping> layer_map;
+  std::int64_t out_layers = 0;
+  nlohmann::json out_config;               // the output config.json
+  DType compute_dtype_round = DType::F32;  // inputs are rounded to this first (config `dtype`)
+  bool round_inputs = false;
+  PlanOptions options;
+  std::vector<std::string> notes;          // non-fatal remarks for the user
+
+  std::uint64_t output_bytes() const;
+  // Upper bound of the executor's buffers: threads x (inputs + 1) x chunk x 4 bytes,
+  // plus headers. Whole-tensor statistics are streaming, so this does not
+  // depend on model size.
+  std::uint64_t peak_memory_estimate() const;
+};
+
+// Throws Error(config|shape|io|format|unsupported) listing every problem found.
+Plan make_plan(const MergeConfig& config, const PlanOptions& options);
+
+// The writer's tensor list for a plan, in plan order.
+std::vector<TensorSpec> plan_tensor_specs(const Plan& plan);
+
+// Human-readable plan (layer map, sample parameters, sizes, memory estimate).
+std::string describe_plan(const Plan& plan);
+// Machine-readable: every output tensor with its inputs and parameters.
+nlohmann::json plan_to_json(const Plan& plan);
+
+}  // namespace llmerge

@@ -1,0 +1,566 @@
+// make_plan: normalise the config into slices, map layers, gather each output
+// tensor's inputs, check shapes and dtypes. Parameter resolution lives in
+// parameters.cpp, the output config.json in output_config.cpp.
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include <fmt/core.h>
+#include <fmt/ranges.h>
+
+#include "io/output_files.h"
+#include "plan/diagnostics.h"
+#include "plan/plan.h"
+#include "plan/planner_internal.h"
+
+namespace llmerge {
+
+std::int64_t PlannedTensor::numel() const {
+  std::int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return n;
+}
+
+std::uint64_t PlannedTensor::nbytes() const {
+  return static_cast<std::uint64_t>(numel()) * static_cast<std::uint64_t>(dtype_bits(dtype)) / 8;
+}
+
+std::uint64_t Plan::output_bytes() const {
+  std::uint64_t total = 0;
+  for (const auto& t : tensors) total += t.nbytes();
+  return total;
+}
+
+std::uint64_t Plan::peak_memory_estimate() const {
+  std::size_t inputs_max = 0;
+  for (const auto& t : tensors) inputs_max = std::max(inputs_max, t.inputs.size() + (t.base ? 1 : 0));
+  const auto threads = static_cast<std::uint64_t>(std::max(1, options.threads));
+  // Per worker: one f32 buffer per input, one for the output, one raw read buffer.
+  const std::uint64_t per_thread = (inputs_max + 2) * static_cast<std::uint64_t>(options.chunk_elements) * 4;
+  std::uint64_t headers = 0;
+  for (const auto& m : models) {
+    for (const auto& f : m.files()) headers += f.header_size() * 2;  // JSON text + parsed entries
+  }
+  return threads * per_thread + headers + (16u << 20);  // + code and allocator slack
+}
+
+namespace plan_detail {
+
+std::string shape_string(const std::vector<std::int64_t>& shape) {
+  return fmt::format("[{}]", fmt::join(shape, ", "));
+}
+
+bool is_embedding_name(std::string_view name) {
+  return name.find("embed") != std::string_view::npos || name.find("wte") != std::string_view::npos ||
+         name.find("wpe") != std::string_view::npos || name.find("lm_head") != std::string_view::npos;
+}
+
+bool is_pre_weight(std::string_view name) {
+  return name.find("lm_head") == std::string_view::npos && is_embedding_name(name);
+}
+
+// The tensor a model without `lm_head.weight` uses instead: its input embedding
+// (mergekit's tied_names).
+const TensorRef* tied_fallback(const Model& model, std::string_view name) {
+  if (name.find("lm_head") == std::string_view::npos) return nullptr;
+  for (std::string_view candidate :
+       {"model.embed_tokens.weight", "transformer.wte.weight", "model.language_model.embed_tokens.weight",
+        "embed_tokens.weight", "transformer.embed_tokens.weight"}) {
+    if (const auto* ref = model.find(candidate)) return ref;
+  }
+  return nullptr;
+}
+
+}  // namespace plan_detail
+
+using namespace plan_detail;
+
+namespace {
+
+// A slice after normalisation: `models:` configs become one slice.
+struct NormSource {
+  std::size_t model = 0;
+  std::int64_t start = 0;
+  std::int64_t end = 0;
+  const ParameterMap* parameters = nullptr;  // nullptr: none
+  SourceLocation location;
+};
+
+struct NormSlice {
+  std::vector<NormSource> sources;
+  std::optional<std::size_t> base;  // index into sources
+  const ParameterMap* parameters = nullptr;
+  SourceLocation location;
+};
+
+struct Planner {
+  const MergeConfig& config;
+  Plan& plan;
+  Diagnostics diag;
+  std::map<std::string, std::size_t> model_index;  // reference -> Plan::models index
+
+  Planner(const MergeConfig& c, Plan& p) : config(c), plan(p), diag(c.file) {}
+
+  // ---------------------------------------------------------------- models
+
+  void open_model(const std::string& ref, SourceLocation where) {
+    if (model_index.count(ref)) return;
+    try {
+      auto path = resolve_model_reference(ref);
+      plan.models.push_back(Model::open(path, ref));
+      plan.model_refs.push_back(ref);
+      model_index[ref] = plan.models.size() - 1;
+    } catch (const Error& e) {
+      diag.add(e.kind(), where, fmt::format("model '{}': {}", ref, e.what()));
+    }
+  }
+
+  void open_models() {
+    for (const auto& m : config.models) open_model(m.model, m.location);
+    for (const auto& s : config.slices) {
+      for (const auto& src : s.sources) open_model(src.model, src.location);
+      if (s.base_model) open_model(*s.base_model, s.base_model_location);
+    }
+    if (config.base_model) open_model(*config.base_model, config.base_model_location);
+    if (config.tokenizer_source && *config.tokenizer_source != "base") {
+      open_model(*config.tokenizer_source, config.tokenizer_source_location);
+    }
+    diag.throw_if_any();  // nothing below makes sense without the models
+    for (std::size_t i = 0; i < plan.models.size(); ++i) {
+      const auto& q = plan.models[i].quantization();
+      if (q.quantized) {
+        diag.add(ErrorKind::unsupported, {},
+                 fmt::format("model '{}' is MLX-quantized ({}-bit); quantized inputs are not "
+                             "supported yet: dequantize it first",
+                             plan.model_refs[i], q.bits));
+      }
+    }
+  }
+
+  void check_architectures() {
+    std::optional<std::string> first;
+    std::size_t first_model = 0;
+    for (std::size_t i = 0; i < plan.models.size(); ++i) {
+      auto arch = plan.models[i].config_string("model_type");
+      if (!arch) continue;
+      if (!first) {
+        first = arch;
+        first_model = i;
+      } else if (*arch != *first && !plan.options.allow_crimes) {
+        diag.add(ErrorKind::shape, {},
+                 fmt::format("models '{}' ({}) and '{}' ({}) have different architectures; "
+                             "pass --allow-crimes to merge them anyway",
+                             plan.model_refs[first_model], *first, plan.model_refs[i], *arch));
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- slices
+
+  std::size_t model_of(const std::string& ref) const { return model_index.at(ref); }
+
+  std::vector<NormSlice> normalize() {
+    const bool uses_base = plan.method->base_use != MethodSpec::BaseUse::none;
+    std::vector<NormSlice> slices;
+    if (!config.models.empty()) {
+      NormSlice slice;
+      for (const auto& m : config.models) {
+        const auto index = model_of(m.model);
+        slice.sources.push_back({index, 0, plan.models[index].layers().count, &m.parameters, m.location});
+      }
+      if (config.base_model) {
+        const auto base = model_of(*config.base_model);
+        auto it = std::find_if(slice.sources.begin(), slice.sources.end(),
+                               [&](const NormSource& s) { return s.model == base; });
+        if (it == slice.sources.end() && uses_base) {
+          // mergekit: "Base model specified but not in input models - adding".
+          slice.sources.push_back({base, 0, plan.models[base].layers().count, nullptr,
+                                   config.base_model_location});
+          it = slice.sources.end() - 1;
+        } else if (it == slice.sources.end()) {
+          plan.notes.push_back(fmt::format("merge method '{}' does not use a base model; "
+                                           "base_model '{}' is ignored",
+                                           plan.method->name, *config.base_model));
+        }
+        if (uses_base) slice.base = static_cast<std::size_t>(it - slice.sources.begin());
+      }
+      slice.location = config.models.front().location;
+      slices.push_back(std::move(slice));
+    } else {
+      for (std::size_t si = 0; si < config.slices.size(); ++si) {
+        const auto& s = config.slices[si];
+        NormSlice slice;
+        slice.parameters = &s.parameters;
+        slice.location = s.location;
+        for (std::size_t k = 0; k < s.sources.size(); ++k) {
+          const auto& src = s.sources[k];
+          const auto index = model_of(src.model);
+          const auto layers = plan.models[index].layers().count;
+          if (!src.layer_range) {
+            diag.add(ErrorKind::config, src.location,
+                     fmt::format("slices[{}].sources[{}]: layer_range is required in a slice "
+                                 "(model '{}' has {} layers: write layer_range: [0, {}])",
+                                 si, k, src.model, layers, layers));
+            continue;
+          }
+          auto [start, end] = *src.layer_range;
+          if (start < 0 || end > layers || start >= end) {
+            diag.add(ErrorKind::config, src.layer_range_location,
+                     fmt::format("slices[{}].sources[{}]: layer_range [{}, {}] is past the end of "
+                                 "model '{}' ({} layers)",
+                                 si, k, start, end, src.model, layers));
+            continue;
+          }
+          slice.sources.push_back({index, start, end, &src.parameters, src.location});
+        }
+        if (slice.sources.empty()) continue;
+        const auto len = slice.sources.front().end - slice.sources.front().start;
+        for (std::size_t k = 1; k < slice.sources.size(); ++k) {
+          const auto& src = slice.sources[k];
+          if (src.end - src.start != len) {
+            diag.add(ErrorKind::config, src.location,
+                     fmt::format("slices[{}]: sources cover different numbers of layers ({} for "
+                                 "'{}', {} for '{}'); every source of a slice needs the same length",
+                                 si, len, plan.model_refs[slice.sources.front().model],
+                                 src.end - src.start, plan.model_refs[src.model]));
+          }
+        }
+        const auto& base_ref = s.base_model ? s.base_model : config.base_model;
+        if (base_ref && uses_base) {
+          const auto base = model_of(*base_ref);
+          auto it = std::find_if(slice.sources.begin(), slice.sources.end(),
+                                 [&](const NormSource& x) { return x.model == base; });
+          if (it == slice.sources.end()) {
+            diag.add(ErrorKind::config, s.location,
+                     fmt::format("slices[{}]: base model '{}' is not one of the slice's sources; "
+                                 "add it with the layer_range to use as the base",
+                                 si, *base_ref));
+          } else {
+            slice.base = static_cast<std::size_t>(it - slice.sources.begin());
+          }
+        }
+        slices.push_back(std::move(slice));
+      }
+    }
+    return slices;
+  }
+
+  void check_counts(const std::vector<NormSlice>& slices) {
+    const auto& m = *plan.method;
+    for (std::size_t si = 0; si < slices.size(); ++si) {
+      const auto& s = slices[si];
+      const auto where = s.location;
+      const std::string slice_name = config.slices.empty() ? "models" : fmt::format("slices[{}]", si);
+      if (m.base_use == MethodSpec::BaseUse::required && !s.base) {
+        diag.add(ErrorKind::config, config.merge_method_location,
+                 fmt::format("merge method '{}' needs a base_model (the model the others are "
+                             "compared against); add `base_model: <model>`",
+                             m.name));
+        continue;
+      }
+      const std::size_t others = s.sources.size() - (s.base ? 1 : 0);
+      if (others < m.models_min || (m.models_max > 0 && others > m.models_max)) {
+        std::string want = m.models_max == m.models_min ? fmt::format("exactly {}", m.models_min)
+                           : m.models_max == 0          ? fmt::format("at least {}", m.models_min)
+                                               : fmt::format("{} to {}", m.models_min, m.models_max);
+        diag.add(ErrorKind::config, where,
+                 fmt::format("{}: merge method '{}' takes {} model(s){}, but {} given", slice_name,
+                             m.name, want, s.base ? " besides the base" : "", others));
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- tensors
+
+  // Gathers the inputs of one output tensor from a slice, at source offset
+  // `offset` (layer tensors) or as-is (`offset` < 0: tensors outside layers).
+  void add_tensor(const NormSlice& slice, std::size_t slice_index, std::int64_t offset,
+                  const std::string& out_name, const std::string& suffix, std::int64_t out_layer,
+                  double t) {
+    PlannedTensor tensor;
+    tensor.name = out_name;
+    tensor.layer = out_layer;
+    std::vector<const NormSource*> sources;  // parallel to gathered inputs
+    std::optional<std::size_t> base_pos;
+    std::vector<PlannedInput> gathered;
+    bool missing = false;
+    for (std::size_t k = 0; k < slice.sources.size(); ++k) {
+      const auto& src = slice.sources[k];
+      const Model& model = plan.models[src.model];
+      std::string name = offset < 0 ? out_name
+                                    : fmt::format("{}.{}.{}", model.layers().prefix,
+                                                  src.start + offset, suffix);
+      const TensorRef* ref = model.find(name);
+      if (!ref && offset < 0) {
+        ref = tied_fallback(model, name);
+        if (ref) name = ref->info->name;
+      }
+      if (!ref) {
+        diag.add(ErrorKind::shape, src.location,
+                 fmt::format("tensor '{}' is missing from model '{}' (needed for output tensor "
+                             "'{}'); are the models of the same architecture?",
+                             name, plan.model_refs[src.model], out_name));
+        missing = true;
+        continue;
+      }
+      if (slice.base && *slice.base == k) base_pos = gathered.size();
+      gathered.push_back({src.model, name, *ref, ref->info->shape});
+      sources.push_back(&src);
+    }
+    if (missing || gathered.empty()) return;
+
+    const bool all_float = std::all_of(gathered.begin(), gathered.end(), [](const PlannedInput& in) {
+      return dtype_is_mergeable_float(in.ref.info->dtype);
+    });
+    if (!all_float) {
+      plan_copy(std::move(tensor), gathered, base_pos);
+      return;
+    }
+    if (!rectify_shapes(out_name, gathered, base_pos)) return;
+
+    tensor.method = plan.method;
+    tensor.shape = gathered.front().shape;
+    tensor.dtype = output_dtype(gathered[base_pos ? *base_pos : 0].ref.info->dtype);
+    const SourceLocation slice_loc = slice.location;
+    for (std::size_t i = 0; i < gathered.size(); ++i) {
+      if (base_pos && i == *base_pos) {
+        tensor.base = gathered[i];
+      } else {
+        tensor.inputs.push_back(gathered[i]);
+      }
+    }
+    std::vector<InputParameterSource> param_sources;
+    for (std::size_t i = 0; i < gathered.size(); ++i) {
+      if (base_pos && i == *base_pos) continue;
+      param_sources.push_back({sources[i]->parameters, gathered[i].tensor, sources[i]->location});
+    }
+    resolve_parameters(config, *plan.method, slice.parameters, slice_loc, param_sources,
+                       out_name, t, tensor.params, diag);
+    (void)slice_index;
+    plan.tensors.push_back(std::move(tensor));
+  }
+
+  // Non-float tensors (e.g. int64 position ids) are copied from the first input.
+  void plan_copy(PlannedTensor tensor, const std::vector<PlannedInput>& gathered,
+                 std::optional<std::size_t> base_pos) {
+    const auto& src = gathered[base_pos ? *base_pos : 0];
+    for (const auto& in : gathered) {
+      if (in.ref.info->dtype != src.ref.info->dtype || in.shape != src.shape) {
+        diag.add(ErrorKind::shape, {},
+                 fmt::format("tensor '{}': {} {} in model '{}' but {} {} in model '{}'; "
+                             "non-float tensors are copied and must agree",
+                             tensor.name, dtype_name(src.ref.info->dtype), shape_string(src.shape),
+                             plan.model_refs[src.model], dtype_name(in.ref.info->dtype),
+                             shape_string(in.shape), plan.model_refs[in.model]));
+        return;
+      }
+    }
+    tensor.method = nullptr;
+    tensor.shape = src.shape;
+    tensor.dtype = src.ref.info->dtype;
+    tensor.inputs.push_back(src);
+    plan.tensors.push_back(std::move(tensor));
+  }
+
+  // Embedding matrices of different vocab sizes are cut to a common shape as
+  // mergekit does (mergekit-behaviour.md section 1.2); any other shape
+  // mismatch is an error naming both models.
+  bool rectify_shapes(const std::string& out_name, std::vector<PlannedInput>& gathered,
+                      std::optional<std::size_t> base_pos) {
+    const auto& first = gathered[base_pos ? *base_pos : 0];
+    bool same = std::all_of(gathered.begin(), gathered.end(),
+                            [&](const PlannedInput& in) { return in.shape == first.shape; });
+    if (same) return true;
+    const bool all_2d = std::all_of(gathered.begin(), gathered.end(),
+                                    [](const PlannedInput& in) { return in.shape.size() == 2; });
+    if (is_embedding_name(out_name) && all_2d) {
+      std::vector<std::int64_t> target = first.shape;
+      if (plan.method->rectify_to_common || !base_pos) {
+        for (const auto& in : gathered) {
+          target[0] = std::min(target[0], in.shape[0]);
+          target[1] = std::min(target[1], in.shape[1]);
+        }
+      }
+      for (const auto& in : gathered) {
+        if (in.shape[0] < target[0] || in.shape[1] < target[1]) {
+          diag.add(ErrorKind::shape, {},
+                   fmt::format("tensor '{}': model '{}' has shape {}, smaller than the base "
+                               "model's {}; task-vector methods need every model at least as "
+                               "large as the base",
+                               out_name, plan.model_refs[in.model], shape_string(in.shape),
+                               shape_string(target)));
+          return false;
+        }
+      }
+      if (target[1] != first.shape[1]) {
+        diag.add(ErrorKind::shape, {},
+                 fmt::format("tensor '{}': embedding widths differ ({} in '{}' vs others); the "
+                             "hidden sizes of the models differ",
+                             out_name, first.shape[1], plan.model_refs[first.model]));
+        return false;
+      }
+      for (auto& in : gathered) in.shape = target;
+      rectified_vocab = target[0];
+      plan.notes.push_back(fmt::format("tensor '{}': vocab sizes differ; rows cut to {} as "
+                                       "mergekit does",
+                                       out_name, target[0]));
+      return true;
+    }
+    for (const auto& in : gathered) {
+      if (in.shape == first.shape) continue;
+      diag.add(ErrorKind::shape, {},
+               fmt::format("tensor '{}': shape {} in model '{}' but {} in model '{}'{}", out_name,
+                           shape_string(first.shape), plan.model_refs[first.model],
+                           shape_string(in.shape), plan.model_refs[in.model],
+                           shape_hint(first, in)));
+      return false;
+    }
+    return true;
+  }
+
+  std::string shape_hint(const PlannedInput& a, const PlannedInput& b) const {
+    auto hidden_a = plan.models[a.model].config_int("hidden_size");
+    auto hidden_b = plan.models[b.model].config_int("hidden_size");
+    if (hidden_a && hidden_b && *hidden_a != *hidden_b) {
+      return fmt::format(" (hidden size {} vs {}: these models cannot be merged)", *hidden_a,
+                         *hidden_b);
+    }
+    return " (different architectures or sizes cannot be merged)";
+  }
+
+  DType output_dtype(DType input) const {
+    if (plan.options.out_dtype) return *plan.options.out_dtype;
+    if (config.out_dtype) return *dtype_from_torch_name(*config.out_dtype);
+    if (plan.options.dtype) return *plan.options.dtype;
+    if (config.dtype) return *dtype_from_torch_name(*config.dtype);
+    return input == DType::F64 ? DType::F32 : input;
+  }
+
+  // Every non-layer tensor name that any source of `slice` has.
+  std::set<std::string> outside_names(const NormSlice& slice) const {
+    std::set<std::string> names;
+    for (const auto& src : slice.sources) {
+      const Model& model = plan.models[src.model];
+      const auto& prefix = model.layers().prefix;
+      for (auto& name : model.tensor_names()) {
+        if (!prefix.empty() && name.starts_with(prefix + ".")) continue;
+        names.insert(std::move(name));
+      }
+    }
+    return names;
+  }
+
+  // Layer suffixes ("mlp.up_proj.weight", ...) of one layer of a model, sorted.
+  std::vector<std::string> layer_suffixes(const Model& model, std::int64_t layer) const {
+    const std::string head = fmt::format("{}.{}.", model.layers().prefix, layer);
+    std::vector<std::string> out;
+    for (const auto& name : model.tensor_names()) {
+      if (name.starts_with(head)) out.push_back(name.substr(head.size()));
+    }
+    return out;
+  }
+
+  void plan_tensors(const std::vector<NormSlice>& slices) {
+    const Model& donor = plan.models[plan.donor];
+    const std::string out_prefix =
+        donor.layers().prefix.empty() ? plan.models[slices.front().sources.front().model].layers().prefix
+                                      : donor.layers().prefix;
+
+    // Embeddings first (from the first slice), then layers, then the rest (from the last slice).
+    const auto pre = outside_names(slices.front());
+    for (const auto& name : pre) {
+      if (is_pre_weight(name)) add_tensor(slices.front(), 0, -1, name, "", -1, 0.0);
+    }
+    std::int64_t out_layer = 0;
+    for (std::size_t si = 0; si < slices.size(); ++si) {
+      const auto& slice = slices[si];
+      const auto& lead = slice.sources.front();
+      const std::int64_t n = lead.end - lead.start;
+      for (std::int64_t offset = 0; offset < n; ++offset, ++out_layer) {
+        const double t = n == 1 ? 1.0 : static_cast<double>(offset) / static_cast<double>(n - 1);
+        LayerMapping mapping{out_layer, si, t, {}};
+        for (const auto& src : slice.sources) mapping.sources.emplace_back(src.model, src.start + offset);
+        plan.layer_map.push_back(std::move(mapping));
+        for (const auto& suffix : layer_suffixes(plan.models[lead.model], lead.start + offset)) {
+          add_tensor(slice, si, offset, fmt::format("{}.{}.{}", out_prefix, out_layer, suffix), suffix,
+                     out_layer, t);
+        }
+      }
+    }
+    plan.out_layers = out_layer;
+    const auto post = outside_names(slices.back());
+    for (const auto& name : post) {
+      if (is_pre_weight(name)) continue;
+      // lm_head is optional: written only if some model of the last slice has one.
+      if (name.find("lm_head") != std::string::npos) {
+        bool any = false;
+        for (const auto& src : slices.back().sources) any |= plan.models[src.model].find(name) != nullptr;
+        if (!any) continue;
+      }
+      add_tensor(slices.back(), slices.size() - 1, -1, name, "", -1, 0.0);
+    }
+  }
+
+  std::optional<std::int64_t> rectified_vocab;
+};
+
+}  // namespace
+
+Plan make_plan(const MergeConfig& config, const PlanOptions& options) {
+  Plan plan;
+  plan.config = config;
+  plan.options = options;
+  Planner planner(plan.config, plan);
+  auto& diag = planner.diag;
+
+  plan.method = find_method(config.merge_method);
+  if (!plan.method) {
+    std::vector<std::string> names;
+    for (const auto& m : method_registry()) names.push_back(m.name);
+    auto hint = closest_match(config.merge_method, names);
+    diag.add(ErrorKind::config, config.merge_method_location,
+             fmt::format("unknown merge_method '{}'{}", config.merge_method,
+                         hint ? fmt::format("; did you mean '{}'?", *hint)
+                              : fmt::format("; known methods: {}", fmt::join(names, ", "))));
+    diag.throw_if_any();
+  }
+  check_parameter_names(plan.config, *plan.method, diag);
+  if (config.chat_template && !resolve_chat_template(*config.chat_template)) {
+    diag.add(ErrorKind::unsupported, config.chat_template_location,
+             fmt::format("chat_template '{}' is not a Jinja template and not a built-in llmerge "
+                         "knows (chatml); paste the template text instead",
+                         *config.chat_template));
+  }
+  planner.open_models();
+  planner.check_architectures();
+  auto slices = planner.normalize();
+  diag.throw_if_any();
+  planner.check_counts(slices);
+  diag.throw_if_any();
+
+  if (config.base_model) {
+    plan.base_model = planner.model_of(*config.base_model);
+    plan.donor = *plan.base_model;
+  } else {
+    // The first model in config order (mergekit's choice depends on hash order).
+    plan.donor = slices.front().sources.front().model;
+  }
+  const auto round = options.dtype ? options.dtype
+                     : config.dtype ? dtype_from_torch_name(*config.dtype)
+                                    : std::nullopt;
+  if (round && *round != DType::F32) {
+    plan.round_inputs = true;
+    plan.compute_dtype_round = *round;
+  }
+
+  planner.plan_tensors(slices);
+  if (plan.tensors.empty() && diag.empty()) {
+    diag.add(ErrorKind::config, {}, "the merge produces no tensors");
+  }
+  diag.throw_if_any();
+  plan.out_config = build_output_config(plan, planner.rectified_vocab);
+  return plan;
+}
+
+}  // namespace llmerge

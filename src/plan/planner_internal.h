@@ -1,0 +1,45 @@
+// Pieces of the planner shared between its .cpp files. Not a public API.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "plan/diagnostics.h"
+#include "plan/plan.h"
+
+namespace llmerge {
+
+namespace plan_detail {
+std::string shape_string(const std::vector<std::int64_t>& shape);
+// Embedding-like tensors (input embeddings, lm_head): mergekit's `is_embed`.
+bool is_embedding_name(std::string_view name);
+// Tensors before the layers (input embeddings); all other non-layer tensors come after.
+bool is_pre_weight(std::string_view name);
+}  // namespace plan_detail
+
+// Where a non-base input's per-model parameters come from.
+struct InputParameterSource {
+  const ParameterMap* parameters = nullptr;  // the source's own parameters (may be null)
+  std::string tensor;                        // the input tensor name (for filters)
+  SourceLocation location;                   // of the source entry
+};
+
+// Every parameter name used anywhere in the config must be one the method
+// takes, at a level where it means something.
+void check_parameter_names(const MergeConfig& config, const MethodSpec& method, Diagnostics& diag);
+
+// Resolves the method's parameters for one output tensor (precedence and
+// filters as mergekit; see plan.h) and checks their ranges.
+void resolve_parameters(const MergeConfig& config, const MethodSpec& method,
+                        const ParameterMap* slice_parameters, SourceLocation slice_location,
+                        const std::vector<InputParameterSource>& inputs,
+                        const std::string& out_name, double t, ResolvedParameters& out,
+                        Diagnostics& diag);
+
+// The output config.json: the donor's, with layer count, per-layer arrays,
+// torch_dtype, tie_word_embeddings and (if embeddings were cut) vocab_size updated.
+nlohmann::json build_output_config(const Plan& plan, std::optional<std::int64_t> rectified_vocab);
+
+}  // namespace llmerge
