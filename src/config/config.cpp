@@ -1,0 +1,659 @@
+// YAML text -> MergeConfig (mergekit config.py MergeConfiguration;
+// mergekit-behaviour.md sections 2.1-2.3). Stricter than mergekit on purpose:
+// unknown keys and wrong types are errors with a location.
+#include "config/config.h"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <set>
+
+#include "core/dtype.h"
+#include "core/error.h"
+
+namespace llmerge {
+
+namespace {
+
+// A merge config is a few kilobytes. The cap bounds yaml-cpp's memory (a few
+// hundred bytes per node) on hostile input.
+constexpr std::size_t k_text_bytes_max = std::size_t{1} << 20;
+// Aliases share nodes, so a short file can describe an exponentially large tree
+// ("billion laughs"). Every node the traversal touches counts, so a bomb stops here.
+constexpr std::size_t k_node_visits_max = 1'000'000;
+// Long scalars are cut in messages.
+constexpr std::size_t k_quote_chars_max = 40;
+
+constexpr std::string_view k_value_expected =
+    "a number, a list of numbers, or a list of {filter, value}";
+
+const std::vector<std::string> k_top_level_keys = {
+    "merge_method", "base_model",       "models",    "slices",        "parameters", "dtype",
+    "out_dtype",    "tokenizer_source", "tokenizer", "chat_template", "name",       "modules"};
+const std::vector<std::string> k_model_keys = {"model", "parameters", "layer_range"};
+const std::vector<std::string> k_source_keys = {"model", "layer_range", "parameters"};
+// residual_weight: mergekit parses it into OutputSliceDefinition and never reads it.
+// Accepted (and type-checked) so that existing configs load; it has no effect.
+const std::vector<std::string> k_slice_keys = {"sources", "base_model", "parameters",
+                                               "residual_weight"};
+const std::vector<std::string> k_condition_keys = {"filter", "value"};
+const std::vector<std::string> k_tokenizer_keys = {"source", "tokens", "pad_to_multiple_of"};
+
+std::string child_path(const std::string& parent, std::string_view key) {
+  return parent.empty() ? std::string(key) : fmt::format("{}.{}", parent, key);
+}
+std::string item_path(const std::string& parent, std::size_t i) {
+  return fmt::format("{}[{}]", parent, i);
+}
+
+bool is_quoted(const YAML::Node& n) {
+  return n.Tag() == "!" || n.Tag() == "tag:yaml.org,2002:str";
+}
+
+enum class NumberParse { not_a_number, ok, out_of_range };
+
+// Decimal integers and floats, plus YAML's .inf / .nan. PyYAML's rarer int
+// spellings (0x.., 0o.., 1_000) stay strings.
+NumberParse parse_number(std::string_view s, double& out) {
+  std::string_view body = s;
+  const bool negative = !body.empty() && body[0] == '-';
+  if (!body.empty() && (body[0] == '+' || body[0] == '-')) body.remove_prefix(1);
+  if (body == ".inf" || body == ".Inf" || body == ".INF") {
+    out = negative ? -std::numeric_limits<double>::infinity()
+                   : std::numeric_limits<double>::infinity();
+    return NumberParse::ok;
+  }
+  if (s == ".nan" || s == ".NaN" || s == ".NAN") {
+    out = std::numeric_limits<double>::quiet_NaN();
+    return NumberParse::ok;
+  }
+  // from_chars would also take "inf" and "nan", which YAML reads as strings.
+  if (body.empty() || !((body[0] >= '0' && body[0] <= '9') || body[0] == '.'))
+    return NumberParse::not_a_number;
+  double v = 0;
+  const char* end = body.data() + body.size();
+  const auto [ptr, ec] = std::from_chars(body.data(), end, v, std::chars_format::general);
+  if (ptr != end) return NumberParse::not_a_number;
+  if (ec == std::errc::result_out_of_range) return NumberParse::out_of_range;
+  if (ec != std::errc()) return NumberParse::not_a_number;
+  out = negative ? -v : v;
+  return NumberParse::ok;
+}
+
+// PyYAML's (YAML 1.1) boolean spellings, so configs mean what they meant to mergekit.
+std::optional<bool> parse_bool(std::string_view s) {
+  for (std::string_view t : {"true", "True", "TRUE", "yes", "Yes", "YES", "on", "On", "ON"})
+    if (s == t) return true;
+  for (std::string_view f : {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"})
+    if (s == f) return false;
+  return std::nullopt;
+}
+
+std::string quote(const std::string& s) {
+  if (s.size() <= k_quote_chars_max) return "'" + s + "'";
+  return "'" + s.substr(0, k_quote_chars_max) + "...'";
+}
+
+std::string describe(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Scalar: {
+      double d = 0;
+      if (!is_quoted(n) && parse_number(n.Scalar(), d) != NumberParse::not_a_number)
+        return "the number " + n.Scalar();
+      if (!is_quoted(n) && parse_bool(n.Scalar())) return "the boolean " + n.Scalar();
+      return "the string " + quote(n.Scalar());
+    }
+    default:
+      return "nothing (null)";
+  }
+}
+
+SourceLocation location_of(const YAML::Node& n, SourceLocation fallback) {
+  const YAML::Mark m = n.Mark();
+  // A missing value (`key:`) is a null node whose mark points at the next token.
+  if (!n.IsDefined() || n.IsNull() || m.is_null() || m.line < 0) return fallback;
+  return {m.line + 1, m.column + 1};
+}
+
+struct MapEntry {
+  std::string key;
+  SourceLocation key_location;
+  YAML::Node value;
+};
+
+class Parser {
+ public:
+  explicit Parser(const std::string& file) : file_(file) {}
+
+  void parse_document(const YAML::Node& root, MergeConfig& config);
+
+ private:
+  [[noreturn]] void fail(ErrorKind kind, SourceLocation at, const std::string& message) const {
+    throw Error(kind, message, ErrorContext{file_, at.line, at.column, {}});
+  }
+  [[noreturn]] void fail_type(const YAML::Node& n, SourceLocation at, const std::string& path,
+                              std::string_view expected) const {
+    fail(ErrorKind::config, at,
+         fmt::format("{}: expected {}; found {}", path, expected, describe(n)));
+  }
+  void visit(SourceLocation at) {
+    if (++visits_ > k_node_visits_max)
+      fail(ErrorKind::config, at,
+           fmt::format("config is too large: more than {} YAML nodes once aliases are expanded",
+                       k_node_visits_max));
+  }
+
+  std::vector<MapEntry> map_entries(const YAML::Node& map, SourceLocation at,
+                                    const std::string& path,
+                                    const std::vector<std::string>* allowed);
+  std::string parse_string(const YAML::Node& n, SourceLocation at, const std::string& path);
+  std::string parse_model_reference(const YAML::Node& n, SourceLocation at,
+                                    const std::string& path);
+  std::string parse_tokenizer_source(const YAML::Node& n, SourceLocation at,
+                                     const std::string& path);
+  std::string parse_dtype(const YAML::Node& n, SourceLocation at, const std::string& path);
+  ParameterValue parse_value(const YAML::Node& n, SourceLocation at, const std::string& path,
+                             bool allow_conditions);
+  ParameterMap parse_parameters(const YAML::Node& n, SourceLocation at, const std::string& path);
+  std::pair<std::int64_t, std::int64_t> parse_layer_range(const YAML::Node& n, SourceLocation at,
+                                                          const std::string& path);
+  ModelSource parse_model_entry(const YAML::Node& n, SourceLocation at, const std::string& path,
+                                bool is_slice_source);
+  std::vector<ModelSource> parse_model_list(const YAML::Node& n, SourceLocation at,
+                                            const std::string& path, bool is_slice_source);
+  Slice parse_slice(const YAML::Node& n, SourceLocation at, const std::string& path);
+  std::optional<std::string> parse_tokenizer(const YAML::Node& n, SourceLocation at);
+
+  const std::string& file_;
+  std::size_t visits_ = 0;
+};
+
+std::vector<MapEntry> Parser::map_entries(const YAML::Node& map, SourceLocation at,
+                                          const std::string& path,
+                                          const std::vector<std::string>* allowed) {
+  std::vector<MapEntry> out;
+  std::set<std::string> seen;
+  const std::string where = path.empty() ? "" : " in " + path;
+  for (const auto& kv : map) {
+    const SourceLocation key_at = location_of(kv.first, at);
+    visit(key_at);
+    if (!kv.first.IsScalar())
+      fail_type(kv.first, key_at, path.empty() ? "top level" : path, "string keys");
+    const std::string& key = kv.first.Scalar();
+    if (allowed && std::find(allowed->begin(), allowed->end(), key) == allowed->end()) {
+      std::string message =
+          fmt::format("unknown {}key {}{}", path.empty() ? "top-level " : "", quote(key), where);
+      if (auto match = closest_match(key, *allowed))
+        message += fmt::format("; did you mean '{}'?", *match);
+      else
+        message += fmt::format("; expected one of: {}", fmt::join(*allowed, ", "));
+      fail(ErrorKind::config, key_at, message);
+    }
+    // PyYAML keeps the last duplicate silently; a duplicate is almost always a mistake.
+    if (!seen.insert(key).second)
+      fail(
+          ErrorKind::config, key_at,
+          fmt::format("duplicate {}key {}{}", path.empty() ? "top-level " : "", quote(key), where));
+    out.push_back({key, key_at, kv.second});
+  }
+  return out;
+}
+
+std::string Parser::parse_string(const YAML::Node& n, SourceLocation at, const std::string& path) {
+  visit(at);
+  if (!n.IsScalar()) fail_type(n, at, path, "a string");
+  return n.Scalar();
+}
+
+std::string Parser::parse_model_reference(const YAML::Node& n, SourceLocation at,
+                                          const std::string& path) {
+  visit(at);
+  if (n.IsMap())
+    fail(ErrorKind::unsupported, at,
+         fmt::format("{}: model references in dict form ({{model: {{path, revision}}}}) are not "
+                     "supported yet; write 'path' or 'org/name@revision'",
+                     path));
+  if (!n.IsScalar()) fail_type(n, at, path, "a model reference (a path or org/name[@revision])");
+  const std::string& ref = n.Scalar();
+  if (ref.empty()) fail(ErrorKind::config, at, path + ": the model reference is empty");
+  if (ref.find('+') != std::string::npos)
+    fail(ErrorKind::unsupported, at,
+         fmt::format("{}: LoRA references ('+') are not supported yet: {}", path, quote(ref)));
+  const std::size_t at_sign = ref.find('@');
+  if (at_sign != std::string::npos && (at_sign == 0 || at_sign + 1 == ref.size() ||
+                                       ref.find('@', at_sign + 1) != std::string::npos))
+    fail(ErrorKind::config, at,
+         fmt::format("{}: malformed model reference {}; expected 'path' or 'org/name@revision'",
+                     path, quote(ref)));
+  return ref;
+}
+
+std::string Parser::parse_tokenizer_source(const YAML::Node& n, SourceLocation at,
+                                           const std::string& path) {
+  if (n.IsScalar() && n.Scalar() == "union")
+    fail(ErrorKind::unsupported, at,
+         "tokenizer source 'union' is not supported yet; use 'base' or a model");
+  if (n.IsScalar() && n.Scalar() == "base") {
+    visit(at);
+    return "base";
+  }
+  return parse_model_reference(n, at, path);
+}
+
+std::string Parser::parse_dtype(const YAML::Node& n, SourceLocation at, const std::string& path) {
+  std::string name = parse_string(n, at, path);
+  if (!dtype_from_torch_name(name))
+    fail(ErrorKind::config, at,
+         fmt::format("{}: unknown dtype {}; expected bfloat16 (bf16), float16 (fp16, f16, half) "
+                     "or float32 (fp32, f32, float), optionally prefixed 'torch.'",
+                     path, quote(name)));
+  return name;
+}
+
+ParameterValue Parser::parse_value(const YAML::Node& n, SourceLocation at, const std::string& path,
+                                   bool allow_conditions) {
+  visit(at);
+  ParameterValue value;
+  value.location = at;
+  if (n.IsScalar()) {
+    const std::string& text = n.Scalar();
+    if (is_quoted(n)) {
+      value.kind = ParameterValue::Kind::string;
+      value.string = text;
+      return value;
+    }
+    switch (parse_number(text, value.number)) {
+      case NumberParse::ok:
+        value.kind = ParameterValue::Kind::number;
+        return value;
+      case NumberParse::out_of_range:
+        fail(ErrorKind::config, at, fmt::format("{}: the number {} is out of range", path, text));
+      case NumberParse::not_a_number:
+        break;
+    }
+    if (auto b = parse_bool(text)) {
+      value.kind = ParameterValue::Kind::boolean;
+      value.boolean = *b;
+      return value;
+    }
+    value.kind = ParameterValue::Kind::string;
+    value.string = text;
+    return value;
+  }
+  if (n.IsMap()) {
+    if (n["value"] || n["filter"])
+      fail(ErrorKind::config, at,
+           fmt::format("{}: a conditional parameter must be a list: write `- filter: ...` and "
+                       "`  value: ...` (one list item per condition)",
+                       path));
+    fail_type(n, at, path, k_value_expected);
+  }
+  if (!n.IsSequence()) fail_type(n, at, path, k_value_expected);
+  if (n.size() == 0) fail(ErrorKind::config, at, path + ": the list is empty");
+
+  if (n[0].IsMap()) {
+    if (!allow_conditions)
+      fail(ErrorKind::config, location_of(n[0], at),
+           fmt::format("{}: conditional parameters do not nest; a condition's value is a number "
+                       "or a list of numbers",
+                       path));
+    value.kind = ParameterValue::Kind::conditions;
+    std::size_t i = 0;
+    for (const YAML::Node& item : n) {
+      const std::string item_at_path = item_path(path, i++);
+      const SourceLocation item_at = location_of(item, at);
+      visit(item_at);
+      if (!item.IsMap())
+        fail_type(item, item_at, item_at_path, "a {filter, value} map like the first item");
+      ParameterCondition cond;
+      cond.location = item_at;
+      for (const MapEntry& e : map_entries(item, item_at, item_at_path, &k_condition_keys)) {
+        const SourceLocation value_at = location_of(e.value, e.key_location);
+        if (e.key == "filter") {
+          if (!e.value.IsNull())
+            cond.filter = parse_string(e.value, value_at, item_at_path + ".filter");
+        } else {
+          cond.value = std::make_shared<ParameterValue>(
+              parse_value(e.value, value_at, item_at_path + ".value", false));
+        }
+      }
+      if (!cond.value)
+        fail(ErrorKind::config, item_at,
+             fmt::format("{}: missing key 'value' in a conditional parameter", item_at_path));
+      value.conditions.push_back(std::move(cond));
+    }
+    return value;
+  }
+
+  value.kind = ParameterValue::Kind::gradient;
+  std::size_t i = 0;
+  for (const YAML::Node& item : n) {
+    const std::string item_at_path = item_path(path, i++);
+    const SourceLocation item_at = location_of(item, at);
+    visit(item_at);
+    if (item.IsSequence())
+      fail(
+          ErrorKind::config, item_at,
+          fmt::format("{}: lists do not nest; a gradient is a flat list of numbers", item_at_path));
+    if (!item.IsScalar() || is_quoted(item)) fail_type(item, item_at, item_at_path, "a number");
+    double number = 0;
+    switch (parse_number(item.Scalar(), number)) {
+      case NumberParse::ok:
+        break;
+      case NumberParse::out_of_range:
+        fail(ErrorKind::config, item_at,
+             fmt::format("{}: the number {} is out of range", item_at_path, item.Scalar()));
+      case NumberParse::not_a_number:
+        // mergekit (Python) interpolates booleans as 0/1.
+        if (auto b = parse_bool(item.Scalar())) {
+          number = *b ? 1 : 0;
+          break;
+        }
+        fail_type(item, item_at, item_at_path, "a number (a gradient is a list of numbers)");
+    }
+    value.gradient.push_back(number);
+  }
+  return value;
+}
+
+ParameterMap Parser::parse_parameters(const YAML::Node& n, SourceLocation at,
+                                      const std::string& path) {
+  visit(at);
+  ParameterMap out;
+  if (n.IsNull()) return out;
+  if (!n.IsMap()) fail_type(n, at, path, "a map of parameter names to values");
+  // Names are checked by the planner, which knows the method's parameters.
+  for (const MapEntry& e : map_entries(n, at, path, nullptr)) {
+    const SourceLocation value_at = location_of(e.value, e.key_location);
+    out.push_back(
+        {e.key, parse_value(e.value, value_at, child_path(path, e.key), true), e.key_location});
+  }
+  return out;
+}
+
+std::pair<std::int64_t, std::int64_t> Parser::parse_layer_range(const YAML::Node& n,
+                                                                SourceLocation at,
+                                                                const std::string& path) {
+  visit(at);
+  constexpr std::string_view expected = "a list of two integers [start, end]";
+  if (!n.IsSequence()) fail_type(n, at, path, expected);
+  if (n.size() != 2)
+    fail(ErrorKind::config, at,
+         fmt::format("{}: expected {}; found a list of {}", path, expected, n.size()));
+  std::int64_t bounds[2] = {0, 0};
+  for (std::size_t i = 0; i < 2; ++i) {
+    const YAML::Node item = n[i];
+    const SourceLocation item_at = location_of(item, at);
+    visit(item_at);
+    const std::string item_at_path = item_path(path, i);
+    if (!item.IsScalar() || is_quoted(item)) fail_type(item, item_at, item_at_path, "an integer");
+    std::string_view text = item.Scalar();
+    if (!text.empty() && text[0] == '+') text.remove_prefix(1);
+    const char* end = text.data() + text.size();
+    const auto [ptr, ec] = std::from_chars(text.data(), end, bounds[i]);
+    if (ptr != end || ec == std::errc::invalid_argument)
+      fail_type(item, item_at, item_at_path, "an integer");
+    if (ec == std::errc::result_out_of_range)
+      fail(ErrorKind::config, item_at,
+           fmt::format("{}: {} is out of range", item_at_path, item.Scalar()));
+  }
+  if (bounds[0] < 0)
+    fail(ErrorKind::config, at,
+         fmt::format("{}: layer_range [{}, {}] starts before layer 0", path, bounds[0], bounds[1]));
+  if (bounds[1] <= bounds[0])
+    fail(ErrorKind::config, at,
+         fmt::format("{}: layer_range [{}, {}] is empty; it is [start, end) with end > start", path,
+                     bounds[0], bounds[1]));
+  return {bounds[0], bounds[1]};
+}
+
+ModelSource Parser::parse_model_entry(const YAML::Node& n, SourceLocation at,
+                                      const std::string& path, bool is_slice_source) {
+  visit(at);
+  if (n.IsScalar())
+    fail(ErrorKind::config, at,
+         fmt::format("{}: expected a map like `- model: {}`; found the string {}", path, n.Scalar(),
+                     quote(n.Scalar())));
+  if (!n.IsMap())
+    fail_type(
+        n, at, path,
+        is_slice_source ? "a map {model, layer_range, parameters}" : "a map {model, parameters}");
+  ModelSource source;
+  source.location = at;
+  bool has_model = false;
+  const auto& allowed = is_slice_source ? k_source_keys : k_model_keys;
+  for (const MapEntry& e : map_entries(n, at, path, &allowed)) {
+    const SourceLocation value_at = location_of(e.value, e.key_location);
+    const std::string key_path = child_path(path, e.key);
+    if (e.key == "model") {
+      source.model = parse_model_reference(e.value, value_at, key_path);
+      has_model = true;
+    } else if (e.key == "parameters") {
+      source.parameters = parse_parameters(e.value, value_at, key_path);
+    } else if (!is_slice_source) {  // layer_range under models:
+      fail(ErrorKind::config, e.key_location,
+           fmt::format("{}: layer_range belongs in slices[].sources[]; under models: every "
+                       "model is merged whole",
+                       path));
+    } else {
+      source.layer_range = parse_layer_range(e.value, value_at, key_path);
+      source.layer_range_location = value_at;
+    }
+  }
+  if (!has_model) fail(ErrorKind::config, at, path + ": missing required key 'model'");
+  if (is_slice_source && !source.layer_range)
+    fail(ErrorKind::config, at, path + ": missing required key 'layer_range'");
+  return source;
+}
+
+std::vector<ModelSource> Parser::parse_model_list(const YAML::Node& n, SourceLocation at,
+                                                  const std::string& path, bool is_slice_source) {
+  visit(at);
+  if (!n.IsSequence())
+    fail_type(n, at, path,
+              is_slice_source ? "a list of {model, layer_range, parameters}"
+                              : "a list of {model, parameters}");
+  if (n.size() == 0) fail(ErrorKind::config, at, path + ": the list is empty");
+  std::vector<ModelSource> out;
+  std::size_t i = 0;
+  for (const YAML::Node& item : n)
+    out.push_back(
+        parse_model_entry(item, location_of(item, at), item_path(path, i++), is_slice_source));
+  return out;
+}
+
+Slice Parser::parse_slice(const YAML::Node& n, SourceLocation at, const std::string& path) {
+  visit(at);
+  if (!n.IsMap()) fail_type(n, at, path, "a map {sources, base_model, parameters}");
+  Slice slice;
+  slice.location = at;
+  bool has_sources = false;
+  for (const MapEntry& e : map_entries(n, at, path, &k_slice_keys)) {
+    const SourceLocation value_at = location_of(e.value, e.key_location);
+    const std::string key_path = child_path(path, e.key);
+    if (e.key == "sources") {
+      slice.sources = parse_model_list(e.value, value_at, key_path, true);
+      has_sources = true;
+    } else if (e.key == "base_model") {
+      visit(value_at);
+      if (!e.value.IsNull()) {
+        slice.base_model = parse_model_reference(e.value, value_at, key_path);
+        slice.base_model_location = value_at;
+      }
+    } else if (e.key == "parameters") {
+      slice.parameters = parse_parameters(e.value, value_at, key_path);
+    } else {  // residual_weight: dead in mergekit, so only its type is checked
+      double unused = 0;
+      visit(value_at);
+      if (!e.value.IsNull() && (!e.value.IsScalar() || is_quoted(e.value) ||
+                                parse_number(e.value.Scalar(), unused) != NumberParse::ok))
+        fail_type(e.value, value_at, key_path, "a number");
+    }
+  }
+  if (!has_sources) fail(ErrorKind::config, at, path + ": missing required key 'sources'");
+  return slice;
+}
+
+std::optional<std::string> Parser::parse_tokenizer(const YAML::Node& n, SourceLocation at) {
+  visit(at);
+  if (n.IsNull()) return std::nullopt;
+  if (!n.IsMap()) fail_type(n, at, "tokenizer", "a map {source, tokens, pad_to_multiple_of}");
+  std::optional<std::string> source;
+  for (const MapEntry& e : map_entries(n, at, "tokenizer", &k_tokenizer_keys)) {
+    const SourceLocation value_at = location_of(e.value, e.key_location);
+    if (e.key == "source") {
+      if (!e.value.IsNull()) source = parse_tokenizer_source(e.value, value_at, "tokenizer.source");
+    } else {
+      fail(ErrorKind::unsupported, e.key_location,
+           fmt::format("tokenizer.{} is not supported yet", e.key));
+    }
+  }
+  // mergekit's default source is "union".
+  if (!source)
+    fail(ErrorKind::unsupported, at,
+         "tokenizer: without a source means 'union', which is not supported yet; add "
+         "`source: base` or a model");
+  return source;
+}
+
+void Parser::parse_document(const YAML::Node& root, MergeConfig& config) {
+  const SourceLocation root_at = location_of(root, {1, 1});
+  visit(root_at);
+  if (!root.IsMap())
+    fail_type(root, root_at, "config", "a map of keys (merge_method, models or slices, ...)");
+  std::optional<SourceLocation> models_at, slices_at, tokenizer_at;
+  bool has_merge_method = false;
+  for (const MapEntry& e : map_entries(root, root_at, "", &k_top_level_keys)) {
+    const SourceLocation at = location_of(e.value, e.key_location);
+    const bool null = e.value.IsNull();
+    if (e.key == "merge_method") {
+      config.merge_method = parse_string(e.value, at, e.key);
+      config.merge_method_location = at;
+      has_merge_method = true;
+    } else if (e.key == "base_model") {
+      if (!null) config.base_model = parse_model_reference(e.value, at, e.key);
+      config.base_model_location = at;
+    } else if (e.key == "models" || e.key == "slices") {
+      const bool is_models = e.key == "models";
+      if ((is_models ? slices_at : models_at).has_value())
+        fail(ErrorKind::config, e.key_location,
+             "models and slices are mutually exclusive: use models: to merge whole models, or "
+             "slices: to pick layer ranges");
+      if (is_models) {
+        models_at = e.key_location;
+        config.models = parse_model_list(e.value, at, e.key, false);
+      } else {
+        slices_at = e.key_location;
+        visit(at);
+        if (!e.value.IsSequence()) fail_type(e.value, at, e.key, "a list of slices");
+        if (e.value.size() == 0) fail(ErrorKind::config, at, "slices: the list is empty");
+        std::size_t i = 0;
+        for (const YAML::Node& item : e.value)
+          config.slices.push_back(
+              parse_slice(item, location_of(item, at), item_path("slices", i++)));
+      }
+    } else if (e.key == "parameters") {
+      config.parameters = parse_parameters(e.value, at, e.key);
+    } else if (e.key == "dtype") {
+      if (!null) config.dtype = parse_dtype(e.value, at, e.key);
+      config.dtype_location = at;
+    } else if (e.key == "out_dtype") {
+      if (!null) config.out_dtype = parse_dtype(e.value, at, e.key);
+      config.out_dtype_location = at;
+    } else if (e.key == "tokenizer_source" || e.key == "tokenizer") {
+      if (tokenizer_at)
+        fail(ErrorKind::config, e.key_location,
+             "tokenizer_source and tokenizer are mutually exclusive; write `tokenizer: {source: "
+             "...}` or `tokenizer_source: ...`, not both");
+      tokenizer_at = e.key_location;
+      if (e.key == "tokenizer")
+        config.tokenizer_source = parse_tokenizer(e.value, at);
+      else if (!null)
+        config.tokenizer_source = parse_tokenizer_source(e.value, at, e.key);
+      config.tokenizer_source_location = at;
+    } else if (e.key == "chat_template") {
+      if (!null) config.chat_template = parse_string(e.value, at, e.key);
+      config.chat_template_location = at;
+    } else if (e.key == "name") {
+      parse_string(e.value, at, e.key);  // mergekit-multi's document name; unused here
+    } else {                             // modules
+      fail(ErrorKind::unsupported, e.key_location,
+           "multi-module configs (modules:) are not supported yet; use models: or slices:");
+    }
+  }
+  if (!has_merge_method) fail(ErrorKind::config, root_at, "missing required key 'merge_method'");
+  if (!models_at && !slices_at)
+    fail(ErrorKind::config, root_at,
+         "the config needs models: (whole models) or slices: (layer ranges)");
+}
+
+}  // namespace
+
+MergeConfig parse_config(std::string_view yaml_text, const std::string& file) {
+  const auto error = [&](ErrorKind kind, int line, int column, const std::string& message) {
+    return Error(kind, message, ErrorContext{file, line, column, {}});
+  };
+  if (yaml_text.size() > k_text_bytes_max)
+    throw error(
+        ErrorKind::config, 0, 0,
+        fmt::format("config is {} bytes; the limit is {} (a merge config is a few kilobytes)",
+                    yaml_text.size(), k_text_bytes_max));
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(std::string(yaml_text));
+  } catch (const YAML::Exception& e) {
+    const bool has_mark = !e.mark.is_null() && e.mark.line >= 0;
+    throw error(ErrorKind::config, has_mark ? e.mark.line + 1 : 0, has_mark ? e.mark.column + 1 : 0,
+                "invalid YAML: " + e.msg);
+  }
+  const YAML::Node* root = nullptr;
+  for (const YAML::Node& doc : documents) {
+    if (doc.IsNull()) continue;
+    if (root) {
+      const SourceLocation at = location_of(doc, {});
+      throw error(ErrorKind::unsupported, at.line, at.column,
+                  "several YAML documents in one config (mergekit-multi) are not supported yet; "
+                  "write one merge per file");
+    }
+    root = &doc;
+  }
+  if (!root) throw error(ErrorKind::config, 0, 0, "the config is empty");
+
+  MergeConfig config;
+  config.file = file;
+  config.text = std::string(yaml_text);
+  Parser(file).parse_document(*root, config);
+  return config;
+}
+
+MergeConfig load_config(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f)
+    throw Error(ErrorKind::io, fmt::format("cannot open config: {}", std::strerror(errno)),
+                ErrorContext{path, 0, 0, {}});
+  std::string text;
+  char buffer[1 << 14];
+  std::size_t n = 0;
+  // One byte past the cap is enough for parse_config to report the size.
+  while (text.size() <= k_text_bytes_max && (n = std::fread(buffer, 1, sizeof buffer, f)) > 0)
+    text.append(buffer, n);
+  const bool failed = std::ferror(f) != 0;
+  const int saved_errno = errno;
+  std::fclose(f);
+  if (failed)
+    throw Error(ErrorKind::io, fmt::format("cannot read config: {}", std::strerror(saved_errno)),
+                ErrorContext{path, 0, 0, {}});
+  return parse_config(text, path);
+}
+
+}  // namespace llmerge
