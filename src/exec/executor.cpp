@@ -137,7 +137,7 @@ class Executor {
   void load(const PlannedInput& in, std::int64_t begin, std::int64_t n, float* dst, Worker& w) const {
     const DType dtype = in.ref.info->dtype;
     read_raw(in, begin, n, w.raw.data());
-    load_f32(dtype, w.raw.data(), dst, static_cast<std::size_t>(n));
+    kernels::load_f32(dtype, w.raw.data(), dst, static_cast<std::size_t>(n));
     // mergekit casts every input to the config `dtype` before any math.
     if (plan_.round_inputs && dtype_bits(dtype) > dtype_bits(plan_.compute_dtype_round)) {
       round_f32_to(plan_.compute_dtype_round, dst, static_cast<std::size_t>(n));
@@ -208,7 +208,7 @@ class Executor {
       throw_if_cancelled();
       const std::int64_t n = std::min(chunk_, numel - begin);
       merge->compute(load_chunk(t, begin, n, w), w.out.data());
-      store_from_f32(t.dtype, w.out.data(), w.raw.data(), static_cast<std::size_t>(n));
+      kernels::store_from_f32(t.dtype, w.out.data(), w.raw.data(), static_cast<std::size_t>(n));
       writer_.write(index, static_cast<std::uint64_t>(begin) * out_item, w.raw.data(),
                     static_cast<std::uint64_t>(n) * out_item);
       bytes_done_.fetch_add(static_cast<std::uint64_t>(n) * out_item);
