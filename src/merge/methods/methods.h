@@ -1,0 +1,51 @@
+// The built-in merge methods: one factory per method file, collected in a
+// fixed order by method_registry() (registry.cpp).
+#pragma once
+
+#include <limits>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "merge/method.h"
+
+namespace llmerge {
+
+MethodSpec make_linear_spec();
+MethodSpec make_slerp_spec();
+MethodSpec make_task_arithmetic_spec();
+MethodSpec make_ties_spec();
+MethodSpec make_dare_ties_spec();
+MethodSpec make_dare_linear_spec();
+MethodSpec make_passthrough_spec();
+
+// Default of an optional parameter that has no value unless the user sets
+// one (passthrough's `scale`): the planner fills in NaN, the method reads
+// NaN as "unset".
+inline constexpr double k_parameter_unset = std::numeric_limits<double>::quiet_NaN();
+
+// Builders for the specs' parameter tables.
+inline ParameterSpec number_parameter(std::string name, ParameterSpec::Scope scope,
+                                      std::optional<double> default_value, std::string help) {
+  ParameterSpec p;
+  p.name = std::move(name);
+  p.scope = scope;
+  p.type = ParameterSpec::Type::number;
+  p.default_value = default_value;
+  p.help = std::move(help);
+  return p;
+}
+
+inline ParameterSpec bool_parameter(std::string name, bool default_value, std::string help) {
+  ParameterSpec p;
+  p.name = std::move(name);
+  p.scope = ParameterSpec::Scope::global;
+  p.type = ParameterSpec::Type::boolean;
+  p.default_value = default_value ? 1.0 : 0.0;
+  p.min = 0.0;
+  p.max = 1.0;
+  p.help = std::move(help);
+  return p;
+}
+
+}  // namespace llmerge

@@ -1,0 +1,65 @@
+#include <string>
+
+#include "core/error.h"
+#include "merge/method.h"
+#include "merge/methods/methods.h"
+
+namespace llmerge {
+namespace {
+
+template <class Pairs>
+const double* find_value(const Pairs& pairs, std::string_view name) {
+  for (const auto& [key, value] : pairs) {
+    if (key == name) return &value;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+const ParameterSpec* MethodSpec::find_parameter(std::string_view parameter) const {
+  for (const ParameterSpec& p : parameters) {
+    if (p.name == parameter) return &p;
+  }
+  return nullptr;
+}
+
+double ResolvedParameters::global_value(std::string_view name) const {
+  if (const double* v = find_value(global, name)) return *v;
+  throw Error(ErrorKind::internal, "parameter '" + std::string(name) + "' was not resolved");
+}
+
+double ResolvedParameters::model_value(std::size_t model, std::string_view name) const {
+  if (model >= per_model.size()) {
+    throw Error(ErrorKind::internal, "no resolved parameters for model " + std::to_string(model) +
+                                         " (have " + std::to_string(per_model.size()) + ")");
+  }
+  if (const double* v = find_value(per_model[model], name)) return *v;
+  throw Error(ErrorKind::internal, "parameter '" + std::string(name) +
+                                       "' was not resolved for model " + std::to_string(model));
+}
+
+const std::vector<MethodSpec>& method_registry() {
+  // Same order as mergekit's registry table (mergekit-behaviour.md 1.1).
+  static const std::vector<MethodSpec> registry = [] {
+    std::vector<MethodSpec> specs;
+    specs.push_back(make_linear_spec());
+    specs.push_back(make_slerp_spec());
+    specs.push_back(make_task_arithmetic_spec());
+    specs.push_back(make_ties_spec());
+    specs.push_back(make_dare_ties_spec());
+    specs.push_back(make_dare_linear_spec());
+    specs.push_back(make_passthrough_spec());
+    return specs;
+  }();
+  return registry;
+}
+
+const MethodSpec* find_method(std::string_view name) {
+  for (const MethodSpec& spec : method_registry()) {
+    if (spec.name == name) return &spec;
+  }
+  return nullptr;
+}
+
+}  // namespace llmerge
