@@ -18,6 +18,7 @@
 #include "merge/methods/methods.h"
 #include "merge/methods/rank_select.h"
 #include "merge/random.h"
+#include "test_util.h"
 
 namespace llmerge {
 namespace {
@@ -180,6 +181,19 @@ TEST(Registry2, NewMethodsDeclareMergekitDefaultsAndBaseUse) {
   EXPECT_FALSE(find_method("della")->rectify_to_common);
 }
 
+TEST(MethodsCommand, ListsEveryMethodWithItsParameters) {
+  std::string text;
+  ASSERT_EQ(testing::run_cli("methods", &text), 0) << text;
+  for (const MethodSpec& spec : method_registry())
+    EXPECT_NE(text.find(spec.name + " "), std::string::npos) << spec.name;
+  EXPECT_NE(text.find("(0, 1]"), std::string::npos);  // density's range
+  std::string json;
+  ASSERT_EQ(testing::run_cli("methods --json", &json), 0) << json;
+  EXPECT_NE(json.find("\"name\": \"arcee_fusion\""), std::string::npos);
+  EXPECT_NE(json.find("\"name\": \"select_topk\""), std::string::npos);
+  EXPECT_NE(json.find("\"base_model\": \"optional\""), std::string::npos);
+}
+
 // -------------------------------------------------------------- RankSelect
 
 TEST(RankSelect, FindsExactOrderStatisticsWithCounts) {
@@ -280,7 +294,7 @@ TEST(Nuslerp, MatchesReferenceInEveryModeWithAndWithoutBase) {
   const std::vector<Values> weights = {{{"weight", 0.3}}, {{"weight", 0.9}}};
   for (int mode = 0; mode < 3; ++mode) {
     for (const bool with_base : {false, true}) {
-      SCOPED_TRACE(testing::Message() << "mode " << mode << " base " << with_base);
+      SCOPED_TRACE(::testing::Message() << "mode " << mode << " base " << with_base);
       const MergeRun run{
           "nuslerp",
           {{"nuslerp_flatten", mode == 0 ? 1.0 : 0.0}, {"nuslerp_row_wise", mode == 2 ? 1.0 : 0.0}},
@@ -760,7 +774,7 @@ TEST(Breadcrumbs, DropsOutliersAndSmallEntriesLikeReference) {
                                          {{"weight", 0.7}, {"density", 0.9}, {"gamma", 0.2}}};
   for (const bool consensus : {false, true}) {
     for (const bool rescale : {false, true}) {
-      SCOPED_TRACE(testing::Message() << consensus << rescale);
+      SCOPED_TRACE(::testing::Message() << consensus << rescale);
       const MergeRun run{consensus ? "breadcrumbs_ties" : "breadcrumbs",
                          {{"rescale", rescale ? 1.0 : 0.0}, {"normalize", 1}},
                          per_model};
