@@ -21,7 +21,7 @@ build: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 demo: build
-	@bash scripts/demo.sh $(BUILD_DIR)/llmerge
+	@bash scripts/demo.sh $(BUILD_DIR)/src/llmerge
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)

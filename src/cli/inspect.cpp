@@ -53,9 +53,9 @@ std::optional<std::int64_t> first_int(const Model& m, std::initializer_list<cons
   return std::nullopt;
 }
 
-// The shard's name relative to the model folder (the file name for a lone file).
+// The shard's name relative to the model folder (the path for a lone file).
 std::string file_label(const Model& m, const SafetensorsFile& f) {
-  return fs::is_directory(m.path()) ? f.path().filename().string() : f.path().string();
+  return f.path() == m.path() ? f.path().string() : f.path().filename().string();
 }
 
 struct Facts {

@@ -67,6 +67,7 @@ class Executor {
       const auto interval = std::chrono::duration<double>(options_.progress_interval_s);
       while (running_ > 0 || !started_all(threads)) {
         done_cv_.wait_for(lock, std::chrono::duration_cast<std::chrono::milliseconds>(interval));
+        if (running_ == 0 && started_all(threads)) break;
         lock.unlock();
         report();
         lock.lock();

@@ -117,12 +117,13 @@ struct Planner {
   }
 
   void open_models() {
+    // The base first: it is the config donor and leads the model card's list.
+    if (config.base_model) open_model(*config.base_model, config.base_model_location);
     for (const auto& m : config.models) open_model(m.model, m.location);
     for (const auto& s : config.slices) {
       for (const auto& src : s.sources) open_model(src.model, src.location);
       if (s.base_model) open_model(*s.base_model, s.base_model_location);
     }
-    if (config.base_model) open_model(*config.base_model, config.base_model_location);
     if (config.tokenizer_source && *config.tokenizer_source != "base") {
       open_model(*config.tokenizer_source, config.tokenizer_source_location);
     }

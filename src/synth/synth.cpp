@@ -8,6 +8,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 
 #include <fmt/core.h>
 
@@ -51,55 +52,79 @@ std::uint64_t stream_key(std::uint64_t seed, std::string_view tensor) {
   return mix64(mix64(seed) ^ fnv1a(tensor));
 }
 
+float uniform_from_bits(std::uint64_t bits16) {
+  return (static_cast<float>(bits16 & 0xffffu) + 0.5f) * (1.0f / 32768.0f) - 1.0f;
+}
+
 // Calls f(i, u) for elements [first, first + n), u ~ uniform(-1, 1) a pure
-// function of (key, i): one 64-bit counter hash gives four 16-bit values.
+// function of (key, element index): one 64-bit counter hash gives four 16-bit
+// values, so element e uses bits 16 * (e % 4) of hash number e / 4.
 template <typename F>
 void for_each_uniform(std::uint64_t key, std::uint64_t first, std::uint64_t n, F&& f) {
-  std::uint64_t word = 0;
-  for (std::uint64_t i = 0; i < n; ++i) {
-    const std::uint64_t e = first + i;
-    if (i == 0 || (e & 3) == 0) word = mix64(key + ((e >> 2) + 1) * k_golden);
-    const auto bits = static_cast<std::uint32_t>(word >> ((e & 3) * 16)) & 0xffffu;
-    f(i, (static_cast<float>(bits) + 0.5f) * (1.0f / 32768.0f) - 1.0f);
+  auto word_at = [key](std::uint64_t e) { return mix64(key + ((e >> 2) + 1) * k_golden); };
+  std::uint64_t i = 0;
+  for (; i < n && ((first + i) & 3) != 0; ++i) {
+    f(i, uniform_from_bits(word_at(first + i) >> (((first + i) & 3) * 16)));
+  }
+  for (; i + 4 <= n; i += 4) {
+    const std::uint64_t word = word_at(first + i);
+    f(i, uniform_from_bits(word));
+    f(i + 1, uniform_from_bits(word >> 16));
+    f(i + 2, uniform_from_bits(word >> 32));
+    f(i + 3, uniform_from_bits(word >> 48));
+  }
+  for (; i < n; ++i)
+    f(i, uniform_from_bits(word_at(first + i) >> (((first + i) & 3) * 16)));
+}
+
+template <DType D, typename T>
+void store(unsigned char* dst, std::uint64_t i, T v) {
+  if constexpr (D == DType::BF16) {
+    const std::uint16_t h = f32_to_bf16(static_cast<float>(v));
+    std::memcpy(dst + 2 * i, &h, 2);
+  } else if constexpr (D == DType::F16) {
+    const std::uint16_t h = f32_to_f16(static_cast<float>(v));
+    std::memcpy(dst + 2 * i, &h, 2);
+  } else if constexpr (D == DType::F32) {
+    const float f = static_cast<float>(v);
+    std::memcpy(dst + 4 * i, &f, 4);
+  } else {
+    const double d = v;
+    std::memcpy(dst + 8 * i, &d, 8);
   }
 }
 
-void store(DType dtype, unsigned char* dst, std::uint64_t i, float v) {
-  switch (dtype) {
-    case DType::BF16: {
-      const std::uint16_t h = f32_to_bf16(v);
-      std::memcpy(dst + 2 * i, &h, 2);
-      return;
-    }
-    case DType::F16: {
-      const std::uint16_t h = f32_to_f16(v);
-      std::memcpy(dst + 2 * i, &h, 2);
-      return;
-    }
-    case DType::F32:
-      std::memcpy(dst + 4 * i, &v, 4);
-      return;
-    default:
-      throw Error(ErrorKind::internal, "synth: unexpected dtype");
+template <DType D>
+double load(const unsigned char* src, std::uint64_t i) {
+  if constexpr (D == DType::F64) {
+    double v;
+    std::memcpy(&v, src + 8 * i, 8);
+    return v;
+  } else if constexpr (D == DType::F32) {
+    float v;
+    std::memcpy(&v, src + 4 * i, 4);
+    return v;
+  } else {
+    std::uint16_t h;
+    std::memcpy(&h, src + 2 * i, 2);
+    return D == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
   }
 }
 
-float load(DType dtype, const unsigned char* src, std::uint64_t i) {
-  std::uint16_t h;
-  switch (dtype) {
+// Calls f(std::integral_constant<DType, D>{}) for the float dtype `d`.
+template <typename F>
+void dispatch_float(DType d, F&& f) {
+  switch (d) {
     case DType::BF16:
-      std::memcpy(&h, src + 2 * i, 2);
-      return bf16_to_f32(h);
+      return f(std::integral_constant<DType, DType::BF16>{});
     case DType::F16:
-      std::memcpy(&h, src + 2 * i, 2);
-      return f16_to_f32(h);
-    case DType::F32: {
-      float f;
-      std::memcpy(&f, src + 4 * i, 4);
-      return f;
-    }
+      return f(std::integral_constant<DType, DType::F16>{});
+    case DType::F32:
+      return f(std::integral_constant<DType, DType::F32>{});
+    case DType::F64:
+      return f(std::integral_constant<DType, DType::F64>{});
     default:
-      throw Error(ErrorKind::internal, "synth: unexpected dtype");
+      throw Error(ErrorKind::internal, "synth: not a float dtype");
   }
 }
 
@@ -165,7 +190,8 @@ bool is_tied(const SynthOptions& o) {
   return family_always_tied(o.family) || o.tied.value_or(false);
 }
 
-std::string dump(const nlohmann::ordered_json& j) {
+template <typename Json>
+std::string dump(const Json& j) {
   return j.dump(2) + "\n";
 }
 
@@ -185,9 +211,11 @@ void write_fresh(const SynthOptions& options, const fs::path& out_dir) {
     const bool norm = is_norm_weight(spec);
     const float center = norm ? norm_center : 0.0f;
     const float half_width = norm ? k_norm_half_width : k_weight_half_width;
-    for_each_uniform(
-        stream_key(options.seed, spec.name), c.offset / elem, c.len / elem,
-        [&](std::uint64_t i, float u) { store(spec.dtype, buf, i, center + half_width * u); });
+    dispatch_float(spec.dtype, [&](auto d) {
+      for_each_uniform(
+          stream_key(options.seed, spec.name), c.offset / elem, c.len / elem,
+          [&](std::uint64_t i, float u) { store<d()>(buf, i, center + half_width * u); });
+    });
     writer.write(c.tensor, c.offset, buf, c.len);
   });
   writer.commit();
@@ -201,18 +229,15 @@ double typical_magnitude(const SafetensorsFile& file, const TensorInfo& info) {
   file.read(info, 0, buf.data(), buf.size());
   double sum = 0;
   std::uint64_t finite = 0;
-  for (std::uint64_t i = 0; i < n; ++i) {
-    double v;
-    if (info.dtype == DType::F64) {
-      std::memcpy(&v, buf.data() + 8 * i, 8);
-    } else {
-      v = load(info.dtype, buf.data(), i);
+  dispatch_float(info.dtype, [&](auto d) {
+    for (std::uint64_t i = 0; i < n; ++i) {
+      const double v = load<d()>(buf.data(), i);
+      if (std::isfinite(v)) {
+        sum += std::fabs(v);
+        ++finite;
+      }
     }
-    if (std::isfinite(v)) {
-      sum += std::fabs(v);
-      ++finite;
-    }
-  }
+  });
   return finite ? sum / static_cast<double>(finite) : 0.0;
 }
 
@@ -260,18 +285,16 @@ void write_like(const SynthOptions& options, const fs::path& out_dir) {
                if (scales[c.tensor] != 0.0) {
                  const std::uint64_t elem = static_cast<std::uint64_t>(dtype_bits(spec.dtype) / 8);
                  const double scale = scales[c.tensor];
-                 for_each_uniform(stream_key(options.seed, spec.name), c.offset / elem,
-                                  c.len / elem, [&](std::uint64_t i, float u) {
-                                    if (spec.dtype == DType::F64) {
-                                      double v;
-                                      std::memcpy(&v, buf + 8 * i, 8);
-                                      v += scale * u;
-                                      std::memcpy(buf + 8 * i, &v, 8);
-                                    } else {
-                                      const float v = load(spec.dtype, buf, i);
-                                      store(spec.dtype, buf, i, v + static_cast<float>(scale) * u);
-                                    }
-                                  });
+                 dispatch_float(spec.dtype, [&](auto d) {
+                   // f32 arithmetic for 16- and 32-bit floats, f64 for f64.
+                   using T = std::conditional_t<d() == DType::F64, double, float>;
+                   const T step = static_cast<T>(scale);
+                   for_each_uniform(stream_key(options.seed, spec.name), c.offset / elem,
+                                    c.len / elem, [&](std::uint64_t i, float u) {
+                                      const T v = static_cast<T>(load<d()>(buf, i));
+                                      store<d()>(buf, i, v + step * static_cast<T>(u));
+                                    });
+                 });
                }
                writer.write(c.tensor, c.offset, buf, c.len);
              });
@@ -483,10 +506,10 @@ nlohmann::ordered_json synth_config(const SynthOptions& o) {
   return c;
 }
 
-nlohmann::ordered_json synth_tokenizer(int vocab) {
+nlohmann::json synth_tokenizer(int vocab) {
   static const char* const k_special[] = {"<unk>", "<s>", "</s>"};
-  nlohmann::ordered_json added = nlohmann::ordered_json::array();
-  nlohmann::ordered_json words = nlohmann::ordered_json::object();
+  nlohmann::json added = nlohmann::json::array();
+  nlohmann::json words = nlohmann::json::object();
   for (int id = 0; id < vocab; ++id) {
     std::string token;
     if (id < 3) {

@@ -84,7 +84,9 @@ std::vector<TensorSpec> synth_tensor_specs(const SynthOptions& options);
 nlohmann::ordered_json synth_config(const SynthOptions& options);
 // A WordLevel tokenizer with exactly `vocab` entries ("<unk>" = 0, "<s>" = 1,
 // "</s>" = 2, then single characters and "w<N>" words), whitespace pre-tokenizer.
-nlohmann::ordered_json synth_tokenizer(int vocab);
+// A plain (key-sorted) json: ordered_json's linear key lookup is quadratic in
+// the vocabulary size.
+nlohmann::json synth_tokenizer(int vocab);
 nlohmann::ordered_json synth_tokenizer_config();
 nlohmann::ordered_json synth_generation_config();
 

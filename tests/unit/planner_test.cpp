@@ -23,14 +23,16 @@ class PlannerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    const std::string shape = "--family llama --hidden 64 --intermediate 128 --heads 4 --kv-heads 2 --vocab 128";
+    const std::string arch = "--family llama --hidden 64 --intermediate 128 --heads 4 --kv-heads 2";
+    const std::string shape = arch + " --vocab 128";
     synth((*dir_) / "base", shape + " --layers 6 --seed 1");
     synth((*dir_) / "a", "--like " + ((*dir_) / "base").string() + " --delta-scale 0.05 --seed 2");
     synth((*dir_) / "b", "--like " + ((*dir_) / "base").string() + " --delta-scale 0.05 --seed 3");
     synth((*dir_) / "shallow", shape + " --layers 4 --seed 4");
     synth((*dir_) / "wide", "--family llama --hidden 128 --intermediate 128 --heads 4 --kv-heads 2 "
                            "--vocab 128 --layers 6 --seed 5");
-    synth((*dir_) / "bigvocab", shape + " --layers 6 --vocab 160 --seed 6");
+    synth((*dir_) / "bigvocab", arch + " --layers 6 --vocab 160 --seed 6");
+    ready_ = !::testing::Test::HasFatalFailure();
   }
   static void TearDownTestSuite() { delete dir_; }
 
@@ -63,10 +65,15 @@ class PlannerTest : public ::testing::Test {
     throw std::runtime_error("no tensor " + name);
   }
 
+  // A failed fixture must fail every test, not skip it.
+  void SetUp() override { ASSERT_TRUE(ready_) << "synthetic models could not be made"; }
+
   static TempDir* dir_;
+  static bool ready_;
 };
 
 TempDir* PlannerTest::dir_ = nullptr;
+bool PlannerTest::ready_ = false;
 
 TEST_F(PlannerTest, SlicesOfDifferentModelsAreRenumberedConsecutively) {
   const Plan p = plan(R"(
