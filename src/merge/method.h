@@ -68,20 +68,20 @@ struct TensorContext {
   std::string_view name;            // output tensor name
   std::vector<std::int64_t> shape;  // logical output shape
   std::int64_t numel = 0;
-  std::size_t model_count = 0;      // inputs, not counting the base
+  std::size_t model_count = 0;  // inputs, not counting the base
   bool has_base = false;
   const ResolvedParameters* params = nullptr;
   // For random methods: streams are keyed by (seed, tensor_key, model, element).
   std::uint64_t seed = 0;
-  std::uint64_t tensor_key = 0;     // hash of the output tensor name
+  std::uint64_t tensor_key = 0;  // hash of the output tensor name
 };
 
 // A chunk of every input: elements [begin, begin + size) of the flattened tensor.
 struct Chunk {
   std::int64_t begin = 0;
   std::int64_t size = 0;
-  const float* base = nullptr;          // nullptr when the method has no base input
-  std::span<const float* const> models; // one pointer per non-base input, config order
+  const float* base = nullptr;           // nullptr when the method has no base input
+  std::span<const float* const> models;  // one pointer per non-base input, config order
 };
 
 class TensorMerge {
@@ -103,21 +103,25 @@ struct MethodSpec {
     required,  // a base model is required and is passed as Chunk::base
     optional,  // used as Chunk::base when given
   };
-  std::string name;          // the merge_method value, e.g. "dare_ties"
-  std::string pretty_name;   // for the model card, e.g. "DARE TIES"
-  std::string reference;     // paper URL
-  std::string description;   // one line for `llmerge methods`
+  std::string name;         // the merge_method value, e.g. "dare_ties"
+  std::string pretty_name;  // for the model card, e.g. "DARE TIES"
+  std::string reference;    // paper URL
+  std::string description;  // one line for `llmerge methods`
   BaseUse base_use = BaseUse::none;
   // Count of non-base inputs allowed; max 0 = unlimited.
   std::size_t models_min = 1;
   std::size_t models_max = 0;
-  bool random = false;       // uses the seed
+  bool random = false;  // uses the seed
   // When inputs differ in shape on an embedding, truncate to the common
   // sub-matrix (true; linear, slerp) or to the base's shape (false; the task
   // arithmetic family). See mergekit-behaviour.md section 1.2.
   bool rectify_to_common = true;
   std::vector<ParameterSpec> parameters;
   std::unique_ptr<TensorMerge> (*make)(const TensorContext&) = nullptr;
+  // Constraints between parameters that the ranges above cannot express
+  // (e.g. weights that must not sum to zero). Called by the planner for every
+  // output tensor; returns a message saying what is wrong, or "" if all is well.
+  std::string (*check)(const ResolvedParameters&) = nullptr;
 
   const ParameterSpec* find_parameter(std::string_view name) const;
 };

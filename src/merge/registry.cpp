@@ -39,6 +39,15 @@ double ResolvedParameters::model_value(std::size_t model, std::string_view name)
                                        "' was not resolved for model " + std::to_string(model));
 }
 
+std::string check_weights_do_not_cancel(const ResolvedParameters& params) {
+  double sum = 0;
+  for (std::size_t i = 0; i < params.per_model.size(); ++i)
+    sum += params.model_value(i, "weight");
+  if (sum != 0 || params.per_model.empty()) return "";
+  return "the weights sum to zero, so normalizing divides by zero; change a weight or turn "
+         "normalization off";
+}
+
 const std::vector<MethodSpec>& method_registry() {
   // Same order as mergekit's registry table (mergekit-behaviour.md 1.1).
   static const std::vector<MethodSpec> registry = [] {

@@ -183,30 +183,11 @@ void resolve_parameters(const MergeConfig& config, const MethodSpec& method,
       }
     }
   }
-  // A normalised weighted sum whose weights cancel would divide by zero
-  // (mergekit silently writes inf/NaN).
-  if (method.name == "linear" && method.find_parameter("normalize")) {
-    bool normalize = true;
-    for (const auto& [name, v] : out.global) {
-      if (name == "normalize") normalize = v != 0;
-    }
-    double sum = 0;
-    bool have_all = true;
-    for (const auto& params : out.per_model) {
-      bool have = false;
-      for (const auto& [name, v] : params) {
-        if (name == "weight") {
-          sum += v;
-          have = true;
-        }
-      }
-      have_all &= have;
-    }
-    if (normalize && have_all && sum == 0) {
+  if (method.check && out.per_model.size() == inputs.size()) {
+    const std::string problem = method.check(out);
+    if (!problem.empty()) {
       diag.add(ErrorKind::config, slice_location,
-               fmt::format("the weights for tensor '{}' sum to zero, so normalizing divides by "
-                           "zero; change a weight or set `normalize: false`",
-                           out_name));
+               fmt::format("tensor '{}': {}", out_name, problem));
     }
   }
 }

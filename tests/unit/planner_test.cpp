@@ -304,6 +304,16 @@ models:
   EXPECT_NE(msg.find("sum to zero"), std::string::npos) << msg;
 }
 
+TEST_F(PlannerTest, DellaKeepProbabilitiesMustStayInsideZeroOne) {
+  const auto msg = plan_error(R"(merge_method: della
+base_model: {dir}/base
+models:
+  - {model: {dir}/a, parameters: {weight: 1, density: 0.1, epsilon: 0.15}}
+)");
+  EXPECT_NE(msg.find("della needs 0 < density - epsilon"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("density 0.1 and epsilon 0.15"), std::string::npos) << msg;
+}
+
 TEST_F(PlannerTest, MissingModelSaysWhereItLooked) {
   try {
     plan("merge_method: linear\nmodels:\n  - {model: {dir}/nope, parameters: {weight: 1}}\n");

@@ -38,8 +38,8 @@
 //   agree.
 // - One-entry vectors (n = 1): mergekit computes 0/0 = NaN and fails in
 //   torch.bernoulli; here r is taken as the middle rank, p = density.
-// - mergekit raises unless 0 < density − ε and density + ε < 1; that check
-//   belongs to the planner. The kernel never fails: u < p keeps nothing for
+// - mergekit raises unless 0 < density − ε and density + ε < 1; so does the
+//   planner (MethodSpec::check). The kernel never fails: u < p keeps nothing for
 //   p <= 0 and everything for p >= 1.
 // - f32 arithmetic (mergekit: the config dtype, f32 on CPU).
 #include <algorithm>
@@ -48,6 +48,8 @@
 #include <numeric>
 #include <optional>
 #include <vector>
+
+#include <fmt/core.h>
 
 #include "merge/kernels/reduce.h"
 #include "merge/methods/methods.h"
@@ -231,6 +233,23 @@ std::vector<ParameterSpec> epsilon_parameter() {
   return {epsilon};
 }
 
+// mergekit raises unless 0 < density - epsilon and density + epsilon < 1:
+// the keep probabilities must stay inside (0, 1).
+std::string check_della(const ResolvedParameters& p) {
+  for (std::size_t i = 0; i < p.per_model.size(); ++i) {
+    const double density = p.model_value(i, "density");
+    const double epsilon = p.model_value(i, "epsilon");
+    if (density >= 1) continue;  // no pruning
+    if (!(density - epsilon > 0) || !(density + epsilon < 1)) {
+      return fmt::format(
+          "della needs 0 < density - epsilon and density + epsilon < 1, but "
+          "model {} has density {} and epsilon {}",
+          i + 1, density, epsilon);
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 MethodSpec make_della_spec() {
@@ -241,6 +260,7 @@ MethodSpec make_della_spec() {
                     /*normalize_default=*/true, /*rescale_default=*/true, epsilon_parameter());
   spec.random = true;
   spec.make = &make_della;
+  spec.check = &check_della;
   return spec;
 }
 
@@ -252,6 +272,7 @@ MethodSpec make_della_linear_spec() {
                     /*normalize_default=*/false, /*rescale_default=*/true, epsilon_parameter());
   spec.random = true;
   spec.make = &make_della_linear;
+  spec.check = &check_della;
   return spec;
 }
 

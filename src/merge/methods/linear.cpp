@@ -71,6 +71,9 @@ MethodSpec make_linear_spec() {
       bool_parameter("normalize", true, "Divide the weighted sum by the sum of the weights"),
   };
   spec.make = &make_linear;
+  spec.check = [](const ResolvedParameters& p) {
+    return p.global_value("normalize") != 0 ? check_weights_do_not_cancel(p) : std::string();
+  };
   return spec;
 }
 

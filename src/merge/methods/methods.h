@@ -32,6 +32,10 @@ MethodSpec make_nearswap_spec();
 MethodSpec make_arcee_fusion_spec();
 MethodSpec make_passthrough_spec();
 
+// For MethodSpec::check: "" unless the per-model weights sum to zero (a
+// normalised weighted sum would divide by zero; mergekit writes inf/NaN).
+std::string check_weights_do_not_cancel(const ResolvedParameters& params);
+
 // Default of an optional parameter that has no value unless the user sets
 // one (passthrough's `scale`): the planner fills in NaN, the method reads
 // NaN as "unset".

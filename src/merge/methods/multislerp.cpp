@@ -177,6 +177,10 @@ MethodSpec make_multislerp_spec() {
       eps,
   };
   spec.make = &make_multislerp;
+  spec.check = [](const ResolvedParameters& p) {
+    return p.global_value("normalize_weights") != 0 ? check_weights_do_not_cancel(p)
+                                                    : std::string();
+  };
   return spec;
 }
 
