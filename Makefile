@@ -7,7 +7,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build demo test test-sanitize bench clean format
+.PHONY: all deps build python-deps demo test test-sanitize bench clean format
 
 all: build
 
@@ -20,10 +20,16 @@ $(BUILD_DIR)/build.ninja:
 build: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
+# mlx (CPU) and mlx-lm in a venv, for the tests of llmerge's MLX output.
+python-deps: build
+	@bash scripts/install-python-deps.sh $(BUILD_DIR)/venv-mlx
+	cmake -S . -B $(BUILD_DIR) -DLLMERGE_MLX_PYTHON=$(CURDIR)/$(BUILD_DIR)/venv-mlx/bin/python >/dev/null
+
 demo: build
 	@bash scripts/demo.sh $(BUILD_DIR)/src/llmerge
 
-test: build
+test: build python-deps
+	cmake --build $(BUILD_DIR) -j $(JOBS)
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.

@@ -1,7 +1,7 @@
 // llmerge: merge large language models. Entry point and error boundary.
+#include <unistd.h>
 #include <csignal>
 #include <cstdio>
-#include <unistd.h>
 
 #include <algorithm>
 #include <vector>
@@ -38,7 +38,9 @@ bool register_command(Command command) {
   return true;
 }
 
-bool stderr_is_tty() { return isatty(STDERR_FILENO) != 0; }
+bool stderr_is_tty() {
+  return isatty(STDERR_FILENO) != 0;
+}
 
 }  // namespace llmerge::cli
 

@@ -15,9 +15,10 @@ std::optional<DType> parse_dtype_flag(const std::string& value, const char* flag
   if (value.empty()) return std::nullopt;
   auto t = dtype_from_torch_name(value);
   if (!t) {
-    throw Error(ErrorKind::config,
-                fmt::format("{} '{}' is not a dtype llmerge writes; use bfloat16, float16 or float32",
-                            flag, value));
+    throw Error(
+        ErrorKind::config,
+        fmt::format("{} '{}' is not a dtype llmerge writes; use bfloat16, float16 or float32", flag,
+                    value));
   }
   return t;
 }
@@ -39,9 +40,21 @@ void add_merge_options(CLI::App& app, MergeOptions& o) {
       ->check(CLI::PositiveNumber);
   app.add_option("--random-seed", o.seed, "seed for random methods (DARE); fixed by default")
       ->capture_default_str();
+  auto* quantize = app.add_option("--quantize", o.quantize_bits,
+                                  "write MLX-quantized weights with this many bits (2-6, 8)");
+  app.add_option("--q-group-size", o.q_group_size, "MLX quantization group size (32, 64, 128)")
+      ->capture_default_str();
+  app.add_option("--q-mode", o.q_mode, "MLX quantization mode (affine)")->capture_default_str();
+  app.add_flag("--dequantize", o.dequantize,
+               "write dense weights even when the inputs are MLX-quantized")
+      ->excludes(quantize);
 }
 
 Plan plan_from_options(const MergeOptions& o) {
+  return plan_from_config(load_config(o.config_path), o);
+}
+
+Plan plan_from_config(const MergeConfig& config, const MergeOptions& o) {
   PlanOptions options;
   options.dtype = parse_dtype_flag(o.dtype, "--dtype");
   options.out_dtype = parse_dtype_flag(o.out_dtype, "--out-dtype");
@@ -50,7 +63,11 @@ Plan plan_from_options(const MergeOptions& o) {
   options.threads = o.threads > 0 ? o.threads : default_thread_count();
   options.chunk_elements = o.chunk_elements;
   options.seed = o.seed;
-  return make_plan(load_config(o.config_path), options);
+  if (o.quantize_bits > 0) {
+    options.quantize = QuantParams{o.quantize_bits, o.q_group_size, parse_quant_mode(o.q_mode)};
+  }
+  options.dequantize = o.dequantize;
+  return make_plan(config, options);
 }
 
 }  // namespace llmerge::cli

@@ -6,6 +6,7 @@
 
 #include "cli/command.h"
 #include "cli/merge_options.h"
+#include "cli/run.h"
 #include "core/error.h"
 #include "core/format.h"
 #include "exec/run_merge.h"
@@ -13,17 +14,6 @@
 namespace llmerge::cli {
 
 namespace {
-
-struct RunCommand {
-  MergeOptions merge;
-  std::string out_positional;
-  std::string out_option;
-  bool force = false;
-  bool quiet = false;
-  bool copy_tokenizer = true;
-  bool write_model_card = true;
-  bool torch_only = false;  // --cuda, --lazy-unpickle, --low-cpu-memory
-};
 
 std::string progress_line(const ExecuteProgress& p) {
   const double gbps = p.seconds > 0 ? static_cast<double>(p.bytes_done) / 1e9 / p.seconds : 0;
@@ -37,18 +27,24 @@ std::string progress_line(const ExecuteProgress& p) {
                      human_bytes(p.bytes_done), human_bytes(p.bytes_total), gbps, eta);
 }
 
-int run_run(const RunCommand& c) {
+}  // namespace
+
+void add_output_options(CLI::App& app, OutputOptions& o) {
+  app.add_option("-o,--output", o.out_option, "output directory");
+  app.add_flag("--force", o.force, "replace an existing non-empty output directory");
+  app.add_flag("-q,--quiet", o.quiet, "no progress output");
+  app.add_flag("--copy-tokenizer,!--no-copy-tokenizer", o.copy_tokenizer,
+               "copy the tokenizer files of the base (or first) model (default: yes)");
+  app.add_flag("--write-model-card,!--no-write-model-card", o.write_model_card,
+               "write README.md and mergekit_config.yml (default: yes)");
+}
+
+int write_output(const Plan& plan, const OutputOptions& c, const MergeOptions& merge) {
   if (!c.out_positional.empty() && !c.out_option.empty() && c.out_positional != c.out_option) {
     throw Error(ErrorKind::config, "give the output directory once: as OUT or with -o, not both");
   }
   const std::string out = c.out_option.empty() ? c.out_positional : c.out_option;
-  if (out.empty()) throw Error(ErrorKind::config, "no output directory: use `llmerge run CONFIG -o OUT`");
-  if (c.torch_only && !c.quiet) {
-    fmt::print(stderr, "note: --cuda, --lazy-unpickle and --low-cpu-memory are mergekit/torch "
-                       "options; llmerge always streams on the CPU and ignores them\n");
-  }
-
-  const Plan plan = plan_from_options(c.merge);
+  if (out.empty()) throw Error(ErrorKind::config, "no output directory: give one with -o OUT");
   for (const auto& note : plan.notes) {
     if (!c.quiet) fmt::print(stderr, "note: {}\n", note);
   }
@@ -57,8 +53,8 @@ int run_run(const RunCommand& c) {
   options.writer.shard_size_max = plan.options.shard_size_max;
   options.writer.force = c.force;
   options.execute.threads = plan.options.threads;
-  options.execute.chunk_elements = c.merge.chunk_elements;
-  options.execute.seed = c.merge.seed;
+  options.execute.chunk_elements = merge.chunk_elements;
+  options.execute.seed = merge.seed;
   options.copy_tokenizer = c.copy_tokenizer;
   options.write_model_card = c.write_model_card;
   const bool tty = stderr_is_tty();
@@ -81,19 +77,30 @@ int run_run(const RunCommand& c) {
   return 0;
 }
 
+namespace {
+
+struct RunCommand {
+  MergeOptions merge;
+  OutputOptions output;
+  bool torch_only = false;  // --cuda, --lazy-unpickle, --low-cpu-memory
+};
+
+int run_run(const RunCommand& c) {
+  if (c.torch_only && !c.output.quiet) {
+    fmt::print(stderr,
+               "note: --cuda, --lazy-unpickle and --low-cpu-memory are mergekit/torch "
+               "options; llmerge always streams on the CPU and ignores them\n");
+  }
+  return write_output(plan_from_options(c.merge), c.output, c.merge);
+}
+
 const bool registered = register_command(
     {"run", "Merge models as a mergekit YAML config says, into a new model folder", 10,
      [](CLI::App& app) {
        auto c = std::make_shared<RunCommand>();
        add_merge_options(app, c->merge);
-       app.add_option("out", c->out_positional, "output directory (or use -o)");
-       app.add_option("-o,--output", c->out_option, "output directory");
-       app.add_flag("--force", c->force, "replace an existing non-empty output directory");
-       app.add_flag("-q,--quiet", c->quiet, "no progress output");
-       app.add_flag("--copy-tokenizer,!--no-copy-tokenizer", c->copy_tokenizer,
-                    "copy the tokenizer files of the base (or first) model (default: yes)");
-       app.add_flag("--write-model-card,!--no-write-model-card", c->write_model_card,
-                    "write README.md and mergekit_config.yml (default: yes)");
+       app.add_option("out", c->output.out_positional, "output directory (or use -o)");
+       add_output_options(app, c->output);
        app.add_flag("--cuda,--lazy-unpickle,--low-cpu-memory", c->torch_only,
                     "accepted for mergekit compatibility; ignored");
        return [c] { return run_run(*c); };

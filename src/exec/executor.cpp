@@ -10,6 +10,7 @@
 
 #include "core/cancel.h"
 #include "core/error.h"
+#include "io/mlx_quant.h"
 #include "merge/kernels/kernels.h"
 #include "merge/random.h"
 
@@ -17,12 +18,15 @@ namespace llmerge {
 
 namespace {
 
-std::size_t item_bytes(DType t) { return static_cast<std::size_t>(dtype_bits(t) / 8); }
+std::size_t item_bytes(DType t) {
+  return static_cast<std::size_t>(dtype_bits(t) / 8);
+}
 
 // Rounds f32 values to the precision of `t` (bf16 or f16), in place.
 void round_f32_to(DType t, float* values, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
-    values[i] = t == DType::BF16 ? bf16_to_f32(f32_to_bf16(values[i])) : f16_to_f32(f32_to_f16(values[i]));
+    values[i] =
+        t == DType::BF16 ? bf16_to_f32(f32_to_bf16(values[i])) : f16_to_f32(f32_to_f16(values[i]));
   }
 }
 
@@ -32,6 +36,10 @@ struct Worker {
   std::vector<const float*> model_ptrs;
   std::vector<float> out;
   std::vector<unsigned char> raw;
+  // MLX-quantized tensors: packed codes and one scale and bias per group.
+  std::vector<std::uint32_t> words;
+  std::vector<unsigned char> scales;
+  std::vector<unsigned char> biases;
 };
 
 class Executor {
@@ -47,10 +55,12 @@ class Executor {
   }
 
   void run() {
-    const int threads = std::max(1, options_.threads > 0 ? options_.threads : default_thread_count());
+    const int threads =
+        std::max(1, options_.threads > 0 ? options_.threads : default_thread_count());
     const auto start = std::chrono::steady_clock::now();
     std::vector<std::thread> pool;
-    for (int i = 0; i < threads; ++i) pool.emplace_back([this] { work(); });
+    for (int i = 0; i < threads; ++i)
+      pool.emplace_back([this] { work(); });
 
     auto report = [&] {
       if (!options_.progress) return;
@@ -73,7 +83,8 @@ class Executor {
         lock.lock();
       }
     }
-    for (auto& t : pool) t.join();
+    for (auto& t : pool)
+      t.join();
     if (error_) std::rethrow_exception(error_);
     report();
   }
@@ -89,9 +100,14 @@ class Executor {
     }
     Worker w;
     w.inputs.resize(inputs_max_);
-    for (auto& buf : w.inputs) buf.resize(static_cast<std::size_t>(chunk_));
+    for (auto& buf : w.inputs)
+      buf.resize(static_cast<std::size_t>(chunk_));
     w.out.resize(static_cast<std::size_t>(chunk_));
     w.raw.resize(static_cast<std::size_t>(chunk_) * 8);
+    // Group sizes are at least 32 and codes at most 8 bits wide.
+    w.words.resize(static_cast<std::size_t>(chunk_) / 4);
+    w.scales.resize(static_cast<std::size_t>(chunk_) / 32 * 4);
+    w.biases.resize(static_cast<std::size_t>(chunk_) / 32 * 4);
     try {
       for (;;) {
         if (failed_.load()) break;
@@ -111,7 +127,8 @@ class Executor {
   }
 
   // Reads elements [begin, begin + n) of the input's logical (possibly cut) view as raw bytes.
-  void read_raw(const PlannedInput& in, std::int64_t begin, std::int64_t n, unsigned char* dst) const {
+  void read_raw(const PlannedInput& in, std::int64_t begin, std::int64_t n,
+                unsigned char* dst) const {
     const TensorInfo& info = *in.ref.info;
     const std::size_t item = item_bytes(info.dtype);
     const bool cut = in.shape.size() == 2 && info.shape.size() == 2 && in.shape[1] != info.shape[1];
@@ -135,10 +152,37 @@ class Executor {
     }
   }
 
-  void load(const PlannedInput& in, std::int64_t begin, std::int64_t n, float* dst, Worker& w) const {
-    const DType dtype = in.ref.info->dtype;
-    read_raw(in, begin, n, w.raw.data());
-    kernels::load_f32(dtype, w.raw.data(), dst, static_cast<std::size_t>(n));
+  // Dequantizes elements [begin, begin + n) of an MLX-quantized weight. Chunks
+  // are multiples of 65536 elements and rows of the group size, so a chunk is
+  // always whole groups, and each group can be dequantized as a row of its own.
+  void load_quantized(const PlannedInput& in, std::int64_t begin, std::int64_t n, float* dst,
+                      Worker& w) const {
+    const QuantizedWeight& q = *in.ref.quant;
+    const std::int64_t gs = q.params.group_size;
+    const std::int64_t groups = n / gs;
+    const auto words_per_group = static_cast<std::uint64_t>(gs * q.params.bits / 32);
+    in.ref.file->read(*in.ref.info, static_cast<std::uint64_t>(begin / gs) * words_per_group * 4,
+                      w.words.data(), static_cast<std::uint64_t>(groups) * words_per_group * 4);
+    const auto scale_bytes = static_cast<std::uint64_t>(dtype_bits(q.scales->dtype) / 8);
+    q.scales_file->read(*q.scales, static_cast<std::uint64_t>(begin / gs) * scale_bytes,
+                        w.scales.data(), static_cast<std::uint64_t>(groups) * scale_bytes);
+    if (q.biases) {
+      q.biases_file->read(*q.biases, static_cast<std::uint64_t>(begin / gs) * scale_bytes,
+                          w.biases.data(), static_cast<std::uint64_t>(groups) * scale_bytes);
+    }
+    dequantize_rows(q.params, w.words.data(), w.scales.data(), q.biases ? w.biases.data() : nullptr,
+                    q.scales->dtype, groups, gs, dst);
+  }
+
+  void load(const PlannedInput& in, std::int64_t begin, std::int64_t n, float* dst,
+            Worker& w) const {
+    const DType dtype = in.ref.dtype();
+    if (in.ref.quant) {
+      load_quantized(in, begin, n, dst, w);
+    } else {
+      read_raw(in, begin, n, w.raw.data());
+      kernels::load_f32(dtype, w.raw.data(), dst, static_cast<std::size_t>(n));
+    }
     // mergekit casts every input to the config `dtype` before any math.
     if (plan_.round_inputs && dtype_bits(dtype) > dtype_bits(plan_.compute_dtype_round)) {
       round_f32_to(plan_.compute_dtype_round, dst, static_cast<std::size_t>(n));
@@ -173,7 +217,7 @@ class Executor {
       throw_if_cancelled();
       const std::uint64_t len = std::min(step, total - off);
       in.ref.file->read(*in.ref.info, off, w.raw.data(), len);
-      writer_.write(index, off, w.raw.data(), len);
+      writer_.write(writer_index_[index], off, w.raw.data(), len);
       bytes_done_.fetch_add(len);
     }
   }
@@ -210,14 +254,40 @@ class Executor {
       const std::int64_t n = std::min(chunk_, numel - begin);
       merge->compute(load_chunk(t, begin, n, w), w.out.data());
       kernels::store_from_f32(t.dtype, w.out.data(), w.raw.data(), static_cast<std::size_t>(n));
-      writer_.write(index, static_cast<std::uint64_t>(begin) * out_item, w.raw.data(),
-                    static_cast<std::uint64_t>(n) * out_item);
+      if (t.quantize) {
+        write_quantized(index, t, begin, n, w);
+        continue;
+      }
+      writer_.write(writer_index_[index], static_cast<std::uint64_t>(begin) * out_item,
+                    w.raw.data(), static_cast<std::uint64_t>(n) * out_item);
       bytes_done_.fetch_add(static_cast<std::uint64_t>(n) * out_item);
     }
   }
 
+  // Quantizes the chunk already rounded to the output dtype in w.raw (so the
+  // result equals mx.quantize of the dense output) and writes the packed
+  // codes, scales and biases: three consecutive writer tensors.
+  void write_quantized(std::size_t index, const PlannedTensor& t, std::int64_t begin,
+                       std::int64_t n, Worker& w) {
+    const QuantParams& q = *t.quantize;
+    const std::int64_t gs = q.group_size;
+    const std::int64_t groups = n / gs;
+    quantize_rows(q, w.raw.data(), t.dtype, groups, gs, w.words.data(), w.scales.data(),
+                  w.biases.data());
+    const auto words_per_group = static_cast<std::uint64_t>(gs * q.bits / 32);
+    const auto item = static_cast<std::uint64_t>(item_bytes(t.dtype));
+    const auto first_group = static_cast<std::uint64_t>(begin / gs);
+    const auto g = static_cast<std::uint64_t>(groups);
+    const std::size_t wi = writer_index_[index];
+    writer_.write(wi, first_group * words_per_group * 4, w.words.data(), g * words_per_group * 4);
+    writer_.write(wi + 1, first_group * item, w.scales.data(), g * item);
+    writer_.write(wi + 2, first_group * item, w.biases.data(), g * item);
+    bytes_done_.fetch_add(g * (words_per_group * 4 + 2 * item));
+  }
+
   const Plan& plan_;
   ModelWriter& writer_;
+  std::vector<std::size_t> writer_index_ = plan_writer_indices(plan_);
   const ExecuteOptions& options_;
   std::int64_t chunk_ = 0;
   std::size_t inputs_max_ = 1;

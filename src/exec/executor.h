@@ -21,15 +21,15 @@ namespace llmerge {
 struct ExecuteProgress {
   std::size_t tensors_done = 0;
   std::size_t tensors_total = 0;
-  std::uint64_t bytes_done = 0;   // output bytes written
+  std::uint64_t bytes_done = 0;  // output bytes written
   std::uint64_t bytes_total = 0;
   double seconds = 0;
 };
 
 struct ExecuteOptions {
-  int threads = 0;                         // 0: all cores
-  std::int64_t chunk_elements = 1 << 20;   // rounded up to a multiple of k_reduce_block
-  std::uint64_t seed = 0;                  // for random methods (DARE)
+  int threads = 0;                        // 0: all cores
+  std::int64_t chunk_elements = 1 << 20;  // rounded up to a multiple of k_reduce_block
+  std::uint64_t seed = 0;                 // for random methods (DARE)
   // Called from the calling thread about every `progress_interval_s`, and once at the end.
   std::function<void(const ExecuteProgress&)> progress;
   double progress_interval_s = 0.5;

@@ -1,5 +1,7 @@
 #include "exec/run_merge.h"
 
+#include <algorithm>
+
 #include <fmt/core.h>
 
 #include "core/error.h"
@@ -35,7 +37,9 @@ void check_output_path(const Plan& plan, const fs::path& out_dir) {
                   fmt::format("output directory '{}' {} input model '{}' ({}); writing there could "
                               "destroy the input. Choose another output directory",
                               out_dir.string(),
-                              out == model ? "is" : is_within(out, model) ? "is inside" : "contains",
+                              out == model            ? "is"
+                              : is_within(out, model) ? "is inside"
+                                                      : "contains",
                               plan.model_refs[i], model.string()));
     }
   }
@@ -43,7 +47,13 @@ void check_output_path(const Plan& plan, const fs::path& out_dir) {
 
 void run_merge(const Plan& plan, const RunOptions& options) {
   check_output_path(plan, options.out_dir);
-  ModelWriter writer(options.out_dir, plan_tensor_specs(plan), options.writer);
+  ModelWriterOptions writer_options = options.writer;
+  // mlx-lm marks its files "mlx"; transformers accepts both.
+  if (std::any_of(plan.tensors.begin(), plan.tensors.end(),
+                  [](const auto& t) { return t.quantize; })) {
+    writer_options.format = "mlx";
+  }
+  ModelWriter writer(options.out_dir, plan_tensor_specs(plan), writer_options);
   execute_plan(plan, writer, options.execute);
   write_side_files(plan, writer, {options.copy_tokenizer, options.write_model_card});
   writer.commit();

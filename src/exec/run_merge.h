@@ -10,10 +10,10 @@ namespace llmerge {
 
 struct RunOptions {
   std::filesystem::path out_dir;
-  ModelWriterOptions writer;       // shard size, --force
-  ExecuteOptions execute;          // threads, chunk size, seed, progress
-  bool copy_tokenizer = true;      // --copy-tokenizer / --no-copy-tokenizer
-  bool write_model_card = true;    // --write-model-card / --no-write-model-card
+  ModelWriterOptions writer;     // shard size, --force
+  ExecuteOptions execute;        // threads, chunk size, seed, progress
+  bool copy_tokenizer = true;    // --copy-tokenizer / --no-copy-tokenizer
+  bool write_model_card = true;  // --write-model-card / --no-write-model-card
 };
 
 // Refuses an output path equal to, inside, or containing an input model

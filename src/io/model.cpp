@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 #include "core/error.h"
 
@@ -301,6 +302,7 @@ Model Model::open(const fs::path& path, std::string display_name) {
     }
   }
 
+  m.link_quantized_weights();
   const auto names = m.tensor_names();
   m.layers_ = detect_layers(names, m.config_, m.display_name_);
 
@@ -316,8 +318,7 @@ Model Model::open(const fs::path& path, std::string display_name) {
   }
 
   auto& q = m.quantization_;
-  q.quantized_tensor_count = std::count_if(names.begin(), names.end(),
-                                           [](const auto& n) { return ends_with(n, ".scales"); });
+  q.quantized_tensor_count = static_cast<std::int64_t>(m.quantized_.size());
   const nlohmann::json* qc = config_value(m.config_, "quantization");
   if (!qc || !qc->is_object()) qc = config_value(m.config_, "quantization_config");
   if (qc && qc->is_object()) {
@@ -341,6 +342,106 @@ Model Model::open(const fs::path& path, std::string display_name) {
   return m;
 }
 
+void Model::link_quantized_weights() {
+  const nlohmann::json* qc = config_value(config_, "quantization");
+  if (!qc || !qc->is_object()) qc = config_value(config_, "quantization_config");
+  const ErrorContext at_config{.file = (path_ / "config.json").string()};
+  if (qc && qc->is_object() && qc->contains("quant_method")) {
+    const auto& method = (*qc)["quant_method"];
+    throw Error(ErrorKind::unsupported,
+                fmt::format("model '{}' is quantized with {}, which llmerge cannot read (it reads "
+                            "MLX quantization); use the unquantized model",
+                            display_name_, method.is_string() ? method.get<std::string>() : "?"),
+                at_config);
+  }
+  auto int_field = [](const nlohmann::json& j, const char* key, int fallback) {
+    const auto it = j.find(key);
+    const auto v = it == j.end() ? std::nullopt : as_int64(*it);
+    return v && *v > 0 && *v <= 1024 ? static_cast<int>(*v) : fallback;
+  };
+  auto params_from = [&](const nlohmann::json& j, QuantParams base) {
+    base.bits = int_field(j, "bits", base.bits);
+    base.group_size = int_field(j, "group_size", base.group_size);
+    if (const auto it = j.find("mode"); it != j.end() && it->is_string()) {
+      base.mode = parse_quant_mode(it->get<std::string>());
+    }
+    return base;
+  };
+  QuantParams global;  // mlx-lm's defaults: affine, 4 bits, groups of 64
+  if (qc && qc->is_object()) global = params_from(*qc, global);
+
+  std::vector<std::string> modules;
+  for (const auto& [name, ref] : tensors_) {
+    if (ends_with(name, ".scales")) modules.push_back(name.substr(0, name.size() - 7));
+  }
+  for (const auto& module : modules) {
+    const ErrorContext at{.file = path_.string(), .tensor = module + ".weight"};
+    QuantParams params = global;
+    if (qc && qc->is_object()) {
+      if (const auto it = qc->find(module); it != qc->end()) {
+        if (it->is_boolean() && !it->get<bool>()) {
+          throw Error(ErrorKind::format,
+                      fmt::format("config.json says '{}' is not quantized, but the model has "
+                                  "'{}.scales'",
+                                  module, module),
+                      at);
+        }
+        if (it->is_object()) params = params_from(*it, global);
+      }
+    }
+    if (auto error = quant_params_error(params)) {
+      throw Error(error->kind(), fmt::format("'{}': {}", module, error->message()), at);
+    }
+    auto weight = tensors_.find(module + ".weight");
+    auto scales = tensors_.find(module + ".scales");
+    auto biases = tensors_.find(module + ".biases");
+    if (weight == tensors_.end() || weight->second.info->dtype != DType::U32 ||
+        weight->second.info->shape.empty()) {
+      throw Error(ErrorKind::format,
+                  fmt::format("'{}.scales' needs a packed uint32 '{}.weight' (MLX quantization)",
+                              module, module),
+                  at);
+    }
+    const TensorInfo& w = *weight->second.info;
+    const TensorInfo& sc = *scales->second.info;
+    const auto layout = quant_row_layout_from_words(params, w.shape.back());
+    auto groups_shape = w.shape;
+    groups_shape.back() = layout.groups;
+    const bool affine = params.mode == QuantMode::affine;
+    const bool scale_dtype_ok = affine ? (sc.dtype == DType::F16 || sc.dtype == DType::BF16 ||
+                                          sc.dtype == DType::F32)
+                                       : (sc.dtype == DType::U8 || sc.dtype == DType::F8_E8M0);
+    if (sc.shape != groups_shape || !scale_dtype_ok) {
+      throw Error(ErrorKind::format,
+                  fmt::format("'{}.scales' has {} {}; {}-bit groups of {} need {}", module,
+                              dtype_name(sc.dtype), fmt::join(sc.shape, "x"), params.bits,
+                              params.group_size, fmt::join(groups_shape, "x")),
+                  at);
+    }
+    QuantizedWeight q;
+    q.params = params;
+    q.scales_file = scales->second.file;
+    q.scales = scales->second.info;
+    if (affine) {
+      if (biases == tensors_.end() || biases->second.info->shape != groups_shape ||
+          biases->second.info->dtype != sc.dtype) {
+        throw Error(ErrorKind::format,
+                    fmt::format("'{}.biases' is missing or does not match '{}.scales'", module,
+                                module),
+                    at);
+      }
+      q.biases_file = biases->second.file;
+      q.biases = biases->second.info;
+    }
+    q.shape = w.shape;
+    q.shape.back() = layout.cols;
+    q.dtype = affine ? sc.dtype : DType::BF16;
+    weight->second.quant = &(quantized_[module] = std::move(q));
+    tensors_.erase(scales);
+    if (affine) tensors_.erase(biases);
+  }
+}
+
 const TensorRef* Model::find(std::string_view name) const {
   const auto it = tensors_.find(name);
   return it == tensors_.end() ? nullptr : &it->second;
@@ -356,8 +457,11 @@ std::vector<std::string> Model::tensor_names() const {
 
 std::uint64_t Model::parameter_count() const {
   std::uint64_t total = 0;
-  for (const auto& [name, ref] : tensors_)
-    total += static_cast<std::uint64_t>(ref.info->numel());
+  for (const auto& [name, ref] : tensors_) {
+    std::uint64_t n = 1;
+    for (auto d : ref.shape()) n *= static_cast<std::uint64_t>(d);  // logical, if quantized
+    total += n;
+  }
   return total;
 }
 

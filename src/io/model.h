@@ -15,14 +15,35 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/mlx_quant.h"
 #include "io/safetensors.h"
 
 namespace llmerge {
 
-// A tensor of a model: the file it lives in and its entry there.
+// An MLX-quantized matrix (mlx-and-formats.md section 2a): `weight` holds
+// packed uint32 codes, `<module>.scales` and `<module>.biases` one value per
+// group. The model shows it as one float tensor of its logical shape.
+struct QuantizedWeight {
+  QuantParams params;
+  const SafetensorsFile* scales_file = nullptr;
+  const TensorInfo* scales = nullptr;
+  const SafetensorsFile* biases_file = nullptr;  // nullptr for mxfp4 (no biases)
+  const TensorInfo* biases = nullptr;
+  std::vector<std::int64_t> shape;               // logical: [..., words * 32 / bits]
+  DType dtype = DType::BF16;  // of the logical values: the scales' dtype (affine), BF16 (mxfp4)
+};
+
+// A tensor of a model: the file it lives in and its entry there, and for a
+// quantized weight, how to dequantize it.
 struct TensorRef {
   const SafetensorsFile* file = nullptr;
-  const TensorInfo* info = nullptr;
+  const TensorInfo* info = nullptr;          // the stored tensor (packed codes if quantized)
+  const QuantizedWeight* quant = nullptr;    // nullptr for a dense tensor
+
+  // What a merge sees: the logical shape, and the dtype the values come in
+  // (the scales' dtype for a quantized weight).
+  const std::vector<std::int64_t>& shape() const { return quant ? quant->shape : info->shape; }
+  DType dtype() const { return quant ? quant->dtype : info->dtype; }
 };
 
 // Layered tensor names look like "<prefix>.<index>.<suffix>", e.g.
@@ -68,9 +89,10 @@ class Model {
   const nlohmann::json& config() const { return config_; }
   bool has_config() const { return has_config_; }
 
-  // nullptr if the model has no such tensor.
+  // nullptr if the model has no such tensor. A quantized weight is found
+  // under "<module>.weight"; its ".scales" and ".biases" are not listed.
   const TensorRef* find(std::string_view name) const;
-  // All tensor names, sorted.
+  // All tensor names, sorted (the logical view: no ".scales"/".biases").
   std::vector<std::string> tensor_names() const;
   std::size_t tensor_count() const { return tensors_.size(); }
   const std::vector<SafetensorsFile>& files() const { return files_; }
@@ -92,12 +114,15 @@ class Model {
 
  private:
   Model() = default;
+  // Turns "<m>.weight" + "<m>.scales" (+ "<m>.biases") into one logical tensor.
+  void link_quantized_weights();
   std::filesystem::path path_;
   std::string display_name_;
   nlohmann::json config_ = nlohmann::json::object();
   bool has_config_ = false;
   std::vector<SafetensorsFile> files_;  // stable: never resized after open()
   std::map<std::string, TensorRef, std::less<>> tensors_;
+  std::map<std::string, QuantizedWeight> quantized_;  // by module; node addresses are stable
   LayerStructure layers_;
   bool tied_embeddings_ = false;
   QuantizationInfo quantization_;

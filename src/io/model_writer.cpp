@@ -231,7 +231,8 @@ std::uint64_t parse_shard_size(std::string_view text) {
   return bytes;
 }
 
-ShardPlan plan_shards(const std::vector<TensorSpec>& tensors, std::uint64_t shard_size_max) {
+ShardPlan plan_shards(const std::vector<TensorSpec>& tensors, std::uint64_t shard_size_max,
+                      std::string_view format) {
   std::vector<std::uint64_t> sizes(tensors.size());
   std::unordered_set<std::string_view> names;
   ShardPlan plan;
@@ -268,7 +269,7 @@ ShardPlan plan_shards(const std::vector<TensorSpec>& tensors, std::uint64_t shar
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
       return dtype_bits(tensors[a].dtype) > dtype_bits(tensors[b].dtype);
     });
-    std::string json = R"({"__metadata__":{"format":"pt"})";
+    std::string json = R"({"__metadata__":{"format":)" + nlohmann::json(std::string(format)).dump() + "}";
     std::uint64_t data_size = 0;
     std::vector<std::uint64_t> relative(order.size());
     for (std::size_t k = 0; k < order.size(); ++k) {
@@ -327,7 +328,7 @@ ModelWriter::ModelWriter(fs::path out_dir, std::vector<TensorSpec> tensors,
   out_dir_ = fs::absolute(out_dir).lexically_normal();
   if (!out_dir_.has_filename()) out_dir_ = out_dir_.parent_path();
   temp_dir_ = sibling(out_dir_, ".llmerge-tmp-");
-  plan_ = plan_shards(tensors_, options_.shard_size_max);
+  plan_ = plan_shards(tensors_, options_.shard_size_max, options_.format);
 
   std::error_code ec;
   const auto st = fs::status(out_dir_, ec);

@@ -16,7 +16,7 @@
 //  - Inside a shard, tensors are ordered by dtype size, largest first, then by
 //    the given order, so every tensor is naturally aligned (as the reference
 //    writer does), and the header is padded with spaces to a multiple of 8.
-//  - Header metadata is {"format":"pt"}.
+//  - Header metadata is {"format":"pt"} (or "mlx", see plan_shards).
 //  - One shard is "model.safetensors"; more are
 //    "model-00001-of-0000N.safetensors" plus "model.safetensors.index.json"
 //    with metadata.total_size and weight_map.
@@ -53,6 +53,7 @@ std::uint64_t parse_shard_size(std::string_view text);
 struct ModelWriterOptions {
   std::uint64_t shard_size_max = k_shard_size_default;
   bool force = false;  // allow replacing an existing non-empty output directory
+  std::string format = "pt";  // header __metadata__ "format" (see plan_shards)
 };
 
 // Where each tensor lands; computed by plan_shards without touching the disk,
@@ -68,7 +69,10 @@ struct ShardPlan {
   std::vector<Entry> entries;                // parallel to the tensor list
   std::uint64_t total_size = 0;              // sum of tensor bytes (index metadata.total_size)
 };
-ShardPlan plan_shards(const std::vector<TensorSpec>& tensors, std::uint64_t shard_size_max);
+// `format` is the header's __metadata__ "format": "pt" (transformers), or
+// "mlx" for MLX-quantized output (mlx-lm writes it; transformers accepts both).
+ShardPlan plan_shards(const std::vector<TensorSpec>& tensors, std::uint64_t shard_size_max,
+                      std::string_view format = "pt");
 
 class ModelWriter {
  public:

@@ -12,11 +12,17 @@ namespace llmerge {
 namespace fs = std::filesystem;
 
 const std::vector<std::string>& tokenizer_file_names() {
-  static const std::vector<std::string> names{
-      "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json",
-      "tokenizer.model",       "added_tokens.json",       "merges.txt",
-      "chat_template.jinja",   "generation_config.json",  "chat_template.json",
-      "video_preprocessor_config.json", "vocab.json"};
+  static const std::vector<std::string> names{"tokenizer_config.json",
+                                              "special_tokens_map.json",
+                                              "tokenizer.json",
+                                              "tokenizer.model",
+                                              "added_tokens.json",
+                                              "merges.txt",
+                                              "chat_template.jinja",
+                                              "generation_config.json",
+                                              "chat_template.json",
+                                              "video_preprocessor_config.json",
+                                              "vocab.json"};
   return names;
 }
 
@@ -55,14 +61,16 @@ std::string read_file(const fs::path& path) {
 
 std::string model_card(const Plan& plan, const std::string& title) {
   std::string s = "---\nbase_model:\n";
-  for (const auto& ref : plan.model_refs) s += fmt::format("- {}\n", ref);
+  for (const auto& ref : plan.model_refs)
+    s += fmt::format("- {}\n", ref);
   s += "library_name: transformers\ntags:\n- merge\n- llmerge\n---\n";
-  s += fmt::format("# {}\n\nThis is a merge of pre-trained language models made with llmerge, "
-                   "a native, mergekit-compatible merge tool.\n\n",
-                   title);
+  s += fmt::format(
+      "# {}\n\nThis is a merge of pre-trained language models made with llmerge, "
+      "a native, mergekit-compatible merge tool.\n\n",
+      title);
   s += "## Merge Details\n### Merge Method\n\n";
-  s += fmt::format("This model was merged using the [{}]({}) merge method", plan.method->pretty_name,
-                   plan.method->reference);
+  s += fmt::format("This model was merged using the [{}]({}) merge method",
+                   plan.method->pretty_name, plan.method->reference);
   if (plan.base_model && plan.method->name != "slerp") {
     s += fmt::format(" using {} as a base", plan.model_refs[*plan.base_model]);
   }
@@ -71,7 +79,8 @@ std::string model_card(const Plan& plan, const std::string& title) {
     if (plan.base_model && *plan.base_model == i) continue;
     s += fmt::format("* {}\n", plan.model_refs[i]);
   }
-  s += "\n### Configuration\n\nThe following YAML configuration was used to produce this model:\n\n";
+  s +=
+      "\n### Configuration\n\nThe following YAML configuration was used to produce this model:\n\n";
   s += "```yaml\n" + plan.config.text + (plan.config.text.ends_with("\n") ? "" : "\n") + "```\n";
   return s;
 }

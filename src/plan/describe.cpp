@@ -12,14 +12,15 @@ namespace {
 
 using plan_detail::shape_string;
 
-
 std::string params_string(const Plan& plan, const PlannedTensor& t) {
   std::string out;
-  for (const auto& [name, v] : t.params.global) out += fmt::format(" {}={:g}", name, v);
+  for (const auto& [name, v] : t.params.global)
+    out += fmt::format(" {}={:g}", name, v);
   for (std::size_t i = 0; i < t.params.per_model.size(); ++i) {
     if (t.params.per_model[i].empty()) continue;
     out += fmt::format(" | {}:", plan.model_refs[t.inputs[i].model]);
-    for (const auto& [name, v] : t.params.per_model[i]) out += fmt::format(" {}={:g}", name, v);
+    for (const auto& [name, v] : t.params.per_model[i])
+      out += fmt::format(" {}={:g}", name, v);
   }
   return out;
 }
@@ -55,8 +56,33 @@ std::vector<const PlannedTensor*> samples(const Plan& plan) {
 std::vector<TensorSpec> plan_tensor_specs(const Plan& plan) {
   std::vector<TensorSpec> specs;
   specs.reserve(plan.tensors.size());
-  for (const auto& t : plan.tensors) specs.push_back({t.name, t.dtype, t.shape});
+  for (const auto& t : plan.tensors) {
+    if (!t.quantize) {
+      specs.push_back({t.name, t.dtype, t.shape});
+      continue;
+    }
+    const std::string module = t.name.substr(0, t.name.size() - std::string_view(".weight").size());
+    const auto layout = quant_row_layout(*t.quantize, t.shape.back());
+    auto packed = t.shape;
+    packed.back() = layout.words;
+    auto groups = t.shape;
+    groups.back() = layout.groups;
+    specs.push_back({t.name, DType::U32, packed});
+    specs.push_back({module + ".scales", t.dtype, groups});
+    specs.push_back({module + ".biases", t.dtype, groups});
+  }
   return specs;
+}
+
+std::vector<std::size_t> plan_writer_indices(const Plan& plan) {
+  std::vector<std::size_t> out;
+  out.reserve(plan.tensors.size());
+  std::size_t next = 0;
+  for (const auto& t : plan.tensors) {
+    out.push_back(next);
+    next += t.quantize ? 3 : 1;
+  }
+  return out;
 }
 
 std::string describe_plan(const Plan& plan) {
@@ -74,7 +100,8 @@ std::string describe_plan(const Plan& plan) {
   // Runs of output layers that read consecutive source layers of the same slice.
   for (std::size_t i = 0; i < plan.layer_map.size();) {
     std::size_t j = i;
-    while (j + 1 < plan.layer_map.size() && plan.layer_map[j + 1].slice == plan.layer_map[i].slice) ++j;
+    while (j + 1 < plan.layer_map.size() && plan.layer_map[j + 1].slice == plan.layer_map[i].slice)
+      ++j;
     const auto& a = plan.layer_map[i];
     const auto& b = plan.layer_map[j];
     std::vector<std::string> sources;
@@ -87,7 +114,8 @@ std::string describe_plan(const Plan& plan) {
     i = j + 1;
   }
   s += "parameters (sample tensors):\n";
-  for (const auto* t : samples(plan)) s += fmt::format("  {}:{}\n", t->name, params_string(plan, *t));
+  for (const auto* t : samples(plan))
+    s += fmt::format("  {}:{}\n", t->name, params_string(plan, *t));
   const auto shards = plan_shards(plan_tensor_specs(plan), plan.options.shard_size_max);
   s += fmt::format("output: {} tensors, {}, {} shard(s) of at most {}\n", plan.tensors.size(),
                    human_bytes(plan.output_bytes()), shards.files.size(),
@@ -95,7 +123,8 @@ std::string describe_plan(const Plan& plan) {
   s += fmt::format("peak memory estimate: {} ({} thread(s), chunks of {} elements)\n",
                    human_bytes(plan.peak_memory_estimate()), plan.options.threads,
                    plan.options.chunk_elements);
-  for (const auto& note : plan.notes) s += "note: " + note + "\n";
+  for (const auto& note : plan.notes)
+    s += "note: " + note + "\n";
   return s;
 }
 
@@ -118,13 +147,14 @@ nlohmann::json plan_to_json(const Plan& plan) {
     for (const auto& [model, layer] : m.sources) {
       sources.push_back({{"model", plan.model_refs[model]}, {"layer", layer}});
     }
-    j["layer_map"].push_back({{"out_layer", m.out_layer}, {"slice", m.slice}, {"t", m.t},
-                              {"sources", sources}});
+    j["layer_map"].push_back(
+        {{"out_layer", m.out_layer}, {"slice", m.slice}, {"t", m.t}, {"sources", sources}});
   }
   auto input_json = [&](const PlannedInput& in) {
     return json{{"model", plan.model_refs[in.model]},
                 {"tensor", in.tensor},
-                {"dtype", dtype_name(in.ref.info->dtype)},
+                {"dtype", dtype_name(in.ref.dtype())},
+                {"quantized", in.ref.quant != nullptr},
                 {"shape", in.shape}};
   };
   j["tensors"] = json::array();
@@ -135,13 +165,16 @@ nlohmann::json plan_to_json(const Plan& plan) {
             {"method", t.method ? json(t.method->name) : json("copy")}};
     if (t.base) tj["base"] = input_json(*t.base);
     tj["inputs"] = json::array();
-    for (const auto& in : t.inputs) tj["inputs"].push_back(input_json(in));
+    for (const auto& in : t.inputs)
+      tj["inputs"].push_back(input_json(in));
     json global = json::object();
-    for (const auto& [name, v] : t.params.global) global[name] = v;
+    for (const auto& [name, v] : t.params.global)
+      global[name] = v;
     json per_model = json::array();
     for (const auto& p : t.params.per_model) {
       json m = json::object();
-      for (const auto& [name, v] : p) m[name] = v;
+      for (const auto& [name, v] : p)
+        m[name] = v;
       per_model.push_back(m);
     }
     tj["parameters"] = {{"global", global}, {"per_model", per_model}};

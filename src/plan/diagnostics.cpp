@@ -23,7 +23,8 @@ void Diagnostics::throw_if_any() const {
   if (lines_.empty()) return;
   if (lines_.size() == 1) throw Error(first_kind_, lines_.front());
   std::string message = fmt::format("{} problems found:", lines_.size());
-  for (std::size_t i = 0; i < lines_.size() && i < k_printed_max; ++i) message += "\n  " + lines_[i];
+  for (std::size_t i = 0; i < lines_.size() && i < k_printed_max; ++i)
+    message += "\n  " + lines_[i];
   if (lines_.size() > k_printed_max) {
     message += fmt::format("\n  ... and {} more", lines_.size() - k_printed_max);
   }

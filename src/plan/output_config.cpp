@@ -82,6 +82,7 @@ nlohmann::json build_output_config(const Plan& plan, std::optional<std::int64_t>
       cfg["text_config"].contains("tie_word_embeddings")) {
     cfg["text_config"]["tie_word_embeddings"] = !has_lm_head;
   }
+  update_config_quantization(plan, cfg);
   if (rectified_vocab) {
     if (auto* node = at_dotted(cfg, "vocab_size")) {
       *node = *rectified_vocab;

@@ -12,13 +12,14 @@ namespace {
 
 std::vector<std::string> parameter_names(const MethodSpec& method) {
   std::vector<std::string> names;
-  for (const auto& p : method.parameters) names.push_back(p.name);
+  for (const auto& p : method.parameters)
+    names.push_back(p.name);
   return names;
 }
 
 // Checks that `value` (and every value inside its conditions) fits the type.
-void check_value_type(const ParameterValue& value, const ParameterSpec& spec, const std::string& where,
-                      Diagnostics& diag) {
+void check_value_type(const ParameterValue& value, const ParameterSpec& spec,
+                      const std::string& where, Diagnostics& diag) {
   using Kind = ParameterValue::Kind;
   switch (value.kind) {
     case Kind::conditions:
@@ -28,9 +29,9 @@ void check_value_type(const ParameterValue& value, const ParameterSpec& spec, co
       return;
     case Kind::string:
       diag.add(ErrorKind::config, value.location,
-               fmt::format("{}: parameter '{}' expects a {}, found the string '{}'", where, spec.name,
-                           spec.type == ParameterSpec::Type::boolean ? "boolean" : "number",
-                           value.string));
+               fmt::format(
+                   "{}: parameter '{}' expects a {}, found the string '{}'", where, spec.name,
+                   spec.type == ParameterSpec::Type::boolean ? "boolean" : "number", value.string));
       return;
     case Kind::gradient:
       if (spec.type == ParameterSpec::Type::boolean) {
@@ -53,7 +54,8 @@ void check_map(const ParameterMap& map, const MethodSpec& method, bool per_model
       auto names = parameter_names(method);
       auto hint = closest_match(entry.name, names);
       std::string known = names.empty() ? "it takes no parameters" : "it takes: ";
-      for (std::size_t i = 0; i < names.size(); ++i) known += (i ? ", " : "") + names[i];
+      for (std::size_t i = 0; i < names.size(); ++i)
+        known += (i ? ", " : "") + names[i];
       diag.add(ErrorKind::config, entry.location,
                fmt::format("{}: merge method '{}' has no parameter '{}'{}", where, method.name,
                            entry.name,
@@ -95,8 +97,8 @@ struct Found {
 };
 
 // First level that sets the parameter wins; `name` is what filters match against.
-std::optional<Found> lookup(std::initializer_list<const ParameterMap*> levels, const std::string& param,
-                            std::string_view name, double t) {
+std::optional<Found> lookup(std::initializer_list<const ParameterMap*> levels,
+                            const std::string& param, std::string_view name, double t) {
   for (const ParameterMap* map : levels) {
     if (!map) continue;
     const ParameterEntry* entry = find_parameter(*map, param);
@@ -143,8 +145,9 @@ void check_parameter_names(const MergeConfig& config, const MethodSpec& method, 
 
 void resolve_parameters(const MergeConfig& config, const MethodSpec& method,
                         const ParameterMap* slice_parameters, SourceLocation slice_location,
-                        const std::vector<InputParameterSource>& inputs, const std::string& out_name,
-                        double t, ResolvedParameters& out, Diagnostics& diag) {
+                        const std::vector<InputParameterSource>& inputs,
+                        const std::string& out_name, double t, ResolvedParameters& out,
+                        Diagnostics& diag) {
   out.global.clear();
   out.per_model.assign(inputs.size(), {});
   for (const auto& spec : method.parameters) {
@@ -165,7 +168,8 @@ void resolve_parameters(const MergeConfig& config, const MethodSpec& method,
     }
     for (std::size_t i = 0; i < inputs.size(); ++i) {
       const auto& in = inputs[i];
-      auto found = lookup({in.parameters, slice_parameters, &config.parameters}, spec.name, in.tensor, t);
+      auto found =
+          lookup({in.parameters, slice_parameters, &config.parameters}, spec.name, in.tensor, t);
       if (found) {
         check_value(found->value, spec, found->location, in.tensor, diag);
         out.per_model[i].emplace_back(spec.name, found->value);

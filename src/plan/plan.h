@@ -44,9 +44,16 @@ struct PlanOptions {
   std::optional<DType> out_dtype;  // --out-dtype, overrides `out_dtype`
   bool allow_crimes = false;       // allow models of different architectures
   std::uint64_t shard_size_max = 5'000'000'000;
-  std::uint64_t seed = 0;          // recorded for random methods
-  int threads = 1;                 // for the memory estimate
+  std::uint64_t seed = 0;  // recorded for random methods
+  int threads = 1;         // for the memory estimate
   std::int64_t chunk_elements = 1 << 20;
+  // MLX output (mlx-and-formats.md section 2): quantize eligible weights
+  // (2-D ".weight" tensors whose last dimension divides by the group size,
+  // which is what mlx-lm's quantize_model picks) with these parameters.
+  std::optional<QuantParams> quantize;
+  // With quantized inputs and no `quantize`, the output is quantized like
+  // the inputs; `dequantize` writes dense tensors instead.
+  bool dequantize = false;
 };
 
 // One input of an output tensor.
@@ -58,16 +65,19 @@ struct PlannedInput {
 };
 
 struct PlannedTensor {
-  std::string name;                 // output name
-  DType dtype = DType::BF16;        // output dtype
-  std::vector<std::int64_t> shape;  // output shape
+  std::string name;                    // output name
+  DType dtype = DType::BF16;           // output dtype
+  std::vector<std::int64_t> shape;     // output shape
   const MethodSpec* method = nullptr;  // nullptr: copied verbatim from inputs[0] (non-float)
   std::optional<PlannedInput> base;
-  std::vector<PlannedInput> inputs;    // non-base inputs, in config order
+  std::vector<PlannedInput> inputs;  // non-base inputs, in config order
   ResolvedParameters params;
-  std::int64_t layer = -1;          // output layer index, -1 outside the layers
+  std::int64_t layer = -1;  // output layer index, -1 outside the layers
+  // Written MLX-quantized: as "<module>.weight" (packed uint32), ".scales"
+  // and ".biases" (in `dtype`) instead of one dense tensor.
+  std::optional<QuantParams> quantize;
   std::int64_t numel() const;
-  std::uint64_t nbytes() const;
+  std::uint64_t nbytes() const;  // bytes written, all three tensors if quantized
 };
 
 // Output layer <- sources, for `llmerge plan`.
@@ -81,18 +91,18 @@ struct LayerMapping {
 struct Plan {
   MergeConfig config;
   const MethodSpec* method = nullptr;
-  std::vector<Model> models;               // distinct models, in order of first mention
-  std::vector<std::string> model_refs;     // the references as written, parallel to models
-  std::optional<std::size_t> base_model;   // the top-level base, if any
-  std::size_t donor = 0;                   // model whose config.json / tokenizer is used
-  std::vector<PlannedTensor> tensors;      // output order
+  std::vector<Model> models;              // distinct models, in order of first mention
+  std::vector<std::string> model_refs;    // the references as written, parallel to models
+  std::optional<std::size_t> base_model;  // the top-level base, if any
+  std::size_t donor = 0;                  // model whose config.json / tokenizer is used
+  std::vector<PlannedTensor> tensors;     // output order
   std::vector<LayerMapping> layer_map;
   std::int64_t out_layers = 0;
   nlohmann::json out_config;               // the output config.json
   DType compute_dtype_round = DType::F32;  // inputs are rounded to this first (config `dtype`)
   bool round_inputs = false;
   PlanOptions options;
-  std::vector<std::string> notes;          // non-fatal remarks for the user
+  std::vector<std::string> notes;  // non-fatal remarks for the user
 
   std::uint64_t output_bytes() const;
   // Upper bound of the executor's buffers: threads x (inputs + 1) x chunk x 4 bytes,
@@ -104,8 +114,11 @@ struct Plan {
 // Throws Error(config|shape|io|format|unsupported) listing every problem found.
 Plan make_plan(const MergeConfig& config, const PlanOptions& options);
 
-// The writer's tensor list for a plan, in plan order.
+// The writer's tensor list for a plan, in plan order. A quantized output
+// tensor becomes three entries: weight, scales, biases (in that order).
 std::vector<TensorSpec> plan_tensor_specs(const Plan& plan);
+// For each planned tensor, the index of its (first) entry in plan_tensor_specs.
+std::vector<std::size_t> plan_writer_indices(const Plan& plan);
 
 // Human-readable plan (layer map, sample parameters, sizes, memory estimate).
 std::string describe_plan(const Plan& plan);

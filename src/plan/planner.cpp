@@ -18,29 +18,40 @@ namespace llmerge {
 
 std::int64_t PlannedTensor::numel() const {
   std::int64_t n = 1;
-  for (auto d : shape) n *= d;
+  for (auto d : shape)
+    n *= d;
   return n;
 }
 
 std::uint64_t PlannedTensor::nbytes() const {
-  return static_cast<std::uint64_t>(numel()) * static_cast<std::uint64_t>(dtype_bits(dtype)) / 8;
+  const auto n = static_cast<std::uint64_t>(numel());
+  if (quantize) {
+    const auto groups = n / static_cast<std::uint64_t>(quantize->group_size);
+    return n * static_cast<std::uint64_t>(quantize->bits) / 8 +
+           2 * groups * static_cast<std::uint64_t>(dtype_bits(dtype)) / 8;
+  }
+  return n * static_cast<std::uint64_t>(dtype_bits(dtype)) / 8;
 }
 
 std::uint64_t Plan::output_bytes() const {
   std::uint64_t total = 0;
-  for (const auto& t : tensors) total += t.nbytes();
+  for (const auto& t : tensors)
+    total += t.nbytes();
   return total;
 }
 
 std::uint64_t Plan::peak_memory_estimate() const {
   std::size_t inputs_max = 0;
-  for (const auto& t : tensors) inputs_max = std::max(inputs_max, t.inputs.size() + (t.base ? 1 : 0));
+  for (const auto& t : tensors)
+    inputs_max = std::max(inputs_max, t.inputs.size() + (t.base ? 1 : 0));
   const auto threads = static_cast<std::uint64_t>(std::max(1, options.threads));
   // Per worker: one f32 buffer per input, one for the output, one raw read buffer.
-  const std::uint64_t per_thread = (inputs_max + 2) * static_cast<std::uint64_t>(options.chunk_elements) * 4;
+  const std::uint64_t per_thread =
+      (inputs_max + 2) * static_cast<std::uint64_t>(options.chunk_elements) * 4;
   std::uint64_t headers = 0;
   for (const auto& m : models) {
-    for (const auto& f : m.files()) headers += f.header_size() * 2;  // JSON text + parsed entries
+    for (const auto& f : m.files())
+      headers += f.header_size() * 2;  // JSON text + parsed entries
   }
   return threads * per_thread + headers + (16u << 20);  // + code and allocator slack
 }
@@ -52,8 +63,9 @@ std::string shape_string(const std::vector<std::int64_t>& shape) {
 }
 
 bool is_embedding_name(std::string_view name) {
-  return name.find("embed") != std::string_view::npos || name.find("wte") != std::string_view::npos ||
-         name.find("wpe") != std::string_view::npos || name.find("lm_head") != std::string_view::npos;
+  return name.find("embed") != std::string_view::npos ||
+         name.find("wte") != std::string_view::npos || name.find("wpe") != std::string_view::npos ||
+         name.find("lm_head") != std::string_view::npos;
 }
 
 bool is_pre_weight(std::string_view name) {
@@ -64,9 +76,9 @@ bool is_pre_weight(std::string_view name) {
 // (mergekit's tied_names).
 const TensorRef* tied_fallback(const Model& model, std::string_view name) {
   if (name.find("lm_head") == std::string_view::npos) return nullptr;
-  for (std::string_view candidate :
-       {"model.embed_tokens.weight", "transformer.wte.weight", "model.language_model.embed_tokens.weight",
-        "embed_tokens.weight", "transformer.embed_tokens.weight"}) {
+  for (std::string_view candidate : {"model.embed_tokens.weight", "transformer.wte.weight",
+                                     "model.language_model.embed_tokens.weight",
+                                     "embed_tokens.weight", "transformer.embed_tokens.weight"}) {
     if (const auto* ref = model.find(candidate)) return ref;
   }
   return nullptr;
@@ -119,23 +131,54 @@ struct Planner {
   void open_models() {
     // The base first: it is the config donor and leads the model card's list.
     if (config.base_model) open_model(*config.base_model, config.base_model_location);
-    for (const auto& m : config.models) open_model(m.model, m.location);
+    for (const auto& m : config.models)
+      open_model(m.model, m.location);
     for (const auto& s : config.slices) {
-      for (const auto& src : s.sources) open_model(src.model, src.location);
+      for (const auto& src : s.sources)
+        open_model(src.model, src.location);
       if (s.base_model) open_model(*s.base_model, s.base_model_location);
     }
     if (config.tokenizer_source && *config.tokenizer_source != "base") {
       open_model(*config.tokenizer_source, config.tokenizer_source_location);
     }
     diag.throw_if_any();  // nothing below makes sense without the models
+  }
+
+  // mlx-lm saves some architectures after its sanitize() step: stacked
+  // `switch_mlp` experts, conv weights with moved axes, norms stored +1
+  // (mlx-and-formats.md 2b). Such a folder cannot be merged with one in
+  // Hugging Face layout: same names, different meaning.
+  static bool mlx_own_layout(const Model& model) {
+    static const std::set<std::string> k_sanitized_types{
+        "mixtral", "qwen3_next", "qwen3_5", "mamba",           "mamba2",
+        "jamba",   "nemotron_h", "plamo2",  "recurrent_gemma", "granitemoehybrid"};
+    bool mlx_file = false;
+    for (const auto& f : model.files()) {
+      auto it = f.metadata().find("format");
+      mlx_file |= it != f.metadata().end() && it->second == "mlx";
+    }
+    if (!mlx_file) return false;
+    const auto type = model.config_string("model_type");
+    if (type && k_sanitized_types.count(*type)) return true;
+    for (const auto& name : model.tensor_names()) {
+      if (name.find(".switch_mlp.") != std::string::npos) return true;
+    }
+    return false;
+  }
+
+  void check_layouts() {
+    std::optional<std::size_t> mlx, hf;
     for (std::size_t i = 0; i < plan.models.size(); ++i) {
-      const auto& q = plan.models[i].quantization();
-      if (q.quantized) {
-        diag.add(ErrorKind::unsupported, {},
-                 fmt::format("model '{}' is MLX-quantized ({}-bit); quantized inputs are not "
-                             "supported yet: dequantize it first",
-                             plan.model_refs[i], q.bits));
-      }
+      (mlx_own_layout(plan.models[i]) ? mlx : hf) = i;
+    }
+    if (mlx && hf) {
+      diag.add(
+          ErrorKind::unsupported, {},
+          fmt::format("model '{}' was saved by mlx-lm in its own layout (after sanitize(): "
+                      "stacked switch_mlp experts, moved conv axes or +1 norms) and model '{}' "
+                      "is in Hugging Face layout; llmerge does not convert between the two. "
+                      "Use models from the same source",
+                      plan.model_refs[*mlx], plan.model_refs[*hf]));
     }
   }
 
@@ -168,7 +211,8 @@ struct Planner {
       NormSlice slice;
       for (const auto& m : config.models) {
         const auto index = model_of(m.model);
-        slice.sources.push_back({index, 0, plan.models[index].layers().count, &m.parameters, m.location});
+        slice.sources.push_back(
+            {index, 0, plan.models[index].layers().count, &m.parameters, m.location});
       }
       if (config.base_model) {
         const auto base = model_of(*config.base_model);
@@ -176,13 +220,14 @@ struct Planner {
                                [&](const NormSource& s) { return s.model == base; });
         if (it == slice.sources.end() && uses_base) {
           // mergekit: "Base model specified but not in input models - adding".
-          slice.sources.push_back({base, 0, plan.models[base].layers().count, nullptr,
-                                   config.base_model_location});
+          slice.sources.push_back(
+              {base, 0, plan.models[base].layers().count, nullptr, config.base_model_location});
           it = slice.sources.end() - 1;
         } else if (it == slice.sources.end()) {
-          plan.notes.push_back(fmt::format("merge method '{}' does not use a base model; "
-                                           "base_model '{}' is ignored",
-                                           plan.method->name, *config.base_model));
+          plan.notes.push_back(
+              fmt::format("merge method '{}' does not use a base model; "
+                          "base_model '{}' is ignored",
+                          plan.method->name, *config.base_model));
         }
         if (uses_base) slice.base = static_cast<std::size_t>(it - slice.sources.begin());
       }
@@ -220,11 +265,12 @@ struct Planner {
         for (std::size_t k = 1; k < slice.sources.size(); ++k) {
           const auto& src = slice.sources[k];
           if (src.end - src.start != len) {
-            diag.add(ErrorKind::config, src.location,
-                     fmt::format("slices[{}]: sources cover different numbers of layers ({} for "
-                                 "'{}', {} for '{}'); every source of a slice needs the same length",
-                                 si, len, plan.model_refs[slice.sources.front().model],
-                                 src.end - src.start, plan.model_refs[src.model]));
+            diag.add(
+                ErrorKind::config, src.location,
+                fmt::format("slices[{}]: sources cover different numbers of layers ({} for "
+                            "'{}', {} for '{}'); every source of a slice needs the same length",
+                            si, len, plan.model_refs[slice.sources.front().model],
+                            src.end - src.start, plan.model_refs[src.model]));
           }
         }
         const auto& base_ref = s.base_model ? s.base_model : config.base_model;
@@ -252,7 +298,8 @@ struct Planner {
     for (std::size_t si = 0; si < slices.size(); ++si) {
       const auto& s = slices[si];
       const auto where = s.location;
-      const std::string slice_name = config.slices.empty() ? "models" : fmt::format("slices[{}]", si);
+      const std::string slice_name =
+          config.slices.empty() ? "models" : fmt::format("slices[{}]", si);
       if (m.base_use == MethodSpec::BaseUse::required && !s.base) {
         diag.add(ErrorKind::config, config.merge_method_location,
                  fmt::format("merge method '{}' needs a base_model (the model the others are "
@@ -263,8 +310,9 @@ struct Planner {
       const std::size_t others = s.sources.size() - (s.base ? 1 : 0);
       if (others < m.models_min || (m.models_max > 0 && others > m.models_max)) {
         std::string want = m.models_max == m.models_min ? fmt::format("exactly {}", m.models_min)
-                           : m.models_max == 0          ? fmt::format("at least {}", m.models_min)
-                                               : fmt::format("{} to {}", m.models_min, m.models_max);
+                           : m.models_max == 0
+                               ? fmt::format("at least {}", m.models_min)
+                               : fmt::format("{} to {}", m.models_min, m.models_max);
         diag.add(ErrorKind::config, where,
                  fmt::format("{}: merge method '{}' takes {} model(s){}, but {} given", slice_name,
                              m.name, want, s.base ? " besides the base" : "", others));
@@ -289,9 +337,9 @@ struct Planner {
     for (std::size_t k = 0; k < slice.sources.size(); ++k) {
       const auto& src = slice.sources[k];
       const Model& model = plan.models[src.model];
-      std::string name = offset < 0 ? out_name
-                                    : fmt::format("{}.{}.{}", model.layers().prefix,
-                                                  src.start + offset, suffix);
+      std::string name =
+          offset < 0 ? out_name
+                     : fmt::format("{}.{}.{}", model.layers().prefix, src.start + offset, suffix);
       const TensorRef* ref = model.find(name);
       if (!ref && offset < 0) {
         ref = tied_fallback(model, name);
@@ -306,14 +354,14 @@ struct Planner {
         continue;
       }
       if (slice.base && *slice.base == k) base_pos = gathered.size();
-      gathered.push_back({src.model, name, *ref, ref->info->shape});
+      gathered.push_back({src.model, name, *ref, ref->shape()});
       sources.push_back(&src);
     }
     if (missing || gathered.empty()) return;
 
-    const bool all_float = std::all_of(gathered.begin(), gathered.end(), [](const PlannedInput& in) {
-      return dtype_is_mergeable_float(in.ref.info->dtype);
-    });
+    const bool all_float = std::all_of(
+        gathered.begin(), gathered.end(),
+        [](const PlannedInput& in) { return dtype_is_mergeable_float(in.ref.dtype()); });
     if (!all_float) {
       plan_copy(std::move(tensor), gathered, base_pos);
       return;
@@ -322,7 +370,7 @@ struct Planner {
 
     tensor.method = plan.method;
     tensor.shape = gathered.front().shape;
-    tensor.dtype = output_dtype(gathered[base_pos ? *base_pos : 0].ref.info->dtype);
+    tensor.dtype = output_dtype(gathered[base_pos ? *base_pos : 0].ref.dtype());
     const SourceLocation slice_loc = slice.location;
     for (std::size_t i = 0; i < gathered.size(); ++i) {
       if (base_pos && i == *base_pos) {
@@ -336,8 +384,8 @@ struct Planner {
       if (base_pos && i == *base_pos) continue;
       param_sources.push_back({sources[i]->parameters, gathered[i].tensor, sources[i]->location});
     }
-    resolve_parameters(config, *plan.method, slice.parameters, slice_loc, param_sources,
-                       out_name, t, tensor.params, diag);
+    resolve_parameters(config, *plan.method, slice.parameters, slice_loc, param_sources, out_name,
+                       t, tensor.params, diag);
     (void)slice_index;
     plan.tensors.push_back(std::move(tensor));
   }
@@ -401,20 +449,22 @@ struct Planner {
                              out_name, first.shape[1], plan.model_refs[first.model]));
         return false;
       }
-      for (auto& in : gathered) in.shape = target;
+      for (auto& in : gathered)
+        in.shape = target;
       rectified_vocab = target[0];
-      plan.notes.push_back(fmt::format("tensor '{}': vocab sizes differ; rows cut to {} as "
-                                       "mergekit does",
-                                       out_name, target[0]));
+      plan.notes.push_back(
+          fmt::format("tensor '{}': vocab sizes differ; rows cut to {} as "
+                      "mergekit does",
+                      out_name, target[0]));
       return true;
     }
     for (const auto& in : gathered) {
       if (in.shape == first.shape) continue;
-      diag.add(ErrorKind::shape, {},
-               fmt::format("tensor '{}': shape {} in model '{}' but {} in model '{}'{}", out_name,
-                           shape_string(first.shape), plan.model_refs[first.model],
-                           shape_string(in.shape), plan.model_refs[in.model],
-                           shape_hint(first, in)));
+      diag.add(
+          ErrorKind::shape, {},
+          fmt::format("tensor '{}': shape {} in model '{}' but {} in model '{}'{}", out_name,
+                      shape_string(first.shape), plan.model_refs[first.model],
+                      shape_string(in.shape), plan.model_refs[in.model], shape_hint(first, in)));
       return false;
     }
     return true;
@@ -465,8 +515,9 @@ struct Planner {
   void plan_tensors(const std::vector<NormSlice>& slices) {
     const Model& donor = plan.models[plan.donor];
     const std::string out_prefix =
-        donor.layers().prefix.empty() ? plan.models[slices.front().sources.front().model].layers().prefix
-                                      : donor.layers().prefix;
+        donor.layers().prefix.empty()
+            ? plan.models[slices.front().sources.front().model].layers().prefix
+            : donor.layers().prefix;
 
     // Embeddings first (from the first slice), then layers, then the rest (from the last slice).
     const auto pre = outside_names(slices.front());
@@ -481,11 +532,12 @@ struct Planner {
       for (std::int64_t offset = 0; offset < n; ++offset, ++out_layer) {
         const double t = n == 1 ? 1.0 : static_cast<double>(offset) / static_cast<double>(n - 1);
         LayerMapping mapping{out_layer, si, t, {}};
-        for (const auto& src : slice.sources) mapping.sources.emplace_back(src.model, src.start + offset);
+        for (const auto& src : slice.sources)
+          mapping.sources.emplace_back(src.model, src.start + offset);
         plan.layer_map.push_back(std::move(mapping));
         for (const auto& suffix : layer_suffixes(plan.models[lead.model], lead.start + offset)) {
-          add_tensor(slice, si, offset, fmt::format("{}.{}.{}", out_prefix, out_layer, suffix), suffix,
-                     out_layer, t);
+          add_tensor(slice, si, offset, fmt::format("{}.{}.{}", out_prefix, out_layer, suffix),
+                     suffix, out_layer, t);
         }
       }
     }
@@ -496,7 +548,8 @@ struct Planner {
       // lm_head is optional: written only if some model of the last slice has one.
       if (name.find("lm_head") != std::string::npos) {
         bool any = false;
-        for (const auto& src : slices.back().sources) any |= plan.models[src.model].find(name) != nullptr;
+        for (const auto& src : slices.back().sources)
+          any |= plan.models[src.model].find(name) != nullptr;
         if (!any) continue;
       }
       add_tensor(slices.back(), slices.size() - 1, -1, name, "", -1, 0.0);
@@ -518,7 +571,8 @@ Plan make_plan(const MergeConfig& config, const PlanOptions& options) {
   plan.method = find_method(config.merge_method);
   if (!plan.method) {
     std::vector<std::string> names;
-    for (const auto& m : method_registry()) names.push_back(m.name);
+    for (const auto& m : method_registry())
+      names.push_back(m.name);
     auto hint = closest_match(config.merge_method, names);
     diag.add(ErrorKind::config, config.merge_method_location,
              fmt::format("unknown merge_method '{}'{}", config.merge_method,
@@ -535,6 +589,7 @@ Plan make_plan(const MergeConfig& config, const PlanOptions& options) {
   }
   planner.open_models();
   planner.check_architectures();
+  planner.check_layouts();
   auto slices = planner.normalize();
   diag.throw_if_any();
   planner.check_counts(slices);
@@ -547,7 +602,7 @@ Plan make_plan(const MergeConfig& config, const PlanOptions& options) {
     // The first model in config order (mergekit's choice depends on hash order).
     plan.donor = slices.front().sources.front().model;
   }
-  const auto round = options.dtype ? options.dtype
+  const auto round = options.dtype  ? options.dtype
                      : config.dtype ? dtype_from_torch_name(*config.dtype)
                                     : std::nullopt;
   if (round && *round != DType::F32) {
@@ -559,6 +614,7 @@ Plan make_plan(const MergeConfig& config, const PlanOptions& options) {
   if (plan.tensors.empty() && diag.empty()) {
     diag.add(ErrorKind::config, {}, "the merge produces no tensors");
   }
+  assign_output_quantization(plan, diag);
   diag.throw_if_any();
   plan.out_config = build_output_config(plan, planner.rectified_vocab);
   return plan;

@@ -42,4 +42,9 @@ void resolve_parameters(const MergeConfig& config, const MethodSpec& method,
 // torch_dtype, tie_word_embeddings and (if embeddings were cut) vocab_size updated.
 nlohmann::json build_output_config(const Plan& plan, std::optional<std::int64_t> rectified_vocab);
 
+// Decides which output tensors are written MLX-quantized (PlannedTensor::quantize).
+void assign_output_quantization(Plan& plan, Diagnostics& diag);
+// Writes (or removes) config.json "quantization" / "quantization_config".
+void update_config_quantization(const Plan& plan, nlohmann::json& cfg);
+
 }  // namespace llmerge

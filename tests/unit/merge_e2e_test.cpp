@@ -51,7 +51,9 @@ std::vector<float> read_floats(const Model& m, const std::string& name) {
   return out;
 }
 
-std::string file_bytes(const fs::path& p) { return testing::read_text(p); }
+std::string file_bytes(const fs::path& p) {
+  return testing::read_text(p);
+}
 
 class MergeEndToEnd : public ::testing::Test {
  protected:
@@ -84,7 +86,8 @@ TEST_F(MergeEndToEnd, EveryExampleConfigMerges) {
   for (const auto& e : fs::directory_iterator(root() / "examples")) {
     const std::string name = e.path().stem().string();
     std::string log;
-    ASSERT_EQ(run_in(root(), "run examples/" + name + ".yaml -o out/" + name + " --force -q", &log), 0)
+    ASSERT_EQ(run_in(root(), "run examples/" + name + ".yaml -o out/" + name + " --force -q", &log),
+              0)
         << name << ": " << log;
     const Model out = Model::open(root() / "out" / name);
     EXPECT_GT(out.tensor_count(), 0u) << name;
@@ -102,8 +105,8 @@ TEST_F(MergeEndToEnd, LinearOutputEqualsTheWeightedAverageOfTheInputs) {
   const Model a = Model::open(root() / "demo/models/a");
   const Model b = Model::open(root() / "demo/models/b");
   const Model out = Model::open(root() / "out/lin-check");
-  for (const std::string name : {"model.layers.3.mlp.down_proj.weight", "model.embed_tokens.weight",
-                                 "model.norm.weight"}) {
+  for (const std::string name :
+       {"model.layers.3.mlp.down_proj.weight", "model.embed_tokens.weight", "model.norm.weight"}) {
     const auto xa = read_floats(a, name);
     const auto xb = read_floats(b, name);
     const auto y = read_floats(out, name);
@@ -123,13 +126,18 @@ TEST_F(MergeEndToEnd, LinearOutputEqualsTheWeightedAverageOfTheInputs) {
 TEST_F(MergeEndToEnd, OutputIsByteIdenticalForAnyThreadCountAndChunkSize) {
   for (const std::string method : {"ties", "dare_ties", "slerp"}) {
     const std::string cfg = "examples/" + method + ".yaml";
-    ASSERT_EQ(run_in(root(), "run " + cfg + " -o out/d1 --force -q --threads 1 --chunk-elements 65536"), 0);
-    ASSERT_EQ(run_in(root(), "run " + cfg + " -o out/d2 --force -q --threads 2 --chunk-elements 1000000"), 0);
+    ASSERT_EQ(
+        run_in(root(), "run " + cfg + " -o out/d1 --force -q --threads 1 --chunk-elements 65536"),
+        0);
+    ASSERT_EQ(
+        run_in(root(), "run " + cfg + " -o out/d2 --force -q --threads 2 --chunk-elements 1000000"),
+        0);
     for (const auto& e : fs::directory_iterator(root() / "out/d1")) {
       const auto other = root() / "out/d2" / e.path().filename();
       if (e.path().filename() == "README.md") continue;  // the title is the folder name
       ASSERT_TRUE(fs::exists(other)) << other;
-      EXPECT_TRUE(file_bytes(e.path()) == file_bytes(other)) << method << ": " << e.path().filename();
+      EXPECT_TRUE(file_bytes(e.path()) == file_bytes(other))
+          << method << ": " << e.path().filename();
     }
   }
 }
@@ -150,17 +158,20 @@ TEST_F(MergeEndToEnd, OutputFolderHasConfigTokenizerCardAndSourceYaml) {
 }
 
 TEST_F(MergeEndToEnd, ShardedOutputHasAnIndexCoveringEveryTensor) {
-  ASSERT_EQ(run_in(root(), "run examples/linear.yaml -o out/sharded --force -q --out-shard-size 2MB"), 0);
-  const auto index = nlohmann::json::parse(file_bytes(root() / "out/sharded/model.safetensors.index.json"));
+  ASSERT_EQ(
+      run_in(root(), "run examples/linear.yaml -o out/sharded --force -q --out-shard-size 2MB"), 0);
+  const auto index =
+      nlohmann::json::parse(file_bytes(root() / "out/sharded/model.safetensors.index.json"));
   const Model out = Model::open(root() / "out/sharded");
   EXPECT_GT(out.files().size(), 2u);
   EXPECT_EQ(index["weight_map"].size(), out.tensor_count());
 }
 
 TEST_F(MergeEndToEnd, BadConfigExitsTwoWithLocationAndWritesNothing) {
-  testing::write_text(root() / "bad.yaml", "merge_method: ties\nbase_model: demo/models/base\n"
-                                           "models:\n  - model: demo/models/a\n    parameters:\n"
-                                           "      weight: 1\n      desity: 0.5\n");
+  testing::write_text(root() / "bad.yaml",
+                      "merge_method: ties\nbase_model: demo/models/base\n"
+                      "models:\n  - model: demo/models/a\n    parameters:\n"
+                      "      weight: 1\n      desity: 0.5\n");
   std::string log;
   EXPECT_EQ(run_in(root(), "run bad.yaml -o out/bad", &log), 2);
   EXPECT_NE(log.find("bad.yaml:7:7:"), std::string::npos) << log;

@@ -244,13 +244,17 @@ struct GtaReference {
 
 // ---------------------------------------------------------------- registry
 
-TEST(Registry, ListsTheSevenMethodsInMergekitOrder) {
+TEST(Registry, ListsAllTwentyMethodsInMergekitOrder) {
   std::vector<std::string> names;
   for (const MethodSpec& spec : method_registry())
     names.push_back(spec.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"linear", "slerp", "task_arithmetic", "ties",
-                                             "dare_ties", "dare_linear", "passthrough"}));
-  EXPECT_EQ(find_method("nuslerp"), nullptr);
+  EXPECT_EQ(names,
+            (std::vector<std::string>{
+                "linear",           "slerp",       "nuslerp",      "multislerp",   "karcher",
+                "task_arithmetic",  "ties",        "dare_ties",    "dare_linear",  "breadcrumbs",
+                "breadcrumbs_ties", "della",       "della_linear", "sce",          "ram",
+                "ramplus_tl",       "model_stock", "nearswap",     "arcee_fusion", "passthrough"}));
+  EXPECT_EQ(find_method("consensus_ties"), nullptr);
   ASSERT_NE(find_method("dare_ties"), nullptr);
   EXPECT_EQ(find_method("dare_ties")->pretty_name, "DARE TIES");
   for (const MethodSpec& spec : method_registry()) {

@@ -29,8 +29,9 @@ class PlannerTest : public ::testing::Test {
     synth((*dir_) / "a", "--like " + ((*dir_) / "base").string() + " --delta-scale 0.05 --seed 2");
     synth((*dir_) / "b", "--like " + ((*dir_) / "base").string() + " --delta-scale 0.05 --seed 3");
     synth((*dir_) / "shallow", shape + " --layers 4 --seed 4");
-    synth((*dir_) / "wide", "--family llama --hidden 128 --intermediate 128 --heads 4 --kv-heads 2 "
-                           "--vocab 128 --layers 6 --seed 5");
+    synth((*dir_) / "wide",
+          "--family llama --hidden 128 --intermediate 128 --heads 4 --kv-heads 2 "
+          "--vocab 128 --layers 6 --seed 5");
     synth((*dir_) / "bigvocab", arch + " --layers 6 --vocab 160 --seed 6");
     ready_ = !::testing::Test::HasFatalFailure();
   }
@@ -115,9 +116,12 @@ parameters:
     - value: 0.25
 )");
   // Slice 1 has 3 layers: its middle layer (output 4) has t = 1/2 of the gradient.
-  EXPECT_DOUBLE_EQ(tensor(p, "model.layers.4.self_attn.q_proj.weight").params.global_value("t"), 0.5);
-  EXPECT_DOUBLE_EQ(tensor(p, "model.layers.3.self_attn.q_proj.weight").params.global_value("t"), 0.0);
-  EXPECT_DOUBLE_EQ(tensor(p, "model.layers.5.self_attn.o_proj.weight").params.global_value("t"), 1.0);
+  EXPECT_DOUBLE_EQ(tensor(p, "model.layers.4.self_attn.q_proj.weight").params.global_value("t"),
+                   0.5);
+  EXPECT_DOUBLE_EQ(tensor(p, "model.layers.3.self_attn.q_proj.weight").params.global_value("t"),
+                   0.0);
+  EXPECT_DOUBLE_EQ(tensor(p, "model.layers.5.self_attn.o_proj.weight").params.global_value("t"),
+                   1.0);
   EXPECT_DOUBLE_EQ(tensor(p, "model.layers.4.mlp.up_proj.weight").params.global_value("t"), 0.25);
   // Outside the layers t = 0; the fallback applies to the embeddings.
   EXPECT_DOUBLE_EQ(tensor(p, "model.embed_tokens.weight").params.global_value("t"), 0.25);
@@ -306,13 +310,16 @@ TEST_F(PlannerTest, MissingModelSaysWhereItLooked) {
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::io);
-    EXPECT_NE(std::string(e.what()).find("config.yaml:3:5: model '"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("config.yaml:3:5: model '"), std::string::npos)
+        << e.what();
   }
 }
 
 TEST_F(PlannerTest, MemoryEstimateDoesNotDependOnModelSize) {
-  const Plan small = plan("merge_method: linear\nmodels:\n  - {model: {dir}/shallow, parameters: {weight: 1}}\n");
-  const Plan large = plan("merge_method: linear\nmodels:\n  - {model: {dir}/wide, parameters: {weight: 1}}\n");
+  const Plan small =
+      plan("merge_method: linear\nmodels:\n  - {model: {dir}/shallow, parameters: {weight: 1}}\n");
+  const Plan large =
+      plan("merge_method: linear\nmodels:\n  - {model: {dir}/wide, parameters: {weight: 1}}\n");
   // Only headers differ; buffers are chunk-sized.
   EXPECT_LT(std::llabs(static_cast<long long>(small.peak_memory_estimate()) -
                        static_cast<long long>(large.peak_memory_estimate())),

@@ -13,10 +13,23 @@ namespace llmerge {
 
 MethodSpec make_linear_spec();
 MethodSpec make_slerp_spec();
+MethodSpec make_nuslerp_spec();
+MethodSpec make_multislerp_spec();
+MethodSpec make_karcher_spec();
 MethodSpec make_task_arithmetic_spec();
 MethodSpec make_ties_spec();
 MethodSpec make_dare_ties_spec();
 MethodSpec make_dare_linear_spec();
+MethodSpec make_breadcrumbs_spec();
+MethodSpec make_breadcrumbs_ties_spec();
+MethodSpec make_della_spec();
+MethodSpec make_della_linear_spec();
+MethodSpec make_sce_spec();
+MethodSpec make_ram_spec();
+MethodSpec make_ramplus_tl_spec();
+MethodSpec make_model_stock_spec();
+MethodSpec make_nearswap_spec();
+MethodSpec make_arcee_fusion_spec();
 MethodSpec make_passthrough_spec();
 
 // Default of an optional parameter that has no value unless the user sets

@@ -70,6 +70,11 @@ class GtaMerge final : public TensorMerge {
         rows_[i] = deltas_.data() + i * k_step;
     }
     const auto size = static_cast<std::size_t>(chunk.size);
+    for (std::size_t i = 0; i < m; ++i) {
+      if (sparsifiers_[i] != nullptr) {
+        sparsifiers_[i]->begin_chunk(chunk.begin, size, chunk.models[i], chunk.base);
+      }
+    }
     for (std::size_t off = 0; off < size; off += k_step) {
       const std::size_t len = std::min(k_step, size - off);
       const float* base = chunk.base + off;
@@ -116,7 +121,8 @@ std::unique_ptr<TensorMerge> make_gta_merge(const TensorContext& context, GtaVar
 }
 
 MethodSpec gta_spec(std::string name, std::string pretty_name, std::string reference,
-                    std::string description, bool normalize_default, bool rescale_default) {
+                    std::string description, bool normalize_default, bool rescale_default,
+                    std::vector<ParameterSpec> extra) {
   MethodSpec spec;
   spec.name = std::move(name);
   spec.pretty_name = std::move(pretty_name);
@@ -135,14 +141,22 @@ MethodSpec gta_spec(std::string name, std::string pretty_name, std::string refer
       number_parameter("weight", ParameterSpec::Scope::per_model, std::nullopt,
                        "Weight of the model's task vector"),
       density,
-      bool_parameter("normalize", normalize_default, "Divide by the sum of the (agreeing) weights"),
-      bool_parameter("rescale", rescale_default,
-                     "After sparsifying, restore each task vector's L1 norm"),
-      number_parameter("lambda", ParameterSpec::Scope::global, 1.0,
-                       "Scale the merged task vector (after normalization)"),
-      bool_parameter("int8_mask", false,
-                     "Accepted for mergekit compatibility; saves memory there, no effect here"),
   };
+  for (ParameterSpec& p : extra)
+    spec.parameters.push_back(std::move(p));
+  for (ParameterSpec p : {
+           bool_parameter("normalize", normalize_default,
+                          "Divide by the sum of the (agreeing) weights"),
+           bool_parameter("rescale", rescale_default,
+                          "After sparsifying, restore each task vector's L1 norm"),
+           number_parameter("lambda", ParameterSpec::Scope::global, 1.0,
+                            "Scale the merged task vector (after normalization)"),
+           bool_parameter(
+               "int8_mask", false,
+               "Accepted for mergekit compatibility; saves memory there, no effect here"),
+       }) {
+    spec.parameters.push_back(std::move(p));
+  }
   return spec;
 }
 

@@ -39,6 +39,11 @@ class Sparsifier {
   virtual void observe(int /*pass*/, std::int64_t /*begin*/, const float* /*delta*/,
                        std::size_t /*n*/) {}
   virtual void end_pass(int /*pass*/) {}
+  // Called at the start of each compute chunk, before apply() sees its
+  // elements, with that model's and the base's values of the whole chunk
+  // (della ranks whole rows, which apply()'s pieces may split).
+  virtual void begin_chunk(std::int64_t /*begin*/, std::size_t /*n*/, const float* /*model*/,
+                           const float* /*base*/) {}
   virtual void apply(std::int64_t begin, float* delta, std::size_t n) = 0;
 };
 
@@ -58,9 +63,11 @@ std::unique_ptr<TensorMerge> make_gta_merge(const TensorContext& context, GtaVar
 
 // The spec fields every GTA method shares: base required, truncation to the
 // base's shape, parameters weight/density/normalize/rescale/lambda/int8_mask
-// with this method's defaults.
+// with this method's defaults; `extra` (the sparsifier's own per-model
+// parameters, breadcrumbs' gamma, della's epsilon) go after density.
 MethodSpec gta_spec(std::string name, std::string pretty_name, std::string reference,
-                    std::string description, bool normalize_default, bool rescale_default);
+                    std::string description, bool normalize_default, bool rescale_default,
+                    std::vector<ParameterSpec> extra = {});
 
 // L1 norm matching (mergekit's "rescale", RescaleNorm.l1): after masking,
 // multiply the kept elements by ‖δ‖₁ / ‖masked δ‖₁, unless either norm is
@@ -68,6 +75,11 @@ MethodSpec gta_spec(std::string name, std::string pretty_name, std::string refer
 class L1Rescale {
  public:
   void add_block(const float* delta, const float* masked, std::size_t n);
+  // Adds norms the caller summed itself (each in a chunking-independent order).
+  void add_sums(double full, double kept) {
+    full_ += full;
+    kept_ += kept;
+  }
   // The factor to apply, or nullopt when the rescale is skipped.
   std::optional<float> factor() const;
 

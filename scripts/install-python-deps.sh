@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Creates a virtual environment with pinned mlx (CPU backend) and mlx-lm, for
+# the checks of llmerge's MLX output. Idempotent: does nothing when the venv
+# already has the pinned versions. Usage: scripts/install-python-deps.sh VENV_DIR
+set -euo pipefail
+venv=${1:-build/venv-mlx}
+pins=("mlx[cpu]==0.32.4" "mlx-lm==0.32.2" "numpy")
+
+if [ -x "$venv/bin/python" ] && "$venv/bin/python" - <<'PY' 2>/dev/null; then
+import importlib.metadata as m
+assert m.version("mlx") == "0.32.4" and m.version("mlx-lm") == "0.32.2"
+PY
+  exit 0
+fi
+echo "install-python-deps: creating $venv with ${pins[*]}"
+python3 -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check "${pins[@]}"

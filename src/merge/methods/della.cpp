@@ -1,0 +1,258 @@
+// della and della_linear: DELLA (MagPrune) -- drop task-vector entries at
+// random with a keep probability that grows with their magnitude rank, then
+// TIES sign consensus (della) or a plain weighted sum (della_linear).
+//
+// Paper: Deep, Bhardwaj, Poria, "DELLA-Merging: Reducing Interference in
+// Model Merging through Magnitude-Based Sampling", 2024,
+// https://arxiv.org/abs/2406.11617
+//
+// Formula (mergekit-behaviour.md 1.8, "della_magprune"), per model:
+//   vectors: each vector along axis 1 (the rows of a matrix); a 1-D tensor
+//   is one vector. In a vector of n entries, rank r ∈ 1..n by |δ| ascending
+//   (ties: flattened order):
+//     p = (density − ε) + 2ε·(r − 1)/(n − 1)
+//   keep each entry with probability p
+//   rescale: kept · ‖δ‖₁ / ‖kept‖₁ over the whole tensor, unless a norm < 1e-7
+//   (L1 norm matching, as mergekit -- not the paper's per-entry 1/p)
+//   then the GTA steps of task_arithmetic_core.h with (della) or without
+//   (della_linear) sign consensus.
+// Parameters: per-model `weight` (required), `density` (1.0: no pruning),
+// `epsilon` (0.15); global `normalize` (della true, della_linear false),
+// `rescale` (true), `lambda` (1.0), `int8_mask` (false).
+//
+// Streaming: ranks need a whole vector, and vectors can straddle chunks. One
+// statistics pass walks the tensor in order with a buffer of one group of
+// vectors (one row; for N-D tensors the shape[1]·Π shape[2:] elements that
+// hold prod(shape[2:]) interleaved vectors), decides each group's mask once
+// it is complete, sums the kept L1 norm per group in element order, and
+// stores the mask bits of the groups that straddle a k_reduce_block
+// boundary (chunk boundaries are block boundaries). begin_chunk() then
+// decides the groups that lie inside the chunk from the chunk's data and
+// takes the stored bits for the others. The pass is skipped when no rescale
+// is needed and no group can straddle a block.
+//
+// Differences from mergekit:
+// - The random draw is Philox4x32-10 keyed as DARE's (merge/random.h):
+//   (seed, tensor name, model index in config order, element index); keep
+//   when u < p. mergekit uses torch's global RNG, so only the statistics
+//   agree.
+// - One-entry vectors (n = 1): mergekit computes 0/0 = NaN and fails in
+//   torch.bernoulli; here r is taken as the middle rank, p = density.
+// - mergekit raises unless 0 < density − ε and density + ε < 1; that check
+//   belongs to the planner. The kernel never fails: u < p keeps nothing for
+//   p <= 0 and everything for p >= 1.
+// - f32 arithmetic (mergekit: the config dtype, f32 on CPU).
+#include <algorithm>
+#include <cmath>
+#include <deque>
+#include <numeric>
+#include <optional>
+#include <vector>
+
+#include "merge/kernels/reduce.h"
+#include "merge/methods/methods.h"
+#include "merge/methods/rank_select.h"
+#include "merge/methods/task_arithmetic_core.h"
+#include "merge/random.h"
+
+namespace llmerge {
+namespace {
+
+class MagPruneSparsifier final : public gta::Sparsifier {
+ public:
+  MagPruneSparsifier(const TensorContext& context, std::size_t model, double density, bool rescale)
+      : random_(context.seed, context.tensor_key, static_cast<std::uint32_t>(model)),
+        density_(density),
+        epsilon_(context.params->model_value(model, "epsilon")),
+        rescale_(rescale) {
+    const std::vector<std::int64_t>& shape = context.shape;
+    if (shape.size() < 2) {
+      length_ = std::max<std::int64_t>(context.numel, 1);
+      stride_ = 1;
+    } else {
+      stride_ = 1;
+      for (std::size_t d = 2; d < shape.size(); ++d)
+        stride_ *= shape[d];
+      length_ = shape[1];
+    }
+    group_ = std::max<std::int64_t>(length_ * stride_, 1);
+    const bool may_straddle = group_ > k_reduce_block || k_reduce_block % group_ != 0;
+    passes_ = rescale_ || may_straddle ? 1 : 0;
+  }
+
+  int passes() const override { return passes_; }
+
+  void observe(int /*pass*/, std::int64_t begin, const float* delta, std::size_t n) override {
+    full_l1_ += kernels::reduce_l1(delta, n);
+    std::size_t i = 0;
+    while (i < n) {
+      if (buffer_.empty()) buffer_begin_ = begin + static_cast<std::int64_t>(i);
+      const std::size_t take = std::min(n - i, static_cast<std::size_t>(group_) - buffer_.size());
+      buffer_.insert(buffer_.end(), delta + i, delta + i + take);
+      i += take;
+      if (buffer_.size() == static_cast<std::size_t>(group_)) finish_group();
+    }
+  }
+
+  void end_pass(int /*pass*/) override {
+    if (!buffer_.empty()) finish_group();  // unreachable: the tensor is whole groups
+    gta::L1Rescale norms;
+    norms.add_sums(full_l1_, kept_l1_);
+    if (rescale_) factor_ = norms.factor();
+    std::vector<float>().swap(buffer_);
+  }
+
+  void begin_chunk(std::int64_t begin, std::size_t n, const float* model,
+                   const float* base) override {
+    chunk_begin_ = begin;
+    chunk_keep_.assign(n, 0);
+    const std::int64_t end = begin + static_cast<std::int64_t>(n);
+    std::int64_t g = begin / group_ * group_;
+    for (; g < end; g += group_) {
+      const std::int64_t g_end = g + group_;
+      if (g >= begin && g_end <= end) {
+        delta_.resize(static_cast<std::size_t>(group_));
+        const auto off = static_cast<std::size_t>(g - begin);
+        for (std::size_t e = 0; e < delta_.size(); ++e)
+          delta_[e] = model[off + e] - base[off + e];
+        decide(g, delta_.data());
+        std::copy(keep_.begin(), keep_.end(),
+                  chunk_keep_.begin() + static_cast<std::ptrdiff_t>(off));
+        continue;
+      }
+      while (!stored_.empty() && stored_.front().begin < g)
+        stored_.pop_front();
+      const StoredGroup& s = stored_.front();  // straddles a chunk, hence a block: stored
+      const std::int64_t lo = std::max(g, begin);
+      const std::int64_t hi = std::min(g_end, end);
+      for (std::int64_t e = lo; e < hi; ++e)
+        chunk_keep_[static_cast<std::size_t>(e - begin)] = s.keep[static_cast<std::size_t>(e - g)];
+    }
+  }
+
+  void apply(std::int64_t begin, float* delta, std::size_t n) override {
+    const std::uint8_t* keep = chunk_keep_.data() + (begin - chunk_begin_);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (keep[i] == 0) {
+        delta[i] = 0.0f;
+      } else if (factor_) {
+        delta[i] = delta[i] * *factor_;
+      }
+    }
+  }
+
+ private:
+  struct StoredGroup {
+    std::int64_t begin;
+    std::vector<bool> keep;
+  };
+
+  void finish_group() {
+    decide(buffer_begin_, buffer_.data());
+    double kept = 0.0;
+    for (std::size_t e = 0; e < buffer_.size(); ++e) {
+      if (keep_[e] != 0) kept += std::fabs(static_cast<double>(buffer_[e]));
+    }
+    kept_l1_ += kept;
+    const std::int64_t last = buffer_begin_ + group_ - 1;
+    if (buffer_begin_ / k_reduce_block != last / k_reduce_block) {
+      stored_.push_back({buffer_begin_, std::vector<bool>(keep_.begin(), keep_.end())});
+    }
+    buffer_.clear();
+  }
+
+  // Decides keep_[0, group_) for the group starting at element `begin`.
+  void decide(std::int64_t begin, const float* delta) {
+    const auto size = static_cast<std::size_t>(group_);
+    keep_.resize(size);
+    uniforms_.resize(size);
+    random_.uniforms(static_cast<std::uint64_t>(begin), uniforms_.data(), size);
+    const auto n = static_cast<std::size_t>(length_);
+    const auto stride = static_cast<std::size_t>(stride_);
+    order_.resize(n);
+    const double low = density_ - epsilon_;
+    for (std::size_t v = 0; v < stride; ++v) {
+      // Entries of vector v: v, v + stride, ...; sort their positions by (|δ|, position).
+      std::iota(order_.begin(), order_.end(), std::size_t{0});
+      std::stable_sort(order_.begin(), order_.end(), [&](std::size_t a, std::size_t b) {
+        return magnitude_key(delta[v + a * stride]) < magnitude_key(delta[v + b * stride]);
+      });
+      for (std::size_t r = 0; r < n; ++r) {
+        const double rank_norm = n > 1 ? static_cast<double>(r) / static_cast<double>(n - 1) : 0.5;
+        const auto p = static_cast<float>(low + 2.0 * epsilon_ * rank_norm);
+        const std::size_t e = v + order_[r] * stride;
+        keep_[e] = uniforms_[e] < p ? 1 : 0;
+      }
+    }
+  }
+
+  ElementRandom random_;
+  double density_;
+  double epsilon_;
+  bool rescale_;
+  int passes_ = 0;
+  std::int64_t length_ = 1;  // entries per vector
+  std::int64_t stride_ = 1;  // distance between a vector's entries
+  std::int64_t group_ = 1;   // length_ · stride_: contiguous, whole vectors
+  std::vector<float> buffer_;
+  std::int64_t buffer_begin_ = 0;
+  double full_l1_ = 0.0;
+  double kept_l1_ = 0.0;
+  std::deque<StoredGroup> stored_;
+  std::optional<float> factor_;
+  std::vector<std::uint8_t> keep_;  // one group's decisions
+  std::vector<float> uniforms_;
+  std::vector<std::size_t> order_;
+  std::vector<float> delta_;
+  std::int64_t chunk_begin_ = 0;
+  std::vector<std::uint8_t> chunk_keep_;
+};
+
+std::unique_ptr<gta::Sparsifier> make_magprune(const TensorContext& context, std::size_t model,
+                                               double density, bool rescale) {
+  return std::make_unique<MagPruneSparsifier>(context, model, density, rescale);
+}
+
+std::unique_ptr<TensorMerge> make_della(const TensorContext& context) {
+  return gta::make_gta_merge(context,
+                             gta::GtaVariant{.consensus = true, .sparsifier = &make_magprune});
+}
+
+std::unique_ptr<TensorMerge> make_della_linear(const TensorContext& context) {
+  return gta::make_gta_merge(context,
+                             gta::GtaVariant{.consensus = false, .sparsifier = &make_magprune});
+}
+
+std::vector<ParameterSpec> epsilon_parameter() {
+  ParameterSpec epsilon =
+      number_parameter("epsilon", ParameterSpec::Scope::per_model, 0.15,
+                       "Keep probabilities run from density − epsilon to density + epsilon");
+  epsilon.min = 0.0;
+  return {epsilon};
+}
+
+}  // namespace
+
+MethodSpec make_della_spec() {
+  MethodSpec spec =
+      gta::gta_spec("della", "DELLA", "https://arxiv.org/abs/2406.11617",
+                    "Drop task-vector entries at random, larger ones less often; "
+                    "elect signs, average",
+                    /*normalize_default=*/true, /*rescale_default=*/true, epsilon_parameter());
+  spec.random = true;
+  spec.make = &make_della;
+  return spec;
+}
+
+MethodSpec make_della_linear_spec() {
+  MethodSpec spec =
+      gta::gta_spec("della_linear", "Linear DELLA", "https://arxiv.org/abs/2406.11617",
+                    "Drop task-vector entries at random, larger ones less often; "
+                    "weighted sum",
+                    /*normalize_default=*/false, /*rescale_default=*/true, epsilon_parameter());
+  spec.random = true;
+  spec.make = &make_della_linear;
+  return spec;
+}
+
+}  // namespace llmerge

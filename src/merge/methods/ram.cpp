@@ -1,0 +1,163 @@
+// ram and ramplus_tl: Reinforced Agent Merging -- average task-vector entries
+// only over the models that actually changed them.
+//
+// Paper: "Reinforced Agent Merging", arXiv 2601.13572,
+// https://arxiv.org/abs/2601.13572
+//
+// Formula (mergekit-behaviour.md 1.10), per element, with τ_i = x_i − b:
+//   nz_i = |τ_i| > ε;  c = Σ_i nz_i
+//   ram:         res = b + Σ_i nz_i · (c == 1 ? τ_i : τ_i / c)
+//   ramplus_tl:  per tensor, shared_i = #{elements: nz_i and c > 1},
+//                unique_i = #{elements: nz_i and c == 1},
+//                ρ_i = shared_i / max(unique_i, ε),  λ_i = 1 + r·clamp(ρ_i, 0, α);
+//                res = b + Σ_i nz_i · (c == 1 ? τ_i·λ_i : τ_i / c)
+// Parameters: ram: global `epsilon` (1e-5); ramplus_tl: global `r` (0.1),
+// `alpha` (0.2), `epsilon` (1e-5). No per-model weights.
+// ramplus_tl counts shared_i / unique_i in one statistics pass.
+//
+// Differences from mergekit: f32 instead of the config dtype; λ_i is
+// computed in f64 from exact integer counts and rounded to f32.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "merge/methods/methods.h"
+
+namespace llmerge {
+namespace {
+
+class RamMerge final : public TensorMerge {
+ public:
+  RamMerge(const TensorContext& context, bool plus)
+      : plus_(plus),
+        epsilon_(context.params->global_value("epsilon")),
+        threshold_(static_cast<float>(epsilon_)),
+        lambdas_(context.model_count, 1.0f),
+        shared_(context.model_count, 0),
+        unique_(context.model_count, 0) {
+    if (plus_) {
+      r_ = context.params->global_value("r");
+      alpha_ = context.params->global_value("alpha");
+    }
+  }
+
+  int passes() const override { return plus_ ? 1 : 0; }
+
+  void observe(int /*pass*/, const Chunk& chunk) override {
+    const std::size_t m = lambdas_.size();
+    for (std::int64_t e = 0; e < chunk.size; ++e) {
+      const int c = contributors(chunk, e);
+      if (c == 0) continue;
+      for (std::size_t i = 0; i < m; ++i) {
+        if (!changed(chunk, i, e)) continue;
+        if (c == 1) {
+          ++unique_[i];
+        } else {
+          ++shared_[i];
+        }
+      }
+    }
+  }
+
+  void end_pass(int /*pass*/) override {
+    for (std::size_t i = 0; i < lambdas_.size(); ++i) {
+      const double rho =
+          static_cast<double>(shared_[i]) / std::max(static_cast<double>(unique_[i]), epsilon_);
+      lambdas_[i] = static_cast<float>(1.0 + r_ * std::clamp(rho, 0.0, alpha_));
+    }
+  }
+
+  void compute(const Chunk& chunk, float* out) override {
+    const std::size_t m = lambdas_.size();
+    for (std::int64_t e = 0; e < chunk.size; ++e) {
+      const int c = contributors(chunk, e);
+      float sum = 0.0f;
+      for (std::size_t i = 0; i < m; ++i) {
+        if (!changed(chunk, i, e)) continue;
+        const float tau = chunk.models[i][e] - chunk.base[e];
+        sum += c == 1 ? tau * lambdas_[i] : tau / static_cast<float>(c);
+      }
+      out[e] = chunk.base[e] + sum;
+    }
+  }
+
+ private:
+  bool changed(const Chunk& chunk, std::size_t model, std::int64_t e) const {
+    return std::fabs(chunk.models[model][e] - chunk.base[e]) > threshold_;
+  }
+
+  int contributors(const Chunk& chunk, std::int64_t e) const {
+    int c = 0;
+    for (std::size_t i = 0; i < lambdas_.size(); ++i)
+      c += changed(chunk, i, e) ? 1 : 0;
+    return c;
+  }
+
+  bool plus_;
+  double epsilon_;
+  float threshold_;  // ε compared in f32, as torch compares an f32 tensor with a scalar
+  double r_ = 0.0;
+  double alpha_ = 0.0;
+  std::vector<float> lambdas_;
+  std::vector<std::int64_t> shared_;
+  std::vector<std::int64_t> unique_;
+};
+
+std::unique_ptr<TensorMerge> make_ram(const TensorContext& context) {
+  return std::make_unique<RamMerge>(context, false);
+}
+
+std::unique_ptr<TensorMerge> make_ramplus_tl(const TensorContext& context) {
+  return std::make_unique<RamMerge>(context, true);
+}
+
+ParameterSpec non_negative(ParameterSpec p) {
+  p.min = 0.0;
+  return p;
+}
+
+MethodSpec ram_base_spec() {
+  MethodSpec spec;
+  spec.reference = "https://arxiv.org/abs/2601.13572";
+  spec.base_use = MethodSpec::BaseUse::required;
+  spec.models_min = 1;
+  spec.models_max = 0;
+  spec.rectify_to_common = false;
+  return spec;
+}
+
+ParameterSpec epsilon_parameter() {
+  return non_negative(
+      number_parameter("epsilon", ParameterSpec::Scope::global, 1e-5,
+                       "A task-vector entry counts as changed when its magnitude exceeds this"));
+}
+
+}  // namespace
+
+MethodSpec make_ram_spec() {
+  MethodSpec spec = ram_base_spec();
+  spec.name = "ram";
+  spec.pretty_name = "Reinforced Agent Merging";
+  spec.description = "Average each task-vector entry over only the models that changed it";
+  spec.parameters = {epsilon_parameter()};
+  spec.make = &make_ram;
+  return spec;
+}
+
+MethodSpec make_ramplus_tl_spec() {
+  MethodSpec spec = ram_base_spec();
+  spec.name = "ramplus_tl";
+  spec.pretty_name = "Reinforced Agent Merging Plus (Tensor-Local)";
+  spec.description = "RAM, boosting each model's unique entries by its share of overlap";
+  spec.parameters = {
+      non_negative(number_parameter("r", ParameterSpec::Scope::global, 0.1,
+                                    "Strength of the boost of unique entries")),
+      non_negative(number_parameter("alpha", ParameterSpec::Scope::global, 0.2,
+                                    "Cap on the shared/unique ratio used for the boost")),
+      epsilon_parameter(),
+  };
+  spec.make = &make_ramplus_tl;
+  return spec;
+}
+
+}  // namespace llmerge

@@ -1,0 +1,85 @@
+// Exact order statistics over a stream of 32-bit keys, in two passes and
+// constant memory: the building block for every "top k", "drop the smallest"
+// and quantile decision (breadcrumbs, sce, arcee_fusion).
+//
+// Pass 0 histograms the high 16 bits of every key and picks, for each wanted
+// rank, the bucket that holds it; pass 1 histograms the low 16 bits of the
+// keys in those buckets. The result for ascending rank r is the key K at
+// that rank in sorted order, with the counts of keys below and equal to K.
+// Ties are ordered by element index: the element at rank r is the
+// (r - below)-th element (0-based, in flattened order) whose key is K.
+//
+// Keys of floats: magnitude_key orders |x| (NaN above +Inf); order_key
+// orders signed floats (-NaN < -Inf < ... < -0 < +0 < ... < +Inf < NaN).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "core/dtype.h"
+
+namespace llmerge {
+
+inline std::uint32_t magnitude_key(float x) {
+  return f32_to_bits(x) & 0x7fffffffu;
+}
+
+inline std::uint32_t order_key(float x) {
+  const std::uint32_t bits = f32_to_bits(x);
+  return (bits & 0x80000000u) != 0 ? ~bits : bits | 0x80000000u;
+}
+
+inline float float_from_order_key(std::uint32_t key) {
+  return f32_from_bits((key & 0x80000000u) != 0 ? key & 0x7fffffffu : ~key);
+}
+
+class RankSelect {
+ public:
+  static constexpr int k_passes = 2;
+
+  // `ranks`: the wanted 0-based ascending ranks, each below the number of
+  // keys that will be added in each pass.
+  explicit RankSelect(std::vector<std::int64_t> ranks);
+
+  // Adds one key in `pass` (0 or 1); every key must be added once per pass.
+  void add(int pass, std::uint32_t key) {
+    const std::uint32_t high = key >> 16;
+    if (pass == 0) {
+      ++histogram_[high];
+      return;
+    }
+    for (std::size_t b = 0; b < buckets_.size(); ++b) {
+      if (buckets_[b] == high) ++low_[b][key & 0xffffu];
+    }
+  }
+
+  void end_pass(int pass);
+
+  // Instead of pass 0: takes a histogram of the high 16 bits (65536 counts)
+  // that the caller built itself, for when the wanted ranks were not known
+  // until that pass was over (sce).
+  void load_high(const std::vector<std::uint64_t>& histogram) {
+    histogram_ = histogram;
+    end_pass(0);
+  }
+
+  struct Result {
+    std::uint32_t key = 0;
+    std::int64_t below = 0;  // keys < key
+    std::int64_t equal = 0;  // keys == key
+  };
+  // After pass 1: the key at ranks[i].
+  const Result& result(std::size_t i) const { return results_[i]; }
+
+ private:
+  std::vector<std::int64_t> ranks_;
+  std::vector<std::uint64_t> histogram_;         // pass 0: high 16 bits
+  std::vector<std::uint32_t> buckets_;           // distinct chosen high buckets
+  std::vector<std::vector<std::uint64_t>> low_;  // pass 1: one per bucket
+  std::vector<std::int64_t> below_bucket_;       // per rank: keys in lower buckets
+  std::vector<std::size_t> bucket_of_rank_;
+  std::vector<Result> results_;
+};
+
+}  // namespace llmerge

@@ -1,0 +1,212 @@
+// sce: Select, Calculate, Erase -- keep the entries where the task vectors
+// disagree most, weight each model by its task vector's energy, elect signs.
+//
+// Paper: Wan et al., "FuseChat: Knowledge Fusion of Chat Models", 2024,
+// https://arxiv.org/abs/2408.07990
+//
+// Formula (mergekit-behaviour.md 1.9), τ_i = x_i − b, i = 1..m:
+//   select (select_topk < 1):  var = population variance over i of τ_i, per
+//     element; k = ⌊count(var != 0)·select_topk⌋; keep the k elements with
+//     the largest var in every τ_i (ties: flattened order), zero the rest
+//   calculate:  w_i = mean(τ_i²) / Σ_j mean(τ_j²)  (over the selected τ),
+//     or 1/m if that sum < 1e-6
+//   erase:  maj = sign(Σ_i τ_i) (0 counts as +);  keep_i = (sign τ_i == maj)
+//   res = b + Σ_i τ_i·w_i·keep_i / max(Σ_i w_i·keep_i, 1e-6)
+// Parameters: global `select_topk` (1.0), `int8_mask` (false). No per-model
+// weight (mergekit ignores it too).
+//
+// Passes: with select_topk < 1, two RankSelect passes over the variance's
+// bits (rank_select.h; the non-zero count comes with the first), then one
+// for Σ τ_i² of the selected entries; otherwise just the last.
+//
+// Differences from mergekit: variance and k in f64 (mergekit: the config
+// dtype; k from an f32 product); the merge itself in f32. select_topk <= 0
+// zeroes every task vector (res = b), as in mergekit. With one model the
+// variance is all zero, so k = 0 and res = b, as in mergekit.
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <vector>
+
+#include "merge/kernels/reduce.h"
+#include "merge/methods/methods.h"
+#include "merge/methods/rank_select.h"
+
+namespace llmerge {
+namespace {
+
+// mergekit's constants (merge_methods/sce.py).
+constexpr double k_weight_sum_min = 1e-6;
+constexpr float k_divisor_min = 1e-6f;
+
+class SceMerge final : public TensorMerge {
+ public:
+  explicit SceMerge(const TensorContext& context)
+      : m_(context.model_count),
+        numel_(context.numel),
+        topk_(context.params->global_value("select_topk")),
+        select_(topk_ < 1.0),
+        squares_(m_, 0.0),
+        weights_(m_, 0.0f) {
+    if (select_) select_rank_.emplace(std::vector<std::int64_t>{0});  // replaced after pass 0
+  }
+
+  int passes() const override { return (select_ ? RankSelect::k_passes : 0) + 1; }
+
+  void observe(int pass, const Chunk& chunk) override {
+    const auto n = static_cast<std::size_t>(chunk.size);
+    if (select_ && pass < RankSelect::k_passes) {
+      for (std::size_t e = 0; e < n; ++e) {
+        const float v = variance(chunk, e);
+        if (pass == 0 && v != 0.0f) ++nonzero_;
+        if (pass == 0) {
+          ++high_counts_[magnitude_key(v) >> 16];
+        } else if (k_ > 0) {
+          select_rank_->add(pass, magnitude_key(v));
+        }
+      }
+      return;
+    }
+    tau_.resize(n);
+    for (std::size_t i = 0; i < m_; ++i) {
+      mask_observe_ = ties_observe_;
+      for (std::size_t e = 0; e < n; ++e) {
+        const bool kept = !select_ || selected(variance(chunk, e), mask_observe_);
+        tau_[e] = kept ? chunk.models[i][e] - chunk.base[e] : 0.0f;
+      }
+      kernels::for_each_block(chunk.begin, chunk.size, [&](std::size_t off, std::size_t len) {
+        squares_[i] += kernels::reduce_sum_squares(tau_.data() + off, len);
+      });
+    }
+    ties_observe_ = mask_observe_;
+  }
+
+  void end_pass(int pass) override {
+    if (select_ && pass == 0) {
+      k_ = static_cast<std::int64_t>(static_cast<double>(nonzero_) * topk_);
+      if (k_ > 0) {
+        // The wanted rank was unknown during pass 0 (k needs the non-zero
+        // count), so RankSelect's first pass is replayed from our histogram.
+        select_rank_.emplace(std::vector<std::int64_t>{numel_ - k_});
+        select_rank_->load_high(high_counts_);
+      }
+      std::vector<std::uint64_t>().swap(high_counts_);
+      return;
+    }
+    if (select_ && pass == 1) {
+      if (k_ > 0) {
+        select_rank_->end_pass(1);
+        const RankSelect::Result& r = select_rank_->result(0);
+        threshold_ = r.key;
+        // Keys above the threshold are all kept; of those equal to it, the
+        // first `take` in flattened order.
+        take_ = k_ - (numel_ - r.below - r.equal);
+      }
+      return;
+    }
+    double sum = 0.0;
+    for (const double s : squares_)
+      sum += s / static_cast<double>(std::max<std::int64_t>(numel_, 1));
+    for (std::size_t i = 0; i < m_; ++i) {
+      const double mean = squares_[i] / static_cast<double>(std::max<std::int64_t>(numel_, 1));
+      weights_[i] = static_cast<float>(
+          std::fabs(sum) < k_weight_sum_min ? 1.0 / static_cast<double>(m_) : mean / sum);
+    }
+    std::vector<float>().swap(tau_);
+  }
+
+  void compute(const Chunk& chunk, float* out) override {
+    tau_.resize(m_);
+    for (std::int64_t e = 0; e < chunk.size; ++e) {
+      const auto u = static_cast<std::size_t>(e);
+      const bool kept = !select_ || selected(variance(chunk, u), ties_compute_);
+      float total = 0.0f;
+      for (std::size_t i = 0; i < m_; ++i) {
+        tau_[i] = kept ? chunk.models[i][u] - chunk.base[u] : 0.0f;
+        total += tau_[i];
+      }
+      const float majority = total >= 0.0f ? 1.0f : -1.0f;
+      float mixed = 0.0f;
+      float divisor = 0.0f;
+      for (std::size_t i = 0; i < m_; ++i) {
+        const float sign = tau_[i] > 0.0f ? 1.0f : (tau_[i] < 0.0f ? -1.0f : 0.0f);
+        const float erased = sign == majority ? weights_[i] : 0.0f;
+        mixed += tau_[i] * erased;
+        divisor += erased;
+      }
+      out[e] = chunk.base[u] + mixed / std::max(divisor, k_divisor_min);
+    }
+  }
+
+ private:
+  // Population variance over the models of τ_i at element e, rounded to f32.
+  float variance(const Chunk& chunk, std::size_t e) const {
+    double mean = 0.0;
+    for (std::size_t i = 0; i < m_; ++i)
+      mean += static_cast<double>(chunk.models[i][e] - chunk.base[e]);
+    mean /= static_cast<double>(m_);
+    double var = 0.0;
+    for (std::size_t i = 0; i < m_; ++i) {
+      const double d = static_cast<double>(chunk.models[i][e] - chunk.base[e]) - mean;
+      var += d * d;
+    }
+    return static_cast<float>(var / static_cast<double>(m_));
+  }
+
+  // Whether the element with variance v is among the k selected; `ties`
+  // counts the elements seen so far whose key equals the threshold.
+  bool selected(float v, std::int64_t& ties) const {
+    if (k_ <= 0) return false;
+    const std::uint32_t key = magnitude_key(v);
+    if (key != threshold_) return key > threshold_;
+    return ties++ < take_;
+  }
+
+  std::size_t m_;
+  std::int64_t numel_;
+  double topk_;
+  bool select_;
+  std::int64_t nonzero_ = 0;
+  std::int64_t k_ = 0;
+  std::vector<std::uint64_t> high_counts_ = std::vector<std::uint64_t>(1u << 16, 0);
+  std::optional<RankSelect> select_rank_;
+  std::uint32_t threshold_ = 0;
+  std::int64_t take_ = 0;
+  std::int64_t ties_observe_ = 0;  // tie counter of the weight pass, carried across chunks
+  std::int64_t mask_observe_ = 0;
+  std::int64_t ties_compute_ = 0;
+  std::vector<double> squares_;
+  std::vector<float> weights_;
+  std::vector<float> tau_;
+};
+
+std::unique_ptr<TensorMerge> make_sce(const TensorContext& context) {
+  return std::make_unique<SceMerge>(context);
+}
+
+}  // namespace
+
+MethodSpec make_sce_spec() {
+  MethodSpec spec;
+  spec.name = "sce";
+  spec.pretty_name = "SCE";
+  spec.reference = "https://arxiv.org/abs/2408.07990";
+  spec.description = "Keep high-variance entries, weight models by task-vector energy, elect signs";
+  spec.base_use = MethodSpec::BaseUse::required;
+  spec.models_min = 1;
+  spec.models_max = 0;
+  spec.rectify_to_common = false;
+  ParameterSpec topk = number_parameter("select_topk", ParameterSpec::Scope::global, 1.0,
+                                        "Fraction of the non-zero-variance entries to keep");
+  topk.min = 0.0;
+  topk.max = 1.0;
+  spec.parameters = {
+      topk,
+      bool_parameter("int8_mask", false,
+                     "Accepted for mergekit compatibility; saves memory there, no effect here"),
+  };
+  spec.make = &make_sce;
+  return spec;
+}
+
+}  // namespace llmerge

@@ -1,0 +1,92 @@
+// Which output tensors are written MLX-quantized, and the config.json keys
+// mlx-lm reads to load them (mlx-and-formats.md sections 2b and 2d).
+#include <fmt/core.h>
+
+#include "plan/planner_internal.h"
+
+namespace llmerge {
+
+namespace {
+
+// mlx-lm's quantize_model quantizes Linear and Embedding layers whose weight's
+// last dimension divides by the group size; norms (1-D) never.
+bool eligible(const PlannedTensor& t, const QuantParams& q) {
+  return t.method && t.shape.size() == 2 && t.name.ends_with(".weight") &&
+         t.shape.back() % q.group_size == 0 && dtype_is_mergeable_float(t.dtype) &&
+         t.dtype != DType::F64;
+}
+
+// The quantization of a tensor's first quantized input, base first.
+const QuantParams* input_quantization(const PlannedTensor& t) {
+  if (t.base && t.base->ref.quant) return &t.base->ref.quant->params;
+  for (const auto& in : t.inputs) {
+    if (in.ref.quant) return &in.ref.quant->params;
+  }
+  return nullptr;
+}
+
+bool same(const QuantParams& a, const QuantParams& b) {
+  return a.bits == b.bits && a.group_size == b.group_size && a.mode == b.mode;
+}
+
+nlohmann::json params_json(const QuantParams& q) {
+  return {{"group_size", q.group_size},
+          {"bits", q.bits},
+          {"mode", std::string(quant_mode_name(q.mode))}};
+}
+
+}  // namespace
+
+void assign_output_quantization(Plan& plan, Diagnostics& diag) {
+  const auto& requested = plan.options.quantize;
+  if (requested) {
+    if (auto error = quant_params_error(*requested)) {
+      diag.add(error->kind(), {}, fmt::format("--quantize: {}", error->message()));
+      return;
+    }
+    if (requested->mode != QuantMode::affine) {
+      diag.add(ErrorKind::unsupported, {},
+               fmt::format("--q-mode {}: writing this mode is not supported yet; use affine",
+                           quant_mode_name(requested->mode)));
+      return;
+    }
+  }
+  for (auto& t : plan.tensors) {
+    const QuantParams* q = requested ? &*requested : nullptr;
+    if (!q && !plan.options.dequantize) q = input_quantization(t);
+    if (!q || !eligible(t, *q)) continue;
+    if (q->mode != QuantMode::affine) {
+      diag.add(ErrorKind::unsupported, {},
+               fmt::format("tensor '{}': its input is {}-quantized, and writing {} is not "
+                           "supported yet; pass --dequantize or --quantize BITS",
+                           t.name, quant_mode_name(q->mode), quant_mode_name(q->mode)));
+      continue;
+    }
+    t.quantize = *q;
+  }
+}
+
+void update_config_quantization(const Plan& plan, nlohmann::json& cfg) {
+  cfg.erase("quantization");
+  cfg.erase("quantization_config");
+  const QuantParams* global = nullptr;
+  for (const auto& t : plan.tensors) {
+    if (t.quantize) {
+      global = &*t.quantize;
+      break;
+    }
+  }
+  if (!global) return;
+  nlohmann::json q = params_json(*global);
+  // Per-module entries where a tensor differs from the global parameters,
+  // as mlx-lm's mixed recipes write them.
+  for (const auto& t : plan.tensors) {
+    if (!t.quantize || same(*t.quantize, *global)) continue;
+    q[t.name.substr(0, t.name.size() - std::string_view(".weight").size())] =
+        params_json(*t.quantize);
+  }
+  cfg["quantization"] = q;
+  cfg["quantization_config"] = q;
+}
+
+}  // namespace llmerge
