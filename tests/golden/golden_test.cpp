@@ -63,9 +63,20 @@ const fs::path k_golden_dir = fs::path(LLMERGE_SOURCE_DIR) / "tests" / "golden";
 // fused addcmul_), bf16 compute ≤ 3.
 constexpr double k_f32_max_operand_ulp = 8;
 constexpr double k_f32_within_one_operand_ulp_min = 0.95;
-// slerp's two coefficients differ from mergekit's f32 numpy ones in the last
-// bits (llmerge: f64), which moves ~10% of the elements by 2 operand ulps.
-constexpr double k_f32_slerp_within_one_operand_ulp_min = 0.85;
+// The spherical methods (slerp, nuslerp, multislerp, karcher) compute their
+// norms, angles and coefficients in f64, mergekit in f32: the coefficients
+// differ in the last bits, which moves up to ~20% of the elements by 2 to 5
+// operand ulps.
+constexpr double k_f32_spherical_within_one_operand_ulp_min = 0.80;
+constexpr double k_bf16_spherical_max_operand_ulp = 6;
+// arcee_fusion takes the other model's value where an importance score passes
+// a threshold: elements at the threshold flip (see docs/methods.md). At most
+// this share of the elements may differ by more than k_f32_max_operand_ulp.
+constexpr double k_decision_flips_max_share = 0.001;
+
+bool spherical(const std::string& method) {
+  return method == "slerp" || method == "nuslerp" || method == "multislerp" || method == "karcher";
+}
 constexpr double k_bf16_max_operand_ulp = 4;
 // llmerge's output against the f64 recomputation on its own mask: the f32
 // chain δ·factor·w + b rounds up to twice.
@@ -76,7 +87,7 @@ enum class Check { exact, top_k, random };
 Check check_for(const std::string& method) {
   if (method == "dare_ties" || method == "dare_linear" || method.starts_with("della"))
     return Check::random;
-  if (method == "ties") return Check::top_k;
+  if (method == "ties") return Check::top_k;  // breadcrumbs*, sce: no ties seen yet
   return Check::exact;
 }
 
@@ -202,12 +213,13 @@ std::string config_key(const std::string& yaml, const std::string& key) {
 
 // Per-case tallies, written as the results file.
 struct Tally {
-  std::int64_t elements = 0;      // output elements
-  std::int64_t compared = 0;      // compared with mergekit element by element
-  std::int64_t identical = 0;     // bit-identical
-  std::int64_t within_one = 0;    // ≤ 1 ulp
-  std::int64_t max_ulp = 0;       // over the compared elements
-  std::int64_t tie_excluded = 0;  // top_k: decisions tied at a threshold
+  std::int64_t elements = 0;        // output elements
+  std::int64_t compared = 0;        // compared with mergekit element by element
+  std::int64_t identical = 0;       // bit-identical
+  std::int64_t within_one = 0;      // ≤ 1 ulp
+  std::int64_t max_ulp = 0;         // over the compared elements
+  std::int64_t tie_excluded = 0;    // top_k: decisions tied at a threshold
+  std::int64_t decision_flips = 0;  // arcee_fusion: elements taken from different models
   // |ours − theirs| in ulps of the output dtype at the element's largest
   // magnitude among inputs and outputs: rounding of the operands, which a
   // cancelling sum (a result near zero) would blow up in result ulps.
@@ -499,8 +511,17 @@ TEST_P(Golden, MatchesMergekit) {
     const Inputs in = read_inputs(*plan_tensors[tensor], cwd, compute);
     if (check == Check::exact) {
       const bool elementwise = in.models.at(0).size() == a.v.size();
-      for (std::size_t e = 0; e < a.v.size(); ++e)
-        tally.add(a.dtype, a.v[e], b.v[e], elementwise ? operand_scale(in, e) : 0.0f, tensor, e);
+      for (std::size_t e = 0; e < a.v.size(); ++e) {
+        const float scale = elementwise ? operand_scale(in, e) : 0.0f;
+        if (method == "arcee_fusion" &&
+            std::fabs(double(a.v[e]) - b.v[e]) >
+                k_f32_max_operand_ulp *
+                    ulp_of(a.dtype, std::max({scale, std::fabs(a.v[e]), std::fabs(b.v[e])}))) {
+          ++tally.decision_flips;
+          continue;
+        }
+        tally.add(a.dtype, a.v[e], b.v[e], scale, tensor, e);
+      }
       continue;
     }
     ASSERT_EQ(in.base.size(), a.v.size()) << "golden top_k/random cases merge whole tensors";
@@ -553,6 +574,7 @@ TEST_P(Golden, MatchesMergekit) {
   result["within_1_ulp"] = tally.within_one;
   result["max_ulp"] = tally.max_ulp;
   result["tie_excluded"] = tally.tie_excluded;
+  result["decision_flips"] = tally.decision_flips;
   result["max_operand_ulp"] = tally.max_operand_ulp;
   result["within_1_operand_ulp"] = tally.within_one_operand;
   if (!tally.worst.is_null()) result["worst"] = tally.worst;
@@ -578,13 +600,17 @@ TEST_P(Golden, MatchesMergekit) {
   write_result();
   ASSERT_GT(tally.compared, 0);
   const double share = double(tally.within_one_operand) / double(tally.compared);
+  EXPECT_LE(double(tally.decision_flips), k_decision_flips_max_share * double(tally.elements))
+      << name << ": elements where llmerge and mergekit take different models' values";
   if (compute == DType::F32) {
-    EXPECT_GE(share, method == "slerp" ? k_f32_slerp_within_one_operand_ulp_min
+    EXPECT_GE(share, spherical(method) ? k_f32_spherical_within_one_operand_ulp_min
                                        : k_f32_within_one_operand_ulp_min)
         << name;
     EXPECT_LE(tally.max_operand_ulp, k_f32_max_operand_ulp) << name << ": " << tally.worst.dump();
   } else {
-    EXPECT_LE(tally.max_operand_ulp, k_bf16_max_operand_ulp) << name << ": " << tally.worst.dump();
+    EXPECT_LE(tally.max_operand_ulp,
+              spherical(method) ? k_bf16_spherical_max_operand_ulp : k_bf16_max_operand_ulp)
+        << name << ": " << tally.worst.dump();
   }
 }
 

@@ -53,6 +53,10 @@ def table(results: list[dict]) -> str:
                 notes.append(f"kept fraction within {max(sig):.1f}σ of density (both tools)")
             f32_cells = bf16_cells = ("–", "–")
         else:
+            flips = sum(r.get("decision_flips", 0) for r in compared)
+            if flips:
+                notes.append(f"{flips} element(s) take a different model's value "
+                             "(threshold decision), left out")
             tied = sum(r["tie_excluded"] for r in compared)
             if tied:
                 notes.append(f"{tied} of {sum(r['elements'] for r in compared)} elements "
