@@ -465,13 +465,16 @@ TEST(Ties, KeepsTopKByMagnitudeWithTiesInIndexOrder) {
   EXPECT_EQ(merge(run, &base, {x}), (std::vector<float>{3, 0, 2, -2, 2, 0, 0, 0}));
 }
 
-TEST(Ties, ZeroKeptElementsDropsTheModelInsteadOfCrashing) {
+TEST(Ties, DensityBelowOneElementStillKeepsOneLikeMergekit) {
   const std::vector<float> base(21, 1.0f);
   std::vector<float> a(21, 2.0f), b(21, 3.0f);
-  // 0.04 · 21 = 0.84 → k = 0 for model a (mergekit asserts): only b votes and counts.
+  // 0.04 · 21 = 0.84 → k = max(1, 0) = 1, as mergekit 0.1.5: model a keeps its first
+  // element (all |δ| tie; the first in order wins) and votes there with b.
   const MergeRun run{"ties", {}, gta_models({1, 1}, {0.04, 1.0})};
-  for (const float v : merge(run, &base, {a, b}))
-    EXPECT_EQ(v, 3.0f);
+  const auto out = merge(run, &base, {a, b});
+  EXPECT_EQ(out[0], 1.0f + (1.0f + 2.0f) / 2.0f);
+  for (std::size_t i = 1; i < out.size(); ++i)
+    EXPECT_EQ(out[i], 3.0f);
 }
 
 TEST(Ties, NegativeWeightFlipsTheVote) {

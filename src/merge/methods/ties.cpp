@@ -24,9 +24,11 @@
 // Differences from mergekit:
 // - Ties at T: the first elements in flattened order are kept until exactly
 //   k are kept. mergekit keeps whichever argsort puts first (unspecified).
-// - k == 0 (tiny tensor, low density): mergekit asserts and crashes; here the
-//   model's task vector is all zeros, so it contributes nothing.
+// - None in k: at least one element is kept (k = max(1, ⌊density·numel⌋)),
+//   as in mergekit 0.1.5's magnitude(); the golden case ties_f32_low_density
+//   checks it.
 // - NaN in |δ| ranks above +Inf (by its bits); f32 math (mergekit: dtype).
+#include <algorithm>
 #include <vector>
 
 #include "core/dtype.h"
@@ -46,7 +48,8 @@ std::uint32_t magnitude_bits(float x) {
 class MagnitudeSparsifier final : public gta::Sparsifier {
  public:
   MagnitudeSparsifier(std::int64_t numel, double density, bool rescale)
-      : keep_(static_cast<std::int64_t>(density * static_cast<double>(numel))),
+      : keep_(std::max<std::int64_t>(
+            numel > 0 ? 1 : 0, static_cast<std::int64_t>(density * static_cast<double>(numel)))),
         keep_all_(keep_ >= numel),
         rescale_(rescale) {
     if (keep_ > 0 && !keep_all_) histogram_.assign(k_buckets, 0);
