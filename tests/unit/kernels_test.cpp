@@ -38,17 +38,47 @@ void for_each_target(Body body) {
 // Inf, bf16/f16 rounding ties (even and odd), overflow edges, plus random bits.
 std::vector<float> special_floats(std::size_t random_count) {
   std::vector<std::uint32_t> bits = {
-      0x00000000u, 0x80000000u, 0x00000001u, 0x807fffffu, 0x00400000u,  // zeros, f32 subnormals
-      0x7f800000u, 0xff800000u, 0x7fc00000u, 0xffc00001u, 0x7f800001u,  // Inf, NaN payloads
-      0x7fbfffffu, 0xff812345u,                                         // signalling NaN
-      0x3f808000u, 0x3f818000u, 0x3f808001u, 0x3f817fffu,  // bf16 ties to even (down, up), near
-                                                           // ties
-      0x7f7fffffu, 0x7f7f8000u, 0x7f7f7fffu, 0xff7fffffu,  // bf16 overflow to Inf and just below
-      0x477fe000u, 0x477fefffu, 0x477ff000u, 0x47800000u,  // f16 max, just below / at overflow
-      0x33000000u, 0x33000001u, 0x33800000u, 0x33c00000u,  // f16 subnormal rounding edges
-      0x387fe000u, 0x387ff000u, 0x38800000u, 0x38801000u,  // f16 subnormal/normal boundary
-      0x3f801000u, 0x3f803000u, 0x3f800fffu, 0xbf803000u,  // f16 mantissa ties
-      0x3f800000u, 0xbf800000u, 0x42f6e979u, 0xc61c4000u,
+      0x00000000u,
+      0x80000000u,
+      0x00000001u,
+      0x807fffffu,
+      0x00400000u,  // zeros, f32 subnormals
+      0x7f800000u,
+      0xff800000u,
+      0x7fc00000u,
+      0xffc00001u,
+      0x7f800001u,  // Inf, NaN payloads
+      0x7fbfffffu,
+      0xff812345u,  // signalling NaN
+      0x3f808000u,
+      0x3f818000u,
+      0x3f808001u,
+      0x3f817fffu,  // bf16 ties to even (down, up), near
+                    // ties
+      0x7f7fffffu,
+      0x7f7f8000u,
+      0x7f7f7fffu,
+      0xff7fffffu,  // bf16 overflow to Inf and just below
+      0x477fe000u,
+      0x477fefffu,
+      0x477ff000u,
+      0x47800000u,  // f16 max, just below / at overflow
+      0x33000000u,
+      0x33000001u,
+      0x33800000u,
+      0x33c00000u,  // f16 subnormal rounding edges
+      0x387fe000u,
+      0x387ff000u,
+      0x38800000u,
+      0x38801000u,  // f16 subnormal/normal boundary
+      0x3f801000u,
+      0x3f803000u,
+      0x3f800fffu,
+      0xbf803000u,  // f16 mantissa ties
+      0x3f800000u,
+      0xbf800000u,
+      0x42f6e979u,
+      0xc61c4000u,
   };
   std::mt19937 rng(1234);
   for (std::size_t i = 0; i < random_count; ++i)
@@ -199,6 +229,14 @@ TEST(Kernels, ArithmeticMatchesScalarTwinBitForBit) {
       axpy(-1.7f, x.data(), a.data(), n);
       scalar::axpy(-1.7f, x.data(), b.data(), n);
       ASSERT_TRUE(same_bits(a.data(), b.data(), n * 4)) << "axpy " << n;
+
+      // Fused: one rounding, on every target (MulAdd only where it is an FMA).
+      a.assign(y.begin(), y.begin() + static_cast<std::ptrdiff_t>(n));
+      b = a;
+      fused_axpy(-1.7f, x.data(), a.data(), n);
+      for (std::size_t i = 0; i < n; ++i)
+        b[i] = std::fma(-1.7f, x[i], b[i]);
+      ASSERT_TRUE(same_bits(a.data(), b.data(), n * 4)) << "fused_axpy " << n;
 
       weighted_sum2(0.3f, x.data(), 0.7f, y.data(), a.data(), n);
       scalar::weighted_sum2(0.3f, x.data(), 0.7f, y.data(), b.data(), n);

@@ -113,8 +113,9 @@ TEST_F(MergeEndToEnd, LinearOutputEqualsTheWeightedAverageOfTheInputs) {
     ASSERT_EQ(y.size(), xa.size());
     std::size_t exact = 0;
     for (std::size_t i = 0; i < y.size(); ++i) {
-      // f32 math as mergekit with dtype float32: (0.6 a + 0.4 b) / (0.6 + 0.4), then bf16.
-      const float expect = (0.6f * xa[i] + 0.4f * xb[i]) / (0.6f + 0.4f);
+      // f32 math as mergekit 0.1.5 (addcmul_ is fused): fma(0.4, b, 0.6 a) / (0.6 + 0.4), then
+      // bf16.
+      const float expect = std::fma(0.4f, xb[i], 0.6f * xa[i]) / (0.6f + 0.4f);
       const float rounded = bf16_to_f32(f32_to_bf16(expect));
       exact += y[i] == rounded;
       ASSERT_NEAR(y[i], expect, std::abs(expect) * 0.008 + 1e-30) << name << "[" << i << "]";

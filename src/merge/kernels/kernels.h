@@ -38,6 +38,8 @@ void store_from_f32(DType type, const float* src, void* dst, std::size_t n);
 void scale(const float* x, float a, float* out, std::size_t n);
 // y[i] = y[i] + a * x[i]
 void axpy(float a, const float* x, float* y, std::size_t n);
+// y = fma(a, x, y): one rounding, like torch's addcmul_ on the CPU.
+void fused_axpy(float a, const float* x, float* y, std::size_t n);
 // out[i] = a * x[i] + b * y[i]
 void weighted_sum2(float a, const float* x, float b, const float* y, float* out, std::size_t n);
 // out[i] = x[i] + y[i]
@@ -66,6 +68,8 @@ void load_f32(DType type, const void* src, float* dst, std::size_t n);
 void store_from_f32(DType type, const float* src, void* dst, std::size_t n);
 void scale(const float* x, float a, float* out, std::size_t n);
 void axpy(float a, const float* x, float* y, std::size_t n);
+// y = fma(a, x, y): one rounding, like torch's addcmul_ on the CPU.
+void fused_axpy(float a, const float* x, float* y, std::size_t n);
 void weighted_sum2(float a, const float* x, float b, const float* y, float* out, std::size_t n);
 void add(const float* x, const float* y, float* out, std::size_t n);
 void subtract(const float* x, const float* y, float* out, std::size_t n);

@@ -6,6 +6,7 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 
+#include <cmath>
 #include <cstring>
 
 #include "core/error.h"
@@ -74,6 +75,11 @@ void store_from_f32(DType type, const float* src, void* dst, std::size_t n) {
 void scale(const float* x, float a, float* out, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i)
     out[i] = a * x[i];
+}
+
+void fused_axpy(float a, const float* x, float* y, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i)
+    y[i] = std::fma(a, x[i], y[i]);
 }
 
 void axpy(float a, const float* x, float* y, std::size_t n) {

@@ -5,13 +5,15 @@
 // ICML 2022, https://arxiv.org/abs/2203.05482
 //
 // Formula (mergekit-behaviour.md 1.3), per element:
-//   res = Σ_i w_i · x_i                 products summed in config order
+//   res = w_0·x_0, then res = fma(w_i, x_i, res) for i = 1.. in config order
+//   (mergekit 0.1.5 accumulates with torch's addcmul_, fused on the CPU)
 //   res = res / Σ_i w_i                 if normalize
 // Parameters: per-model `weight` (required); global `normalize` (true).
 //
 // Differences from mergekit:
-// - mergekit computes in the config dtype (often bf16); llmerge in f32, each
-//   product rounded before it is added, as torch's (w * x).sum(0) does. Σw is
+// - mergekit 0.1.5 computes linear in f32 whatever the config dtype (after
+//   casting the inputs to it), accumulating with a fused multiply-add; so
+//   does llmerge, so the two agree bit for bit up to summation order. Σw is
 //   the f32 sum of the weights in config order.
 // - Σw = 0 with normalize gives inf/NaN in mergekit; the planner rejects it,
 //   so this kernel divides without a guard.
@@ -39,7 +41,7 @@ class LinearMerge final : public TensorMerge {
     const auto n = static_cast<std::size_t>(chunk.size);
     kernels::scale(chunk.models[0], weights_[0], out, n);
     for (std::size_t i = 1; i < weights_.size(); ++i)
-      kernels::axpy(weights_[i], chunk.models[i], out, n);
+      kernels::fused_axpy(weights_[i], chunk.models[i], out, n);
     if (normalize_) kernels::divide_scalar(out, weight_sum_, n);
   }
 
