@@ -18,82 +18,14 @@
 #include "merge/method.h"
 #include "merge/methods/methods.h"
 #include "merge/random.h"
+#include "method_driver.h"
 
 namespace llmerge {
 namespace {
 
-using Values = std::map<std::string, double>;
-
-// ------------------------------------------------------------------ driver
-
-ResolvedParameters resolve(const MethodSpec& spec, std::size_t models, const Values& globals,
-                           const std::vector<Values>& per_model) {
-  ResolvedParameters r;
-  r.per_model.resize(models);
-  for (const ParameterSpec& p : spec.parameters) {
-    if (p.scope == ParameterSpec::Scope::global) {
-      const auto it = globals.find(p.name);
-      r.global.emplace_back(p.name, it != globals.end() ? it->second : p.default_value.value());
-    } else {
-      for (std::size_t i = 0; i < models; ++i) {
-        const auto it = per_model[i].find(p.name);
-        r.per_model[i].emplace_back(
-            p.name, it != per_model[i].end() ? it->second : p.default_value.value());
-      }
-    }
-  }
-  return r;
-}
-
-struct MergeRun {
-  std::string method;
-  Values globals;
-  std::vector<Values> per_model;
-  std::uint64_t seed = 0;
-  std::string tensor = "model.layers.0.mlp.up_proj.weight";
-};
-
-// Drives spec.make(...) exactly as the executor does, in chunks of `chunk` elements.
-std::vector<float> merge(const MergeRun& run, const std::vector<float>* base,
-                         const std::vector<std::vector<float>>& models, std::int64_t chunk = 0) {
-  const MethodSpec* spec = find_method(run.method);
-  EXPECT_NE(spec, nullptr) << run.method;
-  const ResolvedParameters params = resolve(*spec, models.size(), run.globals, run.per_model);
-  const auto numel = static_cast<std::int64_t>(models[0].size());
-  if (chunk <= 0) chunk = std::max<std::int64_t>(numel, 1);
-  TensorContext context;
-  context.name = run.tensor;
-  context.shape = {numel};
-  context.numel = numel;
-  context.model_count = models.size();
-  context.has_base = base != nullptr;
-  context.params = &params;
-  context.seed = run.seed;
-  context.tensor_key = hash_tensor_name(run.tensor);
-  const auto tensor_merge = spec->make(context);
-  std::vector<const float*> pointers(models.size());
-  const auto make_chunk = [&](std::int64_t begin) {
-    Chunk c;
-    c.begin = begin;
-    c.size = std::min(chunk, numel - begin);
-    c.base = base != nullptr ? base->data() + begin : nullptr;
-    for (std::size_t i = 0; i < models.size(); ++i)
-      pointers[i] = models[i].data() + begin;
-    c.models = pointers;
-    return c;
-  };
-  for (int pass = 0; pass < tensor_merge->passes(); ++pass) {
-    for (std::int64_t begin = 0; begin < numel; begin += chunk) {
-      tensor_merge->observe(pass, make_chunk(begin));
-    }
-    tensor_merge->end_pass(pass);
-  }
-  std::vector<float> out(static_cast<std::size_t>(numel), -12345.0f);
-  for (std::int64_t begin = 0; begin < numel; begin += chunk) {
-    tensor_merge->compute(make_chunk(begin), out.data() + begin);
-  }
-  return out;
-}
+using testing::merge;
+using testing::MergeRun;
+using testing::Values;
 
 void expect_close(const std::vector<float>& got, const std::vector<double>& want,
                   double relative = 2e-6) {
@@ -518,7 +450,7 @@ TEST(Dare, MatchesReferenceUsingThePhiloxMask) {
   const std::vector<double> density = {0.3, 0.9};
   for (const char* method : {"dare_ties", "dare_linear"}) {
     for (const bool rescale : {true, false}) {
-      MergeRun run{method, {{"rescale", rescale ? 1 : 0}}, gta_models(w, density), 1234};
+      MergeRun run{method, {{"rescale", rescale ? 1 : 0}}, gta_models(w, density), {}, 1234};
       const GtaReference ref{.consensus = std::string(method) == "dare_ties",
                              .sparsify = Sparsify::bernoulli,
                              .rescale = rescale,
@@ -535,7 +467,7 @@ TEST(Dare, KeepRateIsDensityAndMaskFollowsTheSeed) {
   const std::size_t n = 100000;
   const std::vector<float> base(n, 0.0f);
   const std::vector<float> x(n, 1.0f);
-  MergeRun run{"dare_linear", {{"rescale", 0}}, gta_models({1}, {0.3}), 7};
+  MergeRun run{"dare_linear", {{"rescale", 0}}, gta_models({1}, {0.3}), {}, 7};
   const auto out = merge(run, &base, {x});
   const auto kept = static_cast<double>(std::count(out.begin(), out.end(), 1.0f));
   EXPECT_EQ(kept + static_cast<double>(std::count(out.begin(), out.end(), 0.0f)), n);
@@ -551,7 +483,7 @@ TEST(Dare, KeepRateIsDensityAndMaskFollowsTheSeed) {
 TEST(Dare, DensityOneLeavesTaskVectorsUnchanged) {
   const auto base = grid_floats(100, 50);
   const auto x = grid_floats(100, 51);
-  const MergeRun dare{"dare_linear", {}, gta_models({0.5}, {1.0}), 3};
+  const MergeRun dare{"dare_linear", {}, gta_models({0.5}, {1.0}), {}, 3};
   const MergeRun plain{"task_arithmetic", {}, gta_models({0.5}, {1.0})};
   EXPECT_EQ(merge(dare, &base, {x}), merge(plain, &base, {x}));
 }
@@ -583,8 +515,8 @@ TEST(Methods, OutputIsByteIdenticalForAnyChunkSize) {
       {"slerp", {{"t", 0.4}}, {{}}},
       {"task_arithmetic", {{"lambda", 0.9}}, gta_models({0.3, 0.3, 0.4}, {1, 1, 1})},
       {"ties", {{"rescale", 1}}, gta_models({0.3, 0.3, 0.4}, {0.2, 0.5, 1})},
-      {"dare_ties", {}, gta_models({0.3, 0.3, 0.4}, {0.2, 0.5, 1}), 99},
-      {"dare_linear", {}, gta_models({0.3, 0.3, 0.4}, {0.2, 0.5, 1}), 99},
+      {"dare_ties", {}, gta_models({0.3, 0.3, 0.4}, {0.2, 0.5, 1}), {}, 99},
+      {"dare_linear", {}, gta_models({0.3, 0.3, 0.4}, {0.2, 0.5, 1}), {}, 99},
       {"passthrough", {}, {{{"scale", 0.5}}}},
   };
   for (const MergeRun& run : runs) {
