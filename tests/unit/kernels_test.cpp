@@ -238,6 +238,20 @@ TEST(Kernels, ArithmeticMatchesScalarTwinBitForBit) {
         b[i] = std::fma(-1.7f, x[i], b[i]);
       ASSERT_TRUE(same_bits(a.data(), b.data(), n * 4)) << "fused_axpy " << n;
 
+      // Masks: a threshold from the data, so that some elements sit on it.
+      const std::int32_t above =
+          n == 0 ? 0 : static_cast<std::int32_t>(f32_to_bits(std::abs(x[n / 2])));
+      keep_above_magnitude(x.data(), a.data(), n, above, 1.5f);
+      scalar::keep_above_magnitude(x.data(), b.data(), n, above, 1.5f);
+      ASSERT_TRUE(same_bits(a.data(), b.data(), n * 4)) << "keep_above_magnitude " << n;
+      for (std::size_t i = 0; i < n; ++i) {
+        const bool kept = static_cast<std::int32_t>(f32_to_bits(std::abs(x[i]))) > above;
+        ASSERT_EQ(a[i] != 0.0f || x[i] == 0.0f, kept || x[i] == 0.0f) << i;
+      }
+      keep_below(y.data(), 0.25f, x.data(), a.data(), n, 2.0f);
+      scalar::keep_below(y.data(), 0.25f, x.data(), b.data(), n, 2.0f);
+      ASSERT_TRUE(same_bits(a.data(), b.data(), n * 4)) << "keep_below " << n;
+
       weighted_sum2(0.3f, x.data(), 0.7f, y.data(), a.data(), n);
       scalar::weighted_sum2(0.3f, x.data(), 0.7f, y.data(), b.data(), n);
       ASSERT_TRUE(same_bits(a.data(), b.data(), n * 4)) << "weighted_sum2 " << n;

@@ -243,6 +243,38 @@ void SumRows(const float* const* rows, std::size_t m, float* out, std::size_t n)
   scalar::sum_rows(tail.data(), m, out + i, n - i);
 }
 
+void KeepAboveMagnitude(const float* in, float* out, std::size_t n, std::int32_t above,
+                        float factor) {
+  const DF d;
+  const DI32 di;
+  const auto abs_mask = hn::Set(di, 0x7fffffff);
+  const auto vabove = hn::Set(di, above);
+  const auto vf = hn::Set(d, factor);
+  const std::size_t lanes = hn::Lanes(d);
+  std::size_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    const auto x = hn::LoadU(d, in + i);
+    const auto bits = hn::And(hn::BitCast(di, x), abs_mask);
+    const auto keep = hn::RebindMask(d, hn::Gt(bits, vabove));
+    hn::StoreU(hn::IfThenElseZero(keep, hn::Mul(x, vf)), d, out + i);
+  }
+  scalar::keep_above_magnitude(in + i, out + i, n - i, above, factor);
+}
+
+void KeepBelow(const float* u, float threshold, const float* in, float* out, std::size_t n,
+               float factor) {
+  const DF d;
+  const auto vt = hn::Set(d, threshold);
+  const auto vf = hn::Set(d, factor);
+  const std::size_t lanes = hn::Lanes(d);
+  std::size_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    const auto keep = hn::Lt(hn::LoadU(d, u + i), vt);
+    hn::StoreU(hn::IfThenElseZero(keep, hn::Mul(hn::LoadU(d, in + i), vf)), d, out + i);
+  }
+  scalar::keep_below(u + i, threshold, in + i, out + i, n - i, factor);
+}
+
 void SignConsensus(const float* const* rows, const float* weights, std::size_t m, float* mixed,
                    float* divisor, std::size_t n) {
   const DF d;
@@ -300,6 +332,8 @@ HWY_EXPORT(DivideScalar);
 HWY_EXPORT(DivideVec);
 HWY_EXPORT(SumRows);
 HWY_EXPORT(SignConsensus);
+HWY_EXPORT(KeepAboveMagnitude);
+HWY_EXPORT(KeepBelow);
 
 const char* active_target_name() {
   return HWY_DYNAMIC_DISPATCH(TargetName)();
@@ -347,6 +381,14 @@ void axpy(float a, const float* x, float* y, std::size_t n) {
 }
 void fused_axpy(float a, const float* x, float* y, std::size_t n) {
   HWY_DYNAMIC_DISPATCH(FusedAxpy)(a, x, y, n);
+}
+void keep_above_magnitude(const float* in, float* out, std::size_t n, std::int32_t above,
+                          float factor) {
+  HWY_DYNAMIC_DISPATCH(KeepAboveMagnitude)(in, out, n, above, factor);
+}
+void keep_below(const float* u, float threshold, const float* in, float* out, std::size_t n,
+                float factor) {
+  HWY_DYNAMIC_DISPATCH(KeepBelow)(u, threshold, in, out, n, factor);
 }
 void weighted_sum2(float a, const float* x, float b, const float* y, float* out, std::size_t n) {
   HWY_DYNAMIC_DISPATCH(WeightedSum2)(a, x, b, y, out, n);

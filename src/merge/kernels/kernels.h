@@ -40,6 +40,13 @@ void scale(const float* x, float a, float* out, std::size_t n);
 void axpy(float a, const float* x, float* y, std::size_t n);
 // y = fma(a, x, y): one rounding, like torch's addcmul_ on the CPU.
 void fused_axpy(float a, const float* x, float* y, std::size_t n);
+// out = in * factor where the magnitude's bits (as int32, sign cleared) are
+// greater than `above`, else 0: the top-k mask of TIES-style sparsification.
+void keep_above_magnitude(const float* in, float* out, std::size_t n, std::int32_t above,
+                          float factor);
+// out = in * factor where u < threshold, else 0: a random keep mask (DARE).
+void keep_below(const float* u, float threshold, const float* in, float* out, std::size_t n,
+                float factor);
 // out[i] = a * x[i] + b * y[i]
 void weighted_sum2(float a, const float* x, float b, const float* y, float* out, std::size_t n);
 // out[i] = x[i] + y[i]
@@ -70,6 +77,13 @@ void scale(const float* x, float a, float* out, std::size_t n);
 void axpy(float a, const float* x, float* y, std::size_t n);
 // y = fma(a, x, y): one rounding, like torch's addcmul_ on the CPU.
 void fused_axpy(float a, const float* x, float* y, std::size_t n);
+// out = in * factor where the magnitude's bits (as int32, sign cleared) are
+// greater than `above`, else 0: the top-k mask of TIES-style sparsification.
+void keep_above_magnitude(const float* in, float* out, std::size_t n, std::int32_t above,
+                          float factor);
+// out = in * factor where u < threshold, else 0: a random keep mask (DARE).
+void keep_below(const float* u, float threshold, const float* in, float* out, std::size_t n,
+                float factor);
 void weighted_sum2(float a, const float* x, float b, const float* y, float* out, std::size_t n);
 void add(const float* x, const float* y, float* out, std::size_t n);
 void subtract(const float* x, const float* y, float* out, std::size_t n);

@@ -77,6 +77,21 @@ void scale(const float* x, float a, float* out, std::size_t n) {
     out[i] = a * x[i];
 }
 
+void keep_above_magnitude(const float* in, float* out, std::size_t n, std::int32_t above,
+                          float factor) {
+  for (std::size_t i = 0; i < n; ++i) {
+    std::int32_t bits;
+    std::memcpy(&bits, in + i, 4);
+    out[i] = (bits & 0x7fffffff) > above ? in[i] * factor : 0.0f;
+  }
+}
+
+void keep_below(const float* u, float threshold, const float* in, float* out, std::size_t n,
+                float factor) {
+  for (std::size_t i = 0; i < n; ++i)
+    out[i] = u[i] < threshold ? in[i] * factor : 0.0f;
+}
+
 void fused_axpy(float a, const float* x, float* y, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i)
     y[i] = std::fma(a, x[i], y[i]);

@@ -25,8 +25,10 @@
 //   masks differ run to run; only the statistics agree. An element is kept
 //   when its uniform u ∈ [0, 1) (24 bits) satisfies u < density.
 // - f32 arithmetic instead of the config dtype.
+#include <cmath>
 #include <vector>
 
+#include "merge/kernels/kernels.h"
 #include "merge/methods/methods.h"
 #include "merge/methods/task_arithmetic_core.h"
 #include "merge/random.h"
@@ -38,7 +40,7 @@ class BernoulliSparsifier final : public gta::Sparsifier {
  public:
   BernoulliSparsifier(const TensorContext& context, std::size_t model, double density, bool rescale)
       : random_(context.seed, context.tensor_key, static_cast<std::uint32_t>(model)),
-        density_(density),
+        keep_below_(keep_threshold(density)),
         rescale_(rescale) {}
 
   int passes() const override { return rescale_ ? 1 : 0; }
@@ -47,8 +49,7 @@ class BernoulliSparsifier final : public gta::Sparsifier {
     uniforms_.resize(n);
     masked_.resize(n);
     random_.uniforms(static_cast<std::uint64_t>(begin), uniforms_.data(), n);
-    for (std::size_t i = 0; i < n; ++i)
-      masked_[i] = uniforms_[i] < density_ ? delta[i] : 0.0f;
+    kernels::keep_below(uniforms_.data(), keep_below_, delta, masked_.data(), n, 1.0f);
     rescale_norms_.add_block(delta, masked_.data(), n);
   }
 
@@ -60,18 +61,20 @@ class BernoulliSparsifier final : public gta::Sparsifier {
   void apply(std::int64_t begin, float* delta, std::size_t n) override {
     uniforms_.resize(n);
     random_.uniforms(static_cast<std::uint64_t>(begin), uniforms_.data(), n);
-    for (std::size_t i = 0; i < n; ++i) {
-      if (!(uniforms_[i] < density_)) {
-        delta[i] = 0.0f;
-      } else if (factor_) {
-        delta[i] = delta[i] * *factor_;
-      }
-    }
+    const float factor = factor_.value_or(1.0f);  // x * 1 == x, bit for bit
+    kernels::keep_below(uniforms_.data(), keep_below_, delta, delta, n, factor);
+  }
+
+  // u < density for a uniform u = m * 2^-24, as one float comparison:
+  // m < density * 2^24  <=>  u < ceil(density * 2^24) * 2^-24 (exact in f32).
+  static float keep_threshold(double density) {
+    if (!(density < 1.0)) return 2.0f;  // everything
+    return static_cast<float>(std::ceil(density * 0x1p24) * 0x1p-24);
   }
 
  private:
   ElementRandom random_;
-  double density_;
+  float keep_below_;
   bool rescale_;
   std::vector<float> uniforms_;
   std::vector<float> masked_;
