@@ -58,6 +58,11 @@ nlohmann::json parse_json_file(const fs::path& path) {
     // nlohmann prefixes "[json.exception.parse_error.101] parse error at line..: ".
     if (auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
     throw Error(ErrorKind::format, "invalid JSON: " + what, context);
+  } catch (const nlohmann::json::exception& e) {
+    // E.g. out_of_range 406, a number too large for a double ("1e999").
+    std::string what = e.what();
+    if (auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
+    throw Error(ErrorKind::format, "invalid JSON: " + what, {.file = path.string()});
   }
 }
 
