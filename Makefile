@@ -7,7 +7,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build python-deps demo test test-sanitize bench clean format
+.PHONY: all deps build python-deps demo test test-sanitize test-tsan fuzz bench clean format
 
 all: build
 
@@ -38,8 +38,22 @@ test-sanitize: deps
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ctest --output-on-failure -j $(JOBS)
 
+# The multi-threaded parts (writer, executor, synth, the CLI end to end, faults)
+# under ThreadSanitizer; only those test binaries are built.
+TSAN_TESTS = model_writer_test merge_e2e_test faults_test synth_test
+test-tsan: deps
+	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLLMERGE_SANITIZE=thread
+	cmake --build build-tsan -j $(JOBS) --target llmerge $(TSAN_TESTS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j $(JOBS) \
+	  -R '^(ModelWriter|MergeEndToEnd|Faults|Interrupt|Synth)\.'
+
+# libFuzzer targets (clang), FUZZ_SECONDS per target; see scripts/fuzz.sh.
+FUZZ_SECONDS ?= 30
+fuzz:
+	JOBS=$(JOBS) bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
 format:
 	find src include tests bench -name '*.cpp' -o -name '*.h' | xargs clang-format -i
 
 clean:
-	rm -rf $(BUILD_DIR) build-asan demo
+	rm -rf $(BUILD_DIR) build-asan build-tsan build-fuzz demo

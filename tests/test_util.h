@@ -13,6 +13,20 @@
 
 namespace llmerge::testing {
 
+// Sanitizer builds (make test-sanitize: Debug + ASan) run 20-50x slower;
+// tests that bound wall-clock time multiply their limits by this.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr int k_sanitizer_slowdown = 10;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+inline constexpr int k_sanitizer_slowdown = 10;
+#else
+inline constexpr int k_sanitizer_slowdown = 1;
+#endif
+#else
+inline constexpr int k_sanitizer_slowdown = 1;
+#endif
+
 // A fresh directory, removed when the object goes out of scope.
 class TempDir {
  public:
@@ -20,8 +34,7 @@ class TempDir {
     static std::atomic<int> counter{0};
     const char* root = std::getenv("LLMERGE_TEST_TMP");
     std::filesystem::path base = root ? root : std::filesystem::temp_directory_path();
-    path_ = base / ("llmerge-test-" + std::to_string(getpid()) + "-" +
-                    std::to_string(counter++));
+    path_ = base / ("llmerge-test-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
     std::filesystem::remove_all(path_);
     std::filesystem::create_directories(path_);
   }
@@ -57,7 +70,8 @@ inline std::string read_text(const std::filesystem::path& path) {
 inline int run_cli(const std::string& args, std::string* output = nullptr) {
   TempDir tmp;
   const auto log = tmp / "out.txt";
-  const std::string cmd = std::string(LLMERGE_CLI_PATH) + " " + args + " >" + log.string() + " 2>&1";
+  const std::string cmd =
+      std::string(LLMERGE_CLI_PATH) + " " + args + " >" + log.string() + " 2>&1";
   const int status = std::system(cmd.c_str());
   if (output) *output = read_text(log);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;

@@ -48,6 +48,9 @@ int main(int argc, char** argv) {
   using namespace llmerge;
   std::signal(SIGINT, cli::on_signal);
   std::signal(SIGTERM, cli::on_signal);
+  // Past a file size limit (ulimit -f) a write should fail with EFBIG, which
+  // the writer reports and cleans up after, rather than kill the process.
+  std::signal(SIGXFSZ, SIG_IGN);
 
   CLI::App app{"llmerge: merge large language models, natively (mergekit YAML compatible)"};
   app.set_version_flag("--version", std::string("llmerge ") + LLMERGE_VERSION);

@@ -4,6 +4,7 @@
 #include "config/config.h"
 
 #include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <cstring>
 #include <limits>
 #include <set>
+#include <sstream>
 
 #include "core/dtype.h"
 #include "core/error.h"
@@ -597,6 +599,23 @@ void Parser::parse_document(const YAML::Node& root, MergeConfig& config) {
          "the config needs models: (whole models) or slices: (layer ranges)");
 }
 
+// Ignores every event; only the number of documents matters.
+class DocumentCounter : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
 }  // namespace
 
 MergeConfig parse_config(std::string_view yaml_text, const std::string& file) {
@@ -610,7 +629,26 @@ MergeConfig parse_config(std::string_view yaml_text, const std::string& file) {
                     yaml_text.size(), k_text_bytes_max));
   std::vector<YAML::Node> documents;
   try {
-    documents = YAML::LoadAll(std::string(yaml_text));
+    const std::string text(yaml_text);
+    // yaml-cpp 0.7's LoadAll never returns, allocating until the process is
+    // killed, on a stray ',' in block context (jbeder/yaml-cpp#1040): the
+    // parser keeps reporting an empty document without consuming the token.
+    // A document takes at least one line, so count them first, bounded.
+    {
+      std::istringstream in(text);
+      YAML::Parser parser(in);
+      DocumentCounter counter;
+      const auto max_documents =
+          static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) + 2;
+      std::size_t count = 0;
+      while (parser.HandleNextDocument(counter)) {
+        if (++count > max_documents) {
+          throw error(ErrorKind::config, 0, 0,
+                      "invalid YAML: the parser is stuck (a ',' outside [...] or {...}?)");
+        }
+      }
+    }
+    documents = YAML::LoadAll(text);
   } catch (const YAML::Exception& e) {
     const bool has_mark = !e.mark.is_null() && e.mark.line >= 0;
     throw error(ErrorKind::config, has_mark ? e.mark.line + 1 : 0, has_mark ? e.mark.column + 1 : 0,

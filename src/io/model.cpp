@@ -39,8 +39,38 @@ std::string read_json_file(const fs::path& path) {
   return ss.str();
 }
 
+// Real config.json files nest a few levels; nlohmann's parser copes with any
+// depth, but copying, comparing and dumping the result recurse, so a file of
+// "[[[[..." would overflow the stack later on.
+constexpr std::size_t k_json_depth_max = 1000;
+
+void check_json_depth(const std::string& text, const fs::path& path) {
+  std::size_t depth = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > k_json_depth_max) {
+        throw Error(ErrorKind::format,
+                    fmt::format("JSON is nested more than {} levels deep", k_json_depth_max),
+                    {.file = path.string()});
+      }
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+}
+
 nlohmann::json parse_json_file(const fs::path& path) {
   const std::string text = read_json_file(path);
+  check_json_depth(text, path);
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
@@ -59,6 +89,11 @@ nlohmann::json parse_json_file(const fs::path& path) {
     // nlohmann prefixes "[json.exception.parse_error.101] parse error at line..: ".
     if (auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
     throw Error(ErrorKind::format, "invalid JSON: " + what, context);
+  } catch (const nlohmann::json::exception& e) {
+    // E.g. out_of_range 406, a number too large for a double ("1e999").
+    std::string what = e.what();
+    if (auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
+    throw Error(ErrorKind::format, "invalid JSON: " + what, {.file = path.string()});
   }
 }
 

@@ -1,6 +1,7 @@
 #include "io/model_writer.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -321,6 +322,55 @@ struct ModelWriter::Shard {
   }
 };
 
+struct ModelWriter::OutputLock {
+  fs::path path;
+  int fd = -1;
+
+  explicit OutputLock(fs::path lock_path) : path(std::move(lock_path)) {
+    // Retry if the file we locked was unlinked by its previous owner in the
+    // meantime: a lock on a removed file would not exclude anyone.
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      if (fd < 0) throw io_error("cannot create the output lock file", path, errno);
+      if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        const int err = errno;
+        std::string owner(32, '\0');
+        const ssize_t n = ::pread(fd, owner.data(), owner.size(), 0);
+        owner.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+        while (!owner.empty() && (owner.back() == '\n' || owner.back() == '\0'))
+          owner.pop_back();
+        ::close(fd);
+        fd = -1;
+        if (err != EWOULDBLOCK) throw io_error("cannot lock", path, err);
+        throw Error(ErrorKind::io,
+                    fmt::format("another llmerge run{} is writing this output right now (lock "
+                                "file '{}'); wait for it to finish or choose another output",
+                                owner.empty() ? "" : " (pid " + owner + ")", path.string()),
+                    ErrorContext{.file = path.string()});
+      }
+      struct stat held {};
+      struct stat named {};
+      if (::fstat(fd, &held) == 0 && ::stat(path.c_str(), &named) == 0 &&
+          held.st_dev == named.st_dev && held.st_ino == named.st_ino) {
+        const std::string pid = std::to_string(::getpid()) + "\n";
+        if (::ftruncate(fd, 0) == 0) (void)::pwrite(fd, pid.data(), pid.size(), 0);
+        return;
+      }
+      ::close(fd);
+      fd = -1;
+    }
+    throw Error(ErrorKind::io, "cannot take the output lock: it keeps being replaced",
+                ErrorContext{.file = path.string()});
+  }
+  ~OutputLock() {
+    if (fd < 0) return;
+    ::unlink(path.c_str());  // while still locked, so no one locks a file about to vanish
+    ::close(fd);
+  }
+  OutputLock(const OutputLock&) = delete;
+  OutputLock& operator=(const OutputLock&) = delete;
+};
+
 ModelWriter::ModelWriter(fs::path out_dir, std::vector<TensorSpec> tensors,
                          ModelWriterOptions options)
     : options_(options), tensors_(std::move(tensors)) {
@@ -331,6 +381,10 @@ ModelWriter::ModelWriter(fs::path out_dir, std::vector<TensorSpec> tensors,
   plan_ = plan_shards(tensors_, options_.shard_size_max, options_.format);
 
   std::error_code ec;
+  fs::create_directories(out_dir_.parent_path(), ec);
+  if (ec) throw io_error("cannot create parent directory", out_dir_.parent_path(), ec.value());
+  lock_ = std::make_unique<OutputLock>(out_dir_.parent_path() /
+                                       (out_dir_.filename().string() + ".llmerge-lock"));
   const auto st = fs::status(out_dir_, ec);
   if (fs::exists(st)) {
     if (!fs::is_directory(st)) {
@@ -345,8 +399,6 @@ ModelWriter::ModelWriter(fs::path out_dir, std::vector<TensorSpec> tensors,
                   ErrorContext{.file = out_dir_.string()});
     }
   }
-  fs::create_directories(out_dir_.parent_path(), ec);
-  if (ec) throw io_error("cannot create parent directory", out_dir_.parent_path(), ec.value());
   // A leftover from a crashed run that had the same pid.
   fs::remove_all(temp_dir_, ec);
   if (ec) throw io_error("cannot remove stale temporary directory", temp_dir_, ec.value());

@@ -8,6 +8,14 @@
 // reached (an error, an exception, SIGINT) the destructor removes the
 // temporary directory: the target is never half-written.
 //
+// Two writers never target the same folder at once: the constructor takes an
+// exclusive flock() on "<out_dir>.llmerge-lock" (created next to out_dir,
+// holding the owner's pid for messages) and refuses with Error(io) naming
+// that pid if another process -- or another ModelWriter -- holds it. The lock
+// is released and the file removed when the writer is destroyed. The kernel
+// drops the lock of a process that dies, so a lock file left by a crash is
+// stale and simply taken over.
+//
 // Layout rules (deterministic: the same tensor list gives the same bytes):
 //  - Tensors are packed into shards greedily, in the order given: a new shard
 //    starts when the current one is non-empty and adding the next tensor would
@@ -60,14 +68,14 @@ struct ModelWriterOptions {
 // so `llmerge plan` can print it.
 struct ShardPlan {
   struct Entry {
-    std::size_t shard = 0;           // index into files
-    std::uint64_t file_offset = 0;   // absolute offset of the tensor's data in its file
+    std::size_t shard = 0;          // index into files
+    std::uint64_t file_offset = 0;  // absolute offset of the tensor's data in its file
   };
-  std::vector<std::string> files;            // shard file names
-  std::vector<std::uint64_t> file_sizes;     // total bytes of each shard file
-  std::vector<std::string> headers;          // each shard's full header (8-byte length + JSON)
-  std::vector<Entry> entries;                // parallel to the tensor list
-  std::uint64_t total_size = 0;              // sum of tensor bytes (index metadata.total_size)
+  std::vector<std::string> files;         // shard file names
+  std::vector<std::uint64_t> file_sizes;  // total bytes of each shard file
+  std::vector<std::string> headers;       // each shard's full header (8-byte length + JSON)
+  std::vector<Entry> entries;             // parallel to the tensor list
+  std::uint64_t total_size = 0;           // sum of tensor bytes (index metadata.total_size)
 };
 // `format` is the header's __metadata__ "format": "pt" (transformers), or
 // "mlx" for MLX-quantized output (mlx-lm writes it; transformers accepts both).
@@ -116,6 +124,8 @@ class ModelWriter {
   std::vector<std::unique_ptr<Shard>> shards_;
   std::unique_ptr<std::atomic<std::uint64_t>[]> bytes_written_;  // per tensor
   bool committed_ = false;
+  struct OutputLock;
+  std::unique_ptr<OutputLock> lock_;  // held from construction to destruction
 };
 
 }  // namespace llmerge

@@ -662,7 +662,9 @@ SafetensorsFile SafetensorsFile::parse_header(std::string_view prefix, std::uint
 SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
   const std::string display_name = path.string();
   const ErrorContext ctx{display_name};
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO (or a tty) must not wait for a writer; it is
+  // refused below as not a regular file. For regular files the flag is a no-op.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
     const int err = errno;
     throw Error(ErrorKind::io, fmt::format("cannot open: {}", errno_text(err)), ctx);
