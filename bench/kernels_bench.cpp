@@ -21,7 +21,9 @@ namespace {
 using llmerge::DType;
 namespace k = llmerge::kernels;
 
-void sizes(benchmark::internal::Benchmark* b) { b->Arg(1 << 12)->Arg(1 << 16)->Arg(1 << 20); }
+void sizes(benchmark::internal::Benchmark* b) {
+  b->Arg(1 << 12)->Arg(1 << 16)->Arg(1 << 20);
+}
 
 // Deterministic weights of LLM-like magnitude (|w| ~ 0.02), never zero (divide uses them).
 std::vector<float> weights(std::size_t n, std::uint32_t seed) {
@@ -42,7 +44,9 @@ std::vector<std::uint16_t> encoded(DType type, const std::vector<float>& v) {
   return out;
 }
 
-std::size_t dtype_bytes(DType type) { return static_cast<std::size_t>(llmerge::dtype_bits(type)) / 8; }
+std::size_t dtype_bytes(DType type) {
+  return static_cast<std::size_t>(llmerge::dtype_bits(type)) / 8;
+}
 
 void set_bytes(benchmark::State& state, std::size_t bytes_per_iteration) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
@@ -68,8 +72,8 @@ using StoreFn = void (*)(DType, const float*, void*, std::size_t);
 void bm_load(benchmark::State& state, DType type, LoadFn load) {
   const auto n = static_cast<std::size_t>(state.range(0));
   const std::vector<float> f32 = weights(n, 1);
-  const std::vector<std::uint16_t> half = type == DType::F32 ? std::vector<std::uint16_t>{}
-                                                             : encoded(type, f32);
+  const std::vector<std::uint16_t> half =
+      type == DType::F32 ? std::vector<std::uint16_t>{} : encoded(type, f32);
   const void* src = type == DType::F32 ? static_cast<const void*>(f32.data()) : half.data();
   std::vector<float> dst(n);
   for (auto _ : state) {
@@ -127,14 +131,14 @@ void bm_arith(benchmark::State& state, std::size_t streams, Run run) {
 // In-place kernels (axpy, divide_scalar, divide) run again and again on the same data, so their
 // factors leave it unchanged (y + 0*x, y / 1): values stay normal and no subnormal slows a run.
 // Division's speed on x86 does not depend on the divisor being 1.
-#define LLMERGE_ARITH(name, streams, simd_body, scalar_body)                                    \
-  void bm_##name##_simd(benchmark::State& state) {                                               \
-    bm_arith(state, streams, [](Buffers& b, std::size_t n) { simd_body; });                      \
-  }                                                                                              \
-  void bm_##name##_scalar(benchmark::State& state) {                                             \
-    bm_arith(state, streams, [](Buffers& b, std::size_t n) { scalar_body; });                    \
-  }                                                                                              \
-  BENCHMARK(bm_##name##_simd)->Apply(sizes);                                                     \
+#define LLMERGE_ARITH(name, streams, simd_body, scalar_body)                  \
+  void bm_##name##_simd(benchmark::State& state) {                            \
+    bm_arith(state, streams, [](Buffers& b, std::size_t n) { simd_body; });   \
+  }                                                                           \
+  void bm_##name##_scalar(benchmark::State& state) {                          \
+    bm_arith(state, streams, [](Buffers& b, std::size_t n) { scalar_body; }); \
+  }                                                                           \
+  BENCHMARK(bm_##name##_simd)->Apply(sizes);                                  \
   BENCHMARK(bm_##name##_scalar)->Apply(sizes)
 
 LLMERGE_ARITH(scale, 2, k::scale(b.x.data(), 0.5F, b.out.data(), n),
@@ -162,8 +166,10 @@ void bm_sum_rows(benchmark::State& state) {
   const float* rows[] = {r0.data(), r1.data(), r2.data()};
   std::vector<float> out(n);
   for (auto _ : state) {
-    if constexpr (simd) k::sum_rows(rows, 3, out.data(), n);
-    else k::scalar::sum_rows(rows, 3, out.data(), n);
+    if constexpr (simd)
+      k::sum_rows(rows, 3, out.data(), n);
+    else
+      k::scalar::sum_rows(rows, 3, out.data(), n);
     benchmark::DoNotOptimize(out.data());
     benchmark::ClobberMemory();
   }
@@ -180,8 +186,10 @@ void bm_sign_consensus(benchmark::State& state) {
   const float w[] = {0.5F, 0.5F};
   std::vector<float> mixed(n), divisor(n);
   for (auto _ : state) {
-    if constexpr (simd) k::sign_consensus(rows, w, 2, mixed.data(), divisor.data(), n);
-    else k::scalar::sign_consensus(rows, w, 2, mixed.data(), divisor.data(), n);
+    if constexpr (simd)
+      k::sign_consensus(rows, w, 2, mixed.data(), divisor.data(), n);
+    else
+      k::scalar::sign_consensus(rows, w, 2, mixed.data(), divisor.data(), n);
     benchmark::DoNotOptimize(mixed.data());
     benchmark::DoNotOptimize(divisor.data());
     benchmark::ClobberMemory();
@@ -194,18 +202,19 @@ BENCHMARK(bm_sign_consensus<false>)->Name("bm_sign_consensus_scalar")->Apply(siz
 // What the executor does per chunk of a linear merge of two models: load both inputs to f32,
 // weighted sum, round to the output dtype. Bytes are the external ones (two inputs, one
 // output), so bf16 moves half the bytes of f32 for the same elements.
-template <bool simd>
-void bm_linear_chunk(benchmark::State& state, DType type) {
+void bm_linear_chunk(benchmark::State& state, DType type, bool simd) {
   const auto n = static_cast<std::size_t>(state.range(0));
   const std::vector<float> fa = weights(n, 1), fb = weights(n, 2);
-  const std::vector<std::uint16_t> ha = type == DType::F32 ? std::vector<std::uint16_t>{} : encoded(type, fa);
-  const std::vector<std::uint16_t> hb = type == DType::F32 ? std::vector<std::uint16_t>{} : encoded(type, fb);
+  const std::vector<std::uint16_t> ha =
+      type == DType::F32 ? std::vector<std::uint16_t>{} : encoded(type, fa);
+  const std::vector<std::uint16_t> hb =
+      type == DType::F32 ? std::vector<std::uint16_t>{} : encoded(type, fb);
   const void* a = type == DType::F32 ? static_cast<const void*>(fa.data()) : ha.data();
   const void* b = type == DType::F32 ? static_cast<const void*>(fb.data()) : hb.data();
   std::vector<float> xa(n), xb(n), sum(n);
   std::vector<std::uint8_t> out(n * dtype_bytes(type));
   for (auto _ : state) {
-    if constexpr (simd) {
+    if (simd) {
       k::load_f32(type, a, xa.data(), n);
       k::load_f32(type, b, xb.data(), n);
       k::weighted_sum2(0.5F, xa.data(), 0.5F, xb.data(), sum.data(), n);
@@ -221,10 +230,10 @@ void bm_linear_chunk(benchmark::State& state, DType type) {
   }
   set_bytes(state, 3 * n * dtype_bytes(type));
 }
-BENCHMARK_CAPTURE(bm_linear_chunk<true>, bf16_simd, DType::BF16)->Apply(sizes);
-BENCHMARK_CAPTURE(bm_linear_chunk<false>, bf16_scalar, DType::BF16)->Apply(sizes);
-BENCHMARK_CAPTURE(bm_linear_chunk<true>, f32_simd, DType::F32)->Apply(sizes);
-BENCHMARK_CAPTURE(bm_linear_chunk<false>, f32_scalar, DType::F32)->Apply(sizes);
+BENCHMARK_CAPTURE(bm_linear_chunk, bf16_simd, DType::BF16, true)->Apply(sizes);
+BENCHMARK_CAPTURE(bm_linear_chunk, bf16_scalar, DType::BF16, false)->Apply(sizes);
+BENCHMARK_CAPTURE(bm_linear_chunk, f32_simd, DType::F32, true)->Apply(sizes);
+BENCHMARK_CAPTURE(bm_linear_chunk, f32_scalar, DType::F32, false)->Apply(sizes);
 
 }  // namespace
 

@@ -269,32 +269,36 @@ def svg(res, cores):
     import math
 
     ticks = [t for t in (1, 1.2, 1.5, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if t <= top]
-    left, right, top_pad, bottom = 60, 20, 40, 70
+    left, right, top_pad, bottom = 50, 40, 50, 95
     group = 56
-    width = left + right + group * max(1, len(methods))
-    height = 320
+    width = max(640, left + right + group * max(1, len(methods)))
+    height = 360
     plot_h = height - top_pad - bottom
     y = lambda v: top_pad + plot_h * (1 - math.log(max(v, 0.5) / 0.5) / math.log(top / 0.5))
     s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
          f'font-family="sans-serif" font-size="11">',
          f'<rect width="{width}" height="{height}" fill="white"/>',
-         f'<text x="{left}" y="16" font-size="13">Wall time / I/O floor (log scale, lower is better; '
-         f'1 = as fast as reading + writing the bytes)</text>']
+         f'<text x="10" y="18" font-size="13">Wall time / I/O floor (log scale, lower is better)</text>',
+         f'<text x="10" y="34" fill="#555">1 = as fast as reading the inputs and writing the output; '
+         f'dashed: targets {RATIO_TARGET_FAST} and {RATIO_TARGET_OTHER}</text>']
     for t in ticks:
         dash = ' stroke-dasharray="4 3"' if t in (1.2, 1.5) else ""
         color = "#000" if t == 1 else "#ccc"
         s.append(f'<line x1="{left}" x2="{width - right}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="{color}"{dash}/>')
-        s.append(f'<text x="{left - 6}" y="{y(t) + 4:.1f}" text-anchor="end">{t:g}</text>')
+        if not dash:
+            s.append(f'<text x="{left - 6}" y="{y(t) + 4:.1f}" text-anchor="end">{t:g}</text>')
     for i, method in enumerate(methods):
         x0 = left + i * group + 8
         for j, (tool, _, color) in enumerate(series):
             v = values[method, tool]
             x = x0 + j * 20
             if v is None:
-                s.append(f'<text x="{x + 9}" y="{y(1) - 4:.1f}" text-anchor="middle" fill="#999">–</text>')
+                s.append(f'<text x="{x + 9}" y="{y(1) - 4:.1f}" text-anchor="middle" fill="#777" '
+                         f'font-size="9">n/a</text>')
                 continue
             s.append(f'<rect x="{x}" y="{y(v):.1f}" width="18" height="{y(0.5) - y(v):.1f}" fill="{color}"/>')
-            s.append(f'<text x="{x + 9}" y="{y(v) - 3:.1f}" text-anchor="middle" font-size="9">{v:.2g}</text>')
+            s.append(f'<text x="{x + 9}" y="{y(v) - 3:.1f}" text-anchor="middle" font-size="9">{v:.2f}</text>' if v < 10 else
+                     f'<text x="{x + 9}" y="{y(v) - 3:.1f}" text-anchor="middle" font-size="9">{v:.0f}</text>')
         s.append(f'<text transform="translate({x0 + 20},{height - bottom + 12}) rotate(35)">{method}</text>')
     for j, (tool, threads, color) in enumerate(series):
         label = f"{tool} ({threads} threads)" if threads else tool

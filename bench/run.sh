@@ -24,6 +24,9 @@
 # bytes are the safetensors files of every distinct model the config names (passthrough: the
 # bytes it copies, i.e. the output size). Ratio to floor = wall time / floor.
 #
+# Exit status: 0, or 1 when an llmerge run failed (the report is still written; mergekit failures
+# and timeouts are only reported), or 2 for bad arguments.
+#
 # Sizes: tiny (a few MB; seconds; run by ctest so the harness cannot rot), small (Llama-3.2-1B
 # shapes, ~2.5 GB per model), large (Llama-3.2-3B shapes, ~6.4 GB per model).
 set -euo pipefail
@@ -233,7 +236,9 @@ run_one() { # TOOL METHOD THREADS CACHE
     if [ "$tool" = llmerge ]; then
       measure "llmerge $m threads=$threads $cache #$i" -- "$llmerge" run "$cfg" -o "$dest" -q --threads "$threads"
     else
-      measure "mergekit $m $cache #$i" -- timeout "$mergekit_timeout" "$mergekit_yaml" "$cfg" "$dest" --quiet
+      # Offline: the bench models are local, and mergekit must not wait on the network.
+      measure "mergekit $m $cache #$i" -- env HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
+        timeout "$mergekit_timeout" "$mergekit_yaml" "$cfg" "$dest" --quiet
     fi
     status=$m_status
     [ "$status" -ne 0 ] && break
