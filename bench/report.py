@@ -161,7 +161,9 @@ def markdown(res, args):
         f"| load average (1 min) during runs | {fmt(min(loads), '.1f')} to {fmt(max(loads), '.1f')} |" if loads else "| load average | – |",
     ]
     if "mergekit_version" in res["meta"]:
-        out.append(f"| mergekit | {res['meta']['mergekit_version']} (CPU) |")
+        reused = res["meta"].get("mergekit_reused")
+        note = f"; its rows are from an earlier run on the same models ({reused})" if reused else ""
+        out.append(f"| mergekit | {res['meta']['mergekit_version']} (CPU){note} |")
     out += [
         "",
         f"Models: three llama-shaped bf16 models made with `llmerge synth {args.synth}` (base) and "
@@ -223,16 +225,20 @@ def markdown(res, args):
         "",
         "## Every run",
         "",
+        "CPU s is user + system time: on a busy machine it shows the work done better than the wall "
+        "time does (CPU % below 100 × threads with a high load1 means the run waited for a core, "
+        "not necessarily for the disk).",
+        "",
         "| tool | method | threads | cache | status | wall s | input GB | input GB/s | floor s | ratio | "
-        "peak RSS MiB | CPU % | load1 |",
-        "|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "peak RSS MiB | CPU % | CPU s | load1 |",
+        "|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         out.append(
             f"| {r['tool']} | {r['method']} | {r['threads']} | {r['cache']} | {r['status']} | "
             f"{r['wall_s']:.2f} | {r['input_bytes'] / 1e9:.2f} | {fmt(r.get('input_gbps'))} | "
             f"{fmt(r.get('floor_s'))} | {fmt(r.get('ratio'))} | {fmt(r.get('peak_rss_mib'), '.0f')} | "
-            f"{fmt(r.get('cpu_pct'), 'd')} | {fmt(r.get('load1'), '.1f')} |"
+            f"{fmt(r.get('cpu_pct'), 'd')} | {fmt(r.get('cpu_s'), '.1f')} | {fmt(r.get('load1'), '.1f')} |"
         )
     if res["skips"]:
         out += ["", "## Not run", ""]

@@ -3,7 +3,7 @@
 #
 #   bench/run.sh [--size tiny|small|large] [--methods "linear ties ..."] [--out DIR]
 #                [--work DIR] [--llmerge PATH] [--repeat N] [--mergekit-venv DIR]
-#                [--mergekit-timeout SECONDS] [--kernels PATH]
+#                [--mergekit-timeout SECONDS] [--mergekit-reuse] [--kernels PATH]
 #
 # In one run it
 #   1. makes (or reuses) three synthetic llama-shaped bf16 models with `llmerge synth`: a base and
@@ -16,7 +16,9 @@
 #   3. runs `llmerge run` for each method with all cores and with --threads 1, inputs warm, plus
 #      one cold-cache run of the first method, under /usr/bin/time (peak RSS, CPU %);
 #   4. runs `mergekit-yaml` on the same configs if a mergekit venv is given (MERGEKIT_VENV or
-#      --mergekit-venv; otherwise skipped);
+#      --mergekit-venv; otherwise skipped). Its rows are kept with the models, and
+#      --mergekit-reuse puts them in later reports without running mergekit again (mergekit's
+#      times do not change when llmerge does);
 #   5. writes results.json, results.md and results.svg into --out (default: bench/), with
 #      bench/report.py (Python standard library only).
 #
@@ -41,6 +43,7 @@ llmerge="${LLMERGE:-$repo/build/src/llmerge}"
 repeat=1
 mergekit_venv="${MERGEKIT_VENV:-}"
 mergekit_timeout=1200
+mergekit_reuse=0
 kernels_bench=""
 
 usage() { sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
@@ -54,6 +57,7 @@ while [ $# -gt 0 ]; do
     --repeat) repeat=$2; shift 2 ;;
     --mergekit-venv) mergekit_venv=$2; shift 2 ;;
     --mergekit-timeout) mergekit_timeout=$2; shift 2 ;;
+    --mergekit-reuse) mergekit_reuse=1; shift ;;
     --kernels) kernels_bench=$2; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
@@ -109,7 +113,8 @@ evict() { local f; sync; for f in "$@"; do dd if="$f" iflag=nocache count=0 stat
 # One JSON object per measurement, appended to raw.jsonl (fields are numbers or plain words).
 record() { echo "$1" >>"$raw"; }
 
-# measure NAME -- CMD...: runs CMD under /usr/bin/time; sets m_wall m_rss_kb m_cpu m_status.
+# measure NAME -- CMD...: runs CMD under /usr/bin/time; sets m_wall m_rss_kb m_cpu (percent)
+# m_cpu_s (user + system seconds) m_status m_load (1-minute load average before the run).
 measure() {
   local name=$1; shift 2
   local tfile="$work_dir/time.txt" start end
@@ -123,11 +128,12 @@ measure() {
   end=$(now_ns)
   m_wall=$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
   # /usr/bin/time prefixes a "Command exited with non-zero status" line on failure.
-  read -r m_rss_kb m_cpu _ _ < <(tail -n 1 "$tfile")
+  read -r m_rss_kb m_cpu m_user m_sys < <(tail -n 1 "$tfile")
+  m_cpu_s=$(awk -v u="$m_user" -v s="$m_sys" 'BEGIN {printf "%.2f", u + s}')
   m_cpu=${m_cpu%\%}
   [[ "$m_cpu" =~ ^[0-9]+$ ]] || m_cpu=null
   [[ "$m_rss_kb" =~ ^[0-9]+$ ]] || m_rss_kb=null
-  say "$name: ${m_wall} s, peak RSS ${m_rss_kb} KiB, CPU ${m_cpu}%, exit ${m_status}, load ${m_load}"
+  say "$name: ${m_wall} s, peak RSS ${m_rss_kb} KiB, CPU ${m_cpu}% (${m_cpu_s} s), exit ${m_status}, load ${m_load}"
 }
 
 # ---- 1. models ----------------------------------------------------------------------------
@@ -227,7 +233,7 @@ done
 # ---- 4. llmerge ---------------------------------------------------------------------------
 run_one() { # TOOL METHOD THREADS CACHE
   local tool=$1 m=$2 threads=$3 cache=$4 cfg="$configs/$2.yaml" dest="$runs/$1-$2"
-  local in_bytes out_bytes best="" best_rss="" best_cpu="" best_load="" status=0 cached
+  local in_bytes out_bytes best="" best_rss="" best_cpu="" best_cpu_s="" best_load="" status=0 cached
   in_bytes=$(config_input_bytes "$m" "$cfg")
   for i in $(seq "$repeat"); do
     rm -rf "$dest"
@@ -243,7 +249,7 @@ run_one() { # TOOL METHOD THREADS CACHE
     status=$m_status
     [ "$status" -ne 0 ] && break
     if [ -z "$best" ] || awk -v a="$m_wall" -v b="$best" 'BEGIN {exit !(a < b)}'; then
-      best=$m_wall best_rss=$m_rss_kb best_cpu=$m_cpu best_load=$m_load
+      best=$m_wall best_rss=$m_rss_kb best_cpu=$m_cpu best_cpu_s=$m_cpu_s best_load=$m_load
     fi
   done
   if [ "$status" -ne 0 ]; then
@@ -256,7 +262,7 @@ run_one() { # TOOL METHOD THREADS CACHE
     return 0
   fi
   out_bytes=$(bytes_of "$dest")
-  record "{\"kind\":\"run\",\"tool\":\"$tool\",\"method\":\"$m\",\"threads\":$threads,\"cache\":\"$cache\",\"cached_before\":$cached,\"status\":\"ok\",\"wall_s\":$best,\"repeats\":$repeat,\"peak_rss_kb\":$best_rss,\"cpu_pct\":$best_cpu,\"input_bytes\":$in_bytes,\"output_bytes\":$out_bytes,\"load1\":$best_load}"
+  record "{\"kind\":\"run\",\"tool\":\"$tool\",\"method\":\"$m\",\"threads\":$threads,\"cache\":\"$cache\",\"cached_before\":$cached,\"status\":\"ok\",\"wall_s\":$best,\"repeats\":$repeat,\"peak_rss_kb\":$best_rss,\"cpu_pct\":$best_cpu,\"cpu_s\":$best_cpu_s,\"input_bytes\":$in_bytes,\"output_bytes\":$out_bytes,\"load1\":$best_load}"
   rm -rf "$dest"
 }
 
@@ -286,12 +292,20 @@ if [ ${#llmerge_methods[@]} -gt 0 ]; then
 fi
 
 # ---- 5. mergekit --------------------------------------------------------------------------
+mk_cache="$models/mergekit-results.jsonl"
 if [ -n "$mergekit_yaml" ]; then
   mk_version=$("$mergekit_venv/bin/python" -c 'import importlib.metadata as m; print(m.version("mergekit"))' 2>/dev/null || echo unknown)
   record "{\"kind\":\"meta\",\"key\":\"mergekit_version\",\"value\":\"$mk_version\"}"
   for m in "${methods[@]}"; do
     run_one mergekit "$m" "$all_cores" warm
   done
+  grep -e '"key":"mergekit_version"' -e '"tool":"mergekit"' "$raw" >"$mk_cache" || true
+elif [ "$mergekit_reuse" = 1 ] && [ -s "$mk_cache" ]; then
+  mk_date=$(date -r "$mk_cache" '+%F %T')
+  say "mergekit: reusing the rows of an earlier run on these models ($mk_cache, $mk_date)"
+  grep -e '"key":"mergekit_version"' "$mk_cache" >>"$raw" || true
+  for m in "${methods[@]}"; do grep -e "\"tool\":\"mergekit\",\"method\":\"$m\"," "$mk_cache" >>"$raw" || true; done
+  record "{\"kind\":\"meta\",\"key\":\"mergekit_reused\",\"value\":\"$mk_date\"}"
 else
   say "mergekit: skipped (set MERGEKIT_VENV or pass --mergekit-venv to compare)"
 fi
