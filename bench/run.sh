@@ -13,7 +13,8 @@
 #      pages are evicted with POSIX_FADV_DONTNEED through `dd iflag=nocache count=0`, no root
 #      needed) and warm, and writing one model's worth of bytes with `dd ... conv=fsync` (llmerge
 #      also fsyncs what it writes);
-#   3. runs `llmerge run` for each method with all cores and with --threads 1, inputs warm, plus
+#   3. runs `llmerge run` for each method with all cores and with --threads 1, inputs warm (the
+#      fastest of --repeat N; runs over a minute are not repeated), plus
 #      one cold-cache run of the first method, under /usr/bin/time (peak RSS, CPU %);
 #   4. runs `mergekit-yaml` on the same configs if a mergekit venv is given (MERGEKIT_VENV or
 #      --mergekit-venv; otherwise skipped). Its rows are kept with the models, and
@@ -251,6 +252,8 @@ run_one() { # TOOL METHOD THREADS CACHE
     if [ -z "$best" ] || awk -v a="$m_wall" -v b="$best" 'BEGIN {exit !(a < b)}'; then
       best=$m_wall best_rss=$m_rss_kb best_cpu=$m_cpu best_cpu_s=$m_cpu_s best_load=$m_load
     fi
+    # A run of a minute or more is CPU-bound and steady enough; repeating it costs too much.
+    awk -v a="$m_wall" 'BEGIN {exit !(a >= 60)}' && break
   done
   if [ "$status" -ne 0 ]; then
     local why=failed
