@@ -235,6 +235,7 @@ done
 run_one() { # TOOL METHOD THREADS CACHE
   local tool=$1 m=$2 threads=$3 cache=$4 cfg="$configs/$2.yaml" dest="$runs/$1-$2"
   local in_bytes out_bytes best="" best_rss="" best_cpu="" best_cpu_s="" best_load="" status=0 cached
+  local flush=0 best_flush=0 t0
   in_bytes=$(config_input_bytes "$m" "$cfg")
   for i in $(seq "$repeat"); do
     rm -rf "$dest"
@@ -249,8 +250,16 @@ run_one() { # TOOL METHOD THREADS CACHE
     fi
     status=$m_status
     [ "$status" -ne 0 ] && break
+    # mergekit does not fsync its output, llmerge does: time the flush of mergekit's files apart.
+    if [ "$tool" = mergekit ]; then
+      t0=$(now_ns)
+      sync $(safetensors_of "$dest")
+      flush=$(awk -v a="$t0" -v b="$(now_ns)" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
+      say "mergekit $m: sync of its output: $flush s"
+    fi
     if [ -z "$best" ] || awk -v a="$m_wall" -v b="$best" 'BEGIN {exit !(a < b)}'; then
       best=$m_wall best_rss=$m_rss_kb best_cpu=$m_cpu best_cpu_s=$m_cpu_s best_load=$m_load
+      best_flush=$flush
     fi
     # A run of a minute or more is CPU-bound and steady enough; repeating it costs too much.
     awk -v a="$m_wall" 'BEGIN {exit !(a >= 60)}' && break
@@ -265,7 +274,7 @@ run_one() { # TOOL METHOD THREADS CACHE
     return 0
   fi
   out_bytes=$(bytes_of "$dest")
-  record "{\"kind\":\"run\",\"tool\":\"$tool\",\"method\":\"$m\",\"threads\":$threads,\"cache\":\"$cache\",\"cached_before\":$cached,\"status\":\"ok\",\"wall_s\":$best,\"repeats\":$repeat,\"peak_rss_kb\":$best_rss,\"cpu_pct\":$best_cpu,\"cpu_s\":$best_cpu_s,\"input_bytes\":$in_bytes,\"output_bytes\":$out_bytes,\"load1\":$best_load}"
+  record "{\"kind\":\"run\",\"tool\":\"$tool\",\"method\":\"$m\",\"threads\":$threads,\"cache\":\"$cache\",\"cached_before\":$cached,\"status\":\"ok\",\"wall_s\":$best,\"repeats\":$repeat,\"peak_rss_kb\":$best_rss,\"cpu_pct\":$best_cpu,\"cpu_s\":$best_cpu_s,\"flush_s\":$best_flush,\"input_bytes\":$in_bytes,\"output_bytes\":$out_bytes,\"load1\":$best_load}"
   rm -rf "$dest"
 }
 
