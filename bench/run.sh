@@ -311,7 +311,13 @@ if [ -n "$mergekit_yaml" ]; then
   for m in "${methods[@]}"; do
     run_one mergekit "$m" "$all_cores" warm
   done
-  grep -e '"key":"mergekit_version"' -e '"tool":"mergekit"' "$raw" >"$mk_cache" || true
+  # Update the kept rows: this run's methods replace their earlier rows, the others stay.
+  ran=$(IFS='|'; echo "${methods[*]}")
+  {
+    [ -f "$mk_cache" ] && grep -v -E -e '"key":"mergekit_version"' -e "\"method\":\"($ran)\"," "$mk_cache"
+    grep -e '"key":"mergekit_version"' -e '"tool":"mergekit"' "$raw"
+  } >"$mk_cache.new" || true
+  mv "$mk_cache.new" "$mk_cache"
 elif [ "$mergekit_reuse" = 1 ] && [ -s "$mk_cache" ]; then
   mk_date=$(date -r "$mk_cache" '+%F %T')
   say "mergekit: reusing the rows of an earlier run on these models ($mk_cache, $mk_date)"
