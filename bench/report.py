@@ -259,6 +259,11 @@ def mergekit_flush_note(runs):
     if all("flush_s" in r for r in mk):
         return ("mergekit does not fsync its output and llmerge does, so mergekit's time here is its "
                 "wall time plus a timed `sync` of its output files (\"flush s\" below).")
+    if any("flush_s" in r for r in mk):
+        return ("mergekit does not fsync its output and llmerge does: where \"flush s\" is shown below, "
+                "mergekit's time is its wall time plus a timed `sync` of its output files; the other "
+                "mergekit rows (from a run that did not time the flush) leave out up to one write "
+                "floor of disk time.")
     return ("Caveat: mergekit does not fsync its output and llmerge does; these mergekit rows come "
             "from a run that did not time that flush, so mergekit's times leave out up to one "
             "write floor of disk time.")
