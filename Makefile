@@ -52,6 +52,17 @@ FUZZ_SECONDS ?= 30
 fuzz:
 	JOBS=$(JOBS) bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
+# The end-to-end benchmark: writes bench/results.{md,json,svg}. BENCH_SIZE=tiny|small|large;
+# BENCH_FLAGS for more bench/run.sh options (e.g. --methods "linear ties"). Set MERGEKIT_VENV to a
+# virtualenv with mergekit installed to compare with it.
+BENCH_SIZE ?= small
+BENCH_FLAGS ?=
+bench: deps
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DLLMERGE_BUILD_BENCH=ON $(CMAKE_FLAGS)
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+	bash bench/run.sh --size $(BENCH_SIZE) --llmerge $(BUILD_DIR)/src/llmerge \
+	  --kernels $(BUILD_DIR)/bench/kernels_bench $(BENCH_FLAGS)
+
 format:
 	find src include tests bench -name '*.cpp' -o -name '*.h' | xargs clang-format -i
 

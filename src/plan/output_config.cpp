@@ -65,7 +65,7 @@ nlohmann::json build_output_config(const Plan& plan, std::optional<std::int64_t>
 
   DType out = DType::F32;
   for (const auto& t : plan.tensors) {
-    if (t.method) {
+    if (dtype_is_mergeable_float(t.dtype)) {
       out = t.dtype;
       break;
     }

@@ -616,6 +616,7 @@ Plan make_plan(const MergeConfig& config, const PlanOptions& options) {
   }
   assign_output_quantization(plan, diag);
   diag.throw_if_any();
+  plan_plain_copies(plan);
   plan.out_config = build_output_config(plan, planner.rectified_vocab);
   return plan;
 }

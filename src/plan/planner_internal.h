@@ -44,6 +44,9 @@ nlohmann::json build_output_config(const Plan& plan, std::optional<std::int64_t>
 
 // Decides which output tensors are written MLX-quantized (PlannedTensor::quantize).
 void assign_output_quantization(Plan& plan, Diagnostics& diag);
+// Unscaled passthrough tensors whose bytes would not change are planned as
+// plain copies (PlannedTensor::method = nullptr), skipping the f32 round trip.
+void plan_plain_copies(Plan& plan);
 // Writes (or removes) config.json "quantization" / "quantization_config".
 void update_config_quantization(const Plan& plan, nlohmann::json& cfg);
 

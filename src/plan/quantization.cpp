@@ -1,5 +1,7 @@
 // Which output tensors are written MLX-quantized, and the config.json keys
 // mlx-lm reads to load them (mlx-and-formats.md sections 2b and 2d).
+#include <cmath>
+
 #include <fmt/core.h>
 
 #include "plan/planner_internal.h"
@@ -63,6 +65,20 @@ void assign_output_quantization(Plan& plan, Diagnostics& diag) {
       continue;
     }
     t.quantize = *q;
+  }
+}
+
+void plan_plain_copies(Plan& plan) {
+  for (auto& t : plan.tensors) {
+    if (!t.method || t.method->name != "passthrough" || t.quantize || t.inputs.size() != 1) continue;
+    const PlannedInput& in = t.inputs.front();
+    const bool unscaled = std::isnan(t.params.model_value(0, "scale"));
+    const bool same_bytes = !in.ref.quant && in.ref.info->dtype == t.dtype &&
+                            in.shape == in.ref.info->shape;
+    const bool rounding = plan.round_inputs &&
+                          dtype_bits(in.ref.info->dtype) > dtype_bits(plan.compute_dtype_round);
+    // Converting to f32 and back would give the same bits: copy them instead.
+    if (unscaled && same_bytes && !rounding) t.method = nullptr;
   }
 }
 

@@ -1,0 +1,382 @@
+#!/usr/bin/env python3
+"""Turns bench/run.sh's raw measurements into results.json, results.md and results.svg.
+
+Standard library only. Input: raw.jsonl, one JSON object per line with a "kind":
+  floor  {op: read|write, cache, bytes, wall_s, ...}   the I/O floor's parts
+  run    {tool, method, threads, cache, status, wall_s, peak_rss_kb, cpu_pct, input_bytes,
+          output_bytes, load1, ...}                      one merge
+  skip   {tool?, method, reason}                         a method not run, and why
+  meta   {key, value}                                    e.g. mergekit's version
+
+For a merge, floor_s = input_bytes / warm (or cold) read rate + output_bytes / write rate, and
+ratio = wall_s / floor_s (1.0 would be a merge as fast as reading and copying the bytes).
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+# Issue 5's targets: ratio to the I/O floor per method group, and peak RSS.
+RATIO_TARGET_FAST = 1.2
+RATIO_TARGET_OTHER = 1.5
+FAST_METHODS = {"linear", "task_arithmetic", "passthrough", "slerp"}
+RSS_TARGET_MIB = 512
+
+
+def sh(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def machine(work, llmerge):
+    info = {}
+    for line in sh("lscpu").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("Model name", "Flags"):
+            info[key.strip()] = value.strip()
+    flags = set(info.get("Flags", "").split())
+    simd = [f for f in ("sse4_2", "avx2", "fma", "avx512f", "avx512bw", "avx512_bf16") if f in flags]
+    meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
+    mem_kb = next((int(l.split()[1]) for l in meminfo.splitlines() if l.startswith("MemTotal")), 0)
+    df = sh("df", "-hT", str(work)).splitlines()
+    disk = " ".join(df[1].split()[:3]) if len(df) > 1 else ""
+    device = df[1].split()[0] if len(df) > 1 else ""
+    rota = sh("lsblk", "-dno", "ROTA", device) if device.startswith("/dev/") else ""
+    os_name = ""
+    if Path("/etc/os-release").exists():
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                os_name = line.split("=", 1)[1].strip('"')
+    build_dir = Path(llmerge).resolve().parent.parent
+    build_type = ""
+    cache = build_dir / "CMakeCache.txt"
+    if cache.exists():
+        for line in cache.read_text(errors="replace").splitlines():
+            if line.startswith("CMAKE_BUILD_TYPE:"):
+                build_type = line.split("=", 1)[1]
+    repo = Path(__file__).resolve().parent.parent
+    commit = sh("git", "-C", str(repo), "rev-parse", "--short", "HEAD")
+    if commit and sh("git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no", "src"):
+        commit += " (src modified)"
+    return {
+        "cpu": info.get("Model name", platform.processor()),
+        "simd": " ".join(simd),
+        "cores": os.cpu_count(),
+        "ram_gib": round(mem_kb / 1024**2, 1),
+        "disk": disk + ({"0": " (SSD/virtual)", "1": " (rotational)"}.get(rota, "")),
+        "kernel": platform.release(),
+        "os": os_name,
+        "llmerge_version": sh(llmerge, "--version"),
+        "llmerge_build_type": build_type,
+        "git_commit": commit,
+    }
+
+
+def load_raw(path):
+    rows = []
+    for n, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as e:
+                sys.exit(f"report.py: {path}:{n}: not JSON ({e}): {line[:120]}")
+    return rows
+
+
+def rate(floor, op, cache):
+    for f in floor:
+        if f["op"] == op and f["cache"] == cache and f["wall_s"] > 0:
+            return f["bytes"] / f["wall_s"]
+    return None
+
+
+def analyse(rows):
+    floor = [r for r in rows if r["kind"] == "floor"]
+    read_warm, read_cold, write = rate(floor, "read", "warm"), rate(floor, "read", "cold"), rate(floor, "write", "warm")
+    runs = []
+    for r in (r for r in rows if r["kind"] == "run"):
+        r = dict(r)
+        if r["status"] == "ok":
+            read = read_cold if r["cache"] == "cold" else read_warm
+            r["floor_s"] = r["input_bytes"] / read + r["output_bytes"] / write
+            # Time to an output on disk: mergekit's own time plus the fsync it skips.
+            r["time_s"] = r["wall_s"] + r.get("flush_s", 0.0)
+            r["ratio"] = r["time_s"] / r["floor_s"]
+            r["input_gbps"] = r["input_bytes"] / r["time_s"] / 1e9
+            r["peak_rss_mib"] = r["peak_rss_kb"] / 1024 if r.get("peak_rss_kb") is not None else None
+        runs.append(r)
+    return {
+        "floor": floor,
+        "rates_gbps": {
+            "read_warm": read_warm / 1e9 if read_warm else None,
+            "read_cold": read_cold / 1e9 if read_cold else None,
+            "write": write / 1e9 if write else None,
+        },
+        "runs": runs,
+        "skips": [r for r in rows if r["kind"] == "skip"],
+        "meta": {r["key"]: r["value"] for r in rows if r["kind"] == "meta"},
+    }
+
+
+def find(runs, tool, method, threads=None, cache="warm"):
+    for r in runs:
+        if r["tool"] == tool and r["method"] == method and r["cache"] == cache:
+            if threads is None or r["threads"] == threads:
+                return r
+    return None
+
+
+def fmt(x, spec=".2f", none="–"):
+    return none if x is None else format(x, spec)
+
+
+def markdown(res, args):
+    m, runs, cores = res["machine"], res["runs"], res["machine"]["cores"]
+    methods = list(dict.fromkeys(r["method"] for r in runs))
+    rates = res["rates_gbps"]
+    loads = [r["load1"] for r in runs if r.get("load1") is not None]
+    out = [
+        f"# llmerge benchmark: `{args.size}`",
+        "",
+        "Generated by `bench/run.sh` (do not edit by hand). Reproduce with:",
+        "",
+        "```sh",
+        f"{args.command}",
+        "```",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| CPU | {m['cpu']} ({m['simd']}) |",
+        f"| cores | {m['cores']} |",
+        f"| RAM | {m['ram_gib']} GiB |",
+        f"| disk (work dir) | {m['disk']} |",
+        f"| kernel / OS | {m['kernel']} / {m['os']} |",
+        f"| llmerge | {m['llmerge_version']}, {m['llmerge_build_type'] or 'unknown'} build, commit {m['git_commit']} |",
+        f"| load average (1 min) during runs | {fmt(min(loads), '.1f')} to {fmt(max(loads), '.1f')} |" if loads else "| load average | – |",
+    ]
+    if "mergekit_version" in res["meta"]:
+        reused = res["meta"].get("mergekit_reused")
+        note = f"; its rows are from an earlier run on the same models ({reused})" if reused else ""
+        out.append(f"| mergekit | {res['meta']['mergekit_version']} (CPU){note} |")
+    out += [
+        "",
+        f"Models: three llama-shaped bf16 models made with `llmerge synth {args.synth}` (base) and "
+        "`--like base --delta-scale 0.01` (two fine-tunes).",
+        "",
+        "## I/O floor",
+        "",
+        "| operation | bytes | seconds | GB/s | command |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for f in res["floor"]:
+        gbps = f["bytes"] / f["wall_s"] / 1e9 if f["wall_s"] > 0 else None
+        label = f"{f['op']} ({f['cache']} cache)" if f["op"] == "read" else "write + fsync"
+        out.append(f"| {label} | {f['bytes']:,} | {f['wall_s']:.2f} | {fmt(gbps)} | `{f['command']}` |")
+    out += [
+        "",
+        "Cold reads evict the inputs' pages first (`dd iflag=nocache count=0`, i.e. "
+        "POSIX_FADV_DONTNEED per file; no root needed). A merge's floor is its input bytes at the "
+        "warm read rate plus its output bytes at the write rate; ratio = wall time / floor. "
+        "Warm runs start with the inputs in the page cache.",
+        "",
+        "## Summary",
+        "",
+        f"| method | llmerge s ({cores} threads) | ratio to floor | target | peak RSS MiB | "
+        "1 thread s | speed-up 1→" + str(cores) + " | mergekit s | mergekit ratio | mergekit RSS MiB | "
+        "llmerge faster by | RSS ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for method in methods:
+        a = find(runs, "llmerge", method, cores)
+        one = find(runs, "llmerge", method, 1) if cores > 1 else None
+        mk = find(runs, "mergekit", method)
+        ok = lambda r: r is not None and r["status"] == "ok"
+        target = RATIO_TARGET_FAST if method in FAST_METHODS else RATIO_TARGET_OTHER
+        cells = [method]
+        if ok(a):
+            met = "✓" if a["ratio"] <= target else "✗"
+            cells += [f"{a['wall_s']:.2f}", f"{a['ratio']:.2f}", f"≤ {target} {met}", fmt(a["peak_rss_mib"], ".0f")]
+        else:
+            cells += [a["status"] if a else "–", "–", f"≤ {target}", "–"]
+        if ok(one) and ok(a):
+            cells += [f"{one['wall_s']:.2f}", f"{one['wall_s'] / a['wall_s']:.2f}×"]
+        else:
+            cells += [one["status"] if one else "–", "–"]
+        if ok(mk):
+            cells += [f"{mk['time_s']:.2f}", f"{mk['ratio']:.2f}", fmt(mk["peak_rss_mib"], ".0f")]
+            if ok(a):
+                cells += [f"{mk['time_s'] / a['wall_s']:.1f}×", f"{a['peak_rss_kb'] / mk['peak_rss_kb']:.3f}"]
+            else:
+                cells += ["–", "–"]
+        else:
+            cells += [mk["status"] if mk else "–", "–", "–", "–", "–"]
+        out.append("| " + " | ".join(cells) + " |")
+    out += [
+        "",
+        f"Targets (issue 5): ratio ≤ {RATIO_TARGET_FAST} for {', '.join(sorted(FAST_METHODS))}; "
+        f"≤ {RATIO_TARGET_OTHER} for the others; peak RSS ≤ {RSS_TARGET_MIB} MiB. "
+        "\"RSS ratio\" is llmerge's peak RSS over mergekit's (goal ≤ 0.1). " + mergekit_flush_note(runs),
+        "",
+        "## Every run",
+        "",
+        "CPU s is user + system time: on a busy machine it shows the work done better than the wall "
+        "time does (CPU % below 100 × threads with a high load1 means the run waited for a core, "
+        "not necessarily for the disk).",
+        "",
+        "| tool | method | threads | cache | status | wall s | flush s | input GB | input GB/s | floor s | "
+        "ratio | peak RSS MiB | CPU % | CPU s | load1 |",
+        "|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in runs:
+        out.append(
+            f"| {r['tool']} | {r['method']} | {r['threads']} | {r['cache']} | {r['status']} | "
+            f"{r['wall_s']:.2f} | {fmt(r.get('flush_s'))} | {r['input_bytes'] / 1e9:.2f} | {fmt(r.get('input_gbps'))} | "
+            f"{fmt(r.get('floor_s'))} | {fmt(r.get('ratio'))} | {fmt(r.get('peak_rss_mib'), '.0f')} | "
+            f"{fmt(r.get('cpu_pct'), 'd')} | {fmt(r.get('cpu_s'), '.1f')} | {fmt(r.get('load1'), '.1f')} |"
+        )
+    if res["skips"]:
+        out += ["", "## Not run", ""]
+        for s in res["skips"]:
+            out.append(f"- {s.get('tool', 'all')} `{s['method']}`: {s['reason']}")
+    if res.get("kernels"):
+        out += kernel_table(res["kernels"])
+    out += ["", "![ratio to the I/O floor](results.svg)", ""]
+    return "\n".join(out)
+
+
+def mergekit_flush_note(runs):
+    mk = [r for r in runs if r["tool"] == "mergekit" and r["status"] == "ok"]
+    if not mk:
+        return ""
+    if all("flush_s" in r for r in mk):
+        return ("mergekit does not fsync its output and llmerge does, so mergekit's time here is its "
+                "wall time plus a timed `sync` of its output files (\"flush s\" below).")
+    if any("flush_s" in r for r in mk):
+        return ("mergekit does not fsync its output and llmerge does: where \"flush s\" is shown below, "
+                "mergekit's time is its wall time plus a timed `sync` of its output files; the other "
+                "mergekit rows (from a run that did not time the flush) leave out up to one write "
+                "floor of disk time.")
+    return ("Caveat: mergekit does not fsync its output and llmerge does; these mergekit rows come "
+            "from a run that did not time that flush, so mergekit's times leave out up to one "
+            "write floor of disk time.")
+
+
+def kernel_table(kernels):
+    """One row per kernel: SIMD and scalar GB/s at each size, memcpy of the same bytes first."""
+    rates, sizes, names = {}, [], []
+    for b in kernels:
+        name, _, n = b["name"].removeprefix("bm_").rpartition("/")
+        impl = "simd"
+        for suffix in ("_simd", "_scalar"):
+            if name.endswith(suffix):
+                name, impl = name[: -len(suffix)], suffix[1:]
+                break
+        rates[name, impl, n] = b.get("bytes_per_second", 0) / 1e9
+        sizes += [n] if n not in sizes else []
+        names += [name] if name not in names else []
+    label = lambda n: f"{int(n) // 1024} Ki" if int(n) % 1024 == 0 else n
+    out = ["", "## Kernel micro-benchmarks (`kernels_bench`)", "",
+           "GB/s per CPU-second, counting bytes read plus bytes written (memcpy of n floats: 8n "
+           "bytes). Sizes in elements: 4 Ki f32 fit in L1, 64 Ki in L2, 1024 Ki is the executor's "
+           "default chunk. Each cell: SIMD / scalar twin.", "",
+           "| kernel | " + " | ".join(label(n) for n in sizes) + " |",
+           "|---|" + "---:|" * len(sizes)]
+    for name in names:
+        cells = []
+        for n in sizes:
+            simd, scalar = rates.get((name, "simd", n)), rates.get((name, "scalar", n))
+            cells.append(fmt(simd, ".1f") if scalar is None else f"{fmt(simd, '.1f')} / {fmt(scalar, '.1f')}")
+        out.append(f"| {name} | " + " | ".join(cells) + " |")
+    return out
+
+
+def svg(res, cores):
+    """Bars of the ratio to the floor per method (log scale): llmerge and mergekit side by side."""
+    runs = res["runs"]
+    methods = list(dict.fromkeys(r["method"] for r in runs))
+    series = [("llmerge", cores, "#2b6cb0"), ("mergekit", None, "#dd6b20")]
+    values = {}
+    for method in methods:
+        for tool, threads, _ in series:
+            r = find(runs, tool, method, threads)
+            values[method, tool] = r["ratio"] if r and r["status"] == "ok" else None
+    present = [v for v in values.values() if v]
+    top = max([2.0] + present) * 1.3
+    import math
+
+    ticks = [t for t in (1, 1.2, 1.5, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if t <= top]
+    left, right, top_pad, bottom = 50, 40, 50, 95
+    group = 56
+    width = max(640, left + right + group * max(1, len(methods)))
+    height = 360
+    plot_h = height - top_pad - bottom
+    y = lambda v: top_pad + plot_h * (1 - math.log(max(v, 0.5) / 0.5) / math.log(top / 0.5))
+    s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+         f'font-family="sans-serif" font-size="11">',
+         f'<rect width="{width}" height="{height}" fill="white"/>',
+         f'<text x="10" y="18" font-size="13">Wall time / I/O floor (log scale, lower is better)</text>',
+         f'<text x="10" y="34" fill="#555">1 = as fast as reading the inputs and writing the output; '
+         f'dashed: targets {RATIO_TARGET_FAST} and {RATIO_TARGET_OTHER}</text>']
+    for t in ticks:
+        dash = ' stroke-dasharray="4 3"' if t in (1.2, 1.5) else ""
+        color = "#000" if t == 1 else "#ccc"
+        s.append(f'<line x1="{left}" x2="{width - right}" y1="{y(t):.1f}" y2="{y(t):.1f}" stroke="{color}"{dash}/>')
+        if not dash:
+            s.append(f'<text x="{left - 6}" y="{y(t) + 4:.1f}" text-anchor="end">{t:g}</text>')
+    for i, method in enumerate(methods):
+        x0 = left + i * group + 8
+        for j, (tool, _, color) in enumerate(series):
+            v = values[method, tool]
+            x = x0 + j * 20
+            if v is None:
+                s.append(f'<text x="{x + 9}" y="{y(1) - 4:.1f}" text-anchor="middle" fill="#777" '
+                         f'font-size="9">n/a</text>')
+                continue
+            s.append(f'<rect x="{x}" y="{y(v):.1f}" width="18" height="{y(0.5) - y(v):.1f}" fill="{color}"/>')
+            s.append(f'<text x="{x + 9}" y="{y(v) - 3:.1f}" text-anchor="middle" font-size="9">{v:.2f}</text>' if v < 10 else
+                     f'<text x="{x + 9}" y="{y(v) - 3:.1f}" text-anchor="middle" font-size="9">{v:.0f}</text>')
+        s.append(f'<text transform="translate({x0 + 20},{height - bottom + 12}) rotate(35)">{method}</text>')
+    for j, (tool, threads, color) in enumerate(series):
+        label = f"{tool} ({threads} threads)" if threads else tool
+        lx = left + j * 170
+        s.append(f'<rect x="{lx}" y="{height - 18}" width="12" height="12" fill="{color}"/>')
+        s.append(f'<text x="{lx + 16}" y="{height - 8}">{label}</text>')
+    s.append("</svg>")
+    return "\n".join(s) + "\n"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--raw", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--size", required=True)
+    p.add_argument("--llmerge", required=True)
+    p.add_argument("--work", required=True)
+    p.add_argument("--synth", default="")
+    p.add_argument("--command", default="bench/run.sh")
+    p.add_argument("--kernels", help="Google Benchmark JSON output of kernels_bench")
+    args = p.parse_args()
+
+    res = analyse(load_raw(args.raw))
+    res["size"] = args.size
+    res["command"] = args.command
+    res["machine"] = machine(args.work, args.llmerge)
+    if args.kernels:
+        kj = json.loads(Path(args.kernels).read_text())
+        res["kernels"] = [b for b in kj.get("benchmarks", []) if b.get("run_type", "iteration") == "iteration"]
+    out = Path(args.out)
+    (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
+    (out / "results.md").write_text(markdown(res, args))
+    (out / "results.svg").write_text(svg(res, res["machine"]["cores"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,351 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: llmerge against the I/O floor (and mergekit, if installed), one command.
+#
+#   bench/run.sh [--size tiny|small|large] [--methods "linear ties ..."] [--out DIR]
+#                [--work DIR] [--llmerge PATH] [--repeat N] [--mergekit-venv DIR]
+#                [--mergekit-timeout SECONDS] [--mergekit-reuse] [--kernels PATH]
+#
+# In one run it
+#   1. makes (or reuses) three synthetic llama-shaped bf16 models with `llmerge synth`: a base and
+#      two fine-tunes of it (`--like base --delta-scale 0.01`) under the work dir
+#      (default ${TMPDIR:-/tmp}/llmerge-bench/SIZE, outside the repository);
+#   2. measures the I/O floor: reading every input file with the page cache cold (the inputs'
+#      pages are evicted with POSIX_FADV_DONTNEED through `dd iflag=nocache count=0`, no root
+#      needed) and warm, and writing one model's worth of bytes with `dd ... conv=fsync` (llmerge
+#      also fsyncs what it writes);
+#   3. runs `llmerge run` for each method with all cores and with --threads 1, inputs warm (the
+#      fastest of --repeat N; runs over a minute are not repeated), plus
+#      one cold-cache run of the first method, under /usr/bin/time (peak RSS, CPU %);
+#   4. runs `mergekit-yaml` on the same configs if a mergekit venv is given (MERGEKIT_VENV or
+#      --mergekit-venv; otherwise skipped). Its rows are kept with the models, and
+#      --mergekit-reuse puts them in later reports without running mergekit again (mergekit's
+#      times do not change when llmerge does);
+#   5. writes results.json, results.md and results.svg into --out (default: bench/), with
+#      bench/report.py (Python standard library only).
+#
+# Floor for a merge = input bytes / warm read rate + output bytes / write rate, where the input
+# bytes are the safetensors files of every distinct model the config names (passthrough: the
+# bytes it copies, i.e. the output size). Ratio to floor = wall time / floor.
+#
+# Exit status: 0, or 1 when an llmerge run failed (the report is still written; mergekit failures
+# and timeouts are only reported), or 2 for bad arguments.
+#
+# Sizes: tiny (a few MB; seconds; run by ctest so the harness cannot rot), small (Llama-3.2-1B
+# shapes, ~2.5 GB per model), large (Llama-3.2-3B shapes, ~6.4 GB per model).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+size=small
+methods_arg=""
+out_dir="$repo/bench"
+work_root="${LLMERGE_BENCH_WORK:-${TMPDIR:-/tmp}/llmerge-bench}"
+work_dir=""
+llmerge="${LLMERGE:-$repo/build/src/llmerge}"
+repeat=1
+mergekit_venv="${MERGEKIT_VENV:-}"
+mergekit_timeout=1200
+mergekit_reuse=0
+kernels_bench=""
+
+usage() { sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --size) size=$2; shift 2 ;;
+    --methods) methods_arg=$2; shift 2 ;;
+    --out) out_dir=$2; shift 2 ;;
+    --work) work_dir=$2; shift 2 ;;
+    --llmerge) llmerge=$2; shift 2 ;;
+    --repeat) repeat=$2; shift 2 ;;
+    --mergekit-venv) mergekit_venv=$2; shift 2 ;;
+    --mergekit-timeout) mergekit_timeout=$2; shift 2 ;;
+    --mergekit-reuse) mergekit_reuse=1; shift ;;
+    --kernels) kernels_bench=$2; shift 2 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "run.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+case "$size" in
+  tiny) synth_shape=(--layers 2 --hidden 256 --intermediate 512 --heads 4 --kv-heads 2 --vocab 2048) ;;
+  small) synth_shape=(--params 1B) ;;
+  large) synth_shape=(--params 3B) ;;
+  *) echo "run.sh: --size must be tiny, small or large, not '$size'" >&2; exit 2 ;;
+esac
+case "$repeat" in '' | *[!0-9]* | 0) echo "run.sh: --repeat must be a positive integer" >&2; exit 2 ;; esac
+
+[ -x "$llmerge" ] || { echo "run.sh: no llmerge at $llmerge (build first, or pass --llmerge)" >&2; exit 2; }
+llmerge=$(cd "$(dirname "$llmerge")" && pwd)/$(basename "$llmerge")
+time_bin=/usr/bin/time
+[ -x "$time_bin" ] || { echo "run.sh: $time_bin is missing (apt-get install time)" >&2; exit 2; }
+command -v python3 >/dev/null || { echo "run.sh: python3 is needed for the report" >&2; exit 2; }
+mergekit_yaml=""
+if [ -n "$mergekit_venv" ]; then
+  mergekit_yaml="$mergekit_venv/bin/mergekit-yaml"
+  [ -x "$mergekit_yaml" ] || { echo "run.sh: no mergekit-yaml in $mergekit_venv/bin" >&2; exit 2; }
+fi
+
+work_dir=${work_dir:-$work_root/$size}
+mkdir -p "$work_dir" "$out_dir"
+work_dir=$(cd "$work_dir" && pwd)
+out_dir=$(cd "$out_dir" && pwd)
+models="$work_dir/models"
+configs="$work_dir/configs"
+runs="$work_dir/runs"
+raw="$work_dir/raw.jsonl"
+log="$work_dir/log.txt"
+mkdir -p "$models" "$configs" "$runs"
+: >"$raw"
+: >"$log"
+all_cores=$(nproc)
+
+say() { echo "bench: $*" | tee -a "$log" >&2; }
+now_ns() { date +%s%N; }
+load1() { cut -d' ' -f1 /proc/loadavg; }
+safetensors_of() { find "$1" -maxdepth 1 -name '*.safetensors' | sort; }
+bytes_of() { local s=0 f; for f in $(safetensors_of "$1"); do s=$((s + $(stat -c %s "$f"))); done; echo $s; }
+# Fraction of the given files' bytes that are in the page cache, e.g. 0.98.
+cached_fraction() {
+  command -v fincore >/dev/null || { echo null; return; }
+  fincore --bytes --noheadings --output RES,SIZE "$@" 2>/dev/null |
+    awk '{r += $1; s += $2} END {if (s > 0) printf "%.3f", r / s; else print "null"}'
+}
+evict() { local f; sync; for f in "$@"; do dd if="$f" iflag=nocache count=0 status=none; done; }
+
+# One JSON object per measurement, appended to raw.jsonl (fields are numbers or plain words).
+record() { echo "$1" >>"$raw"; }
+
+# measure NAME -- CMD...: runs CMD under /usr/bin/time; sets m_wall m_rss_kb m_cpu (percent)
+# m_cpu_s (user + system seconds) m_status m_load (1-minute load average before the run).
+measure() {
+  local name=$1; shift 2
+  local tfile="$work_dir/time.txt" start end
+  sync
+  m_load=$(load1)
+  start=$(now_ns)
+  set +e
+  "$time_bin" -f '%M %P %U %S' -o "$tfile" "$@" >>"$log" 2>&1
+  m_status=$?
+  set -e
+  end=$(now_ns)
+  m_wall=$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
+  # /usr/bin/time prefixes a "Command exited with non-zero status" line on failure.
+  read -r m_rss_kb m_cpu m_user m_sys < <(tail -n 1 "$tfile")
+  m_cpu_s=$(awk -v u="$m_user" -v s="$m_sys" 'BEGIN {printf "%.2f", u + s}')
+  m_cpu=${m_cpu%\%}
+  [[ "$m_cpu" =~ ^[0-9]+$ ]] || m_cpu=null
+  [[ "$m_rss_kb" =~ ^[0-9]+$ ]] || m_rss_kb=null
+  say "$name: ${m_wall} s, peak RSS ${m_rss_kb} KiB, CPU ${m_cpu}% (${m_cpu_s} s), exit ${m_status}, load ${m_load}"
+}
+
+# ---- 1. models ----------------------------------------------------------------------------
+stamp="synth ${synth_shape[*]} | a: --like base --delta-scale 0.01 --seed 1 | b: --seed 2 | $("$llmerge" --version 2>/dev/null || echo unknown)"
+if [ -f "$models/stamp" ] && [ "$(cat "$models/stamp")" = "$stamp" ] &&
+  [ -f "$models/b/config.json" ]; then
+  say "reusing models in $models"
+else
+  say "making models in $models (${synth_shape[*]})"
+  rm -rf "$models" && mkdir -p "$models"
+  "$llmerge" synth "$models/base" "${synth_shape[@]}" --seed 0 | tee -a "$log"
+  "$llmerge" synth "$models/a" --like "$models/base" --delta-scale 0.01 --seed 1 | tee -a "$log"
+  "$llmerge" synth "$models/b" --like "$models/base" --delta-scale 0.01 --seed 2 | tee -a "$log"
+  echo "$stamp" >"$models/stamp"
+fi
+layers=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["num_hidden_layers"])' \
+  "$models/base/config.json")
+model_bytes=$(bytes_of "$models/base")
+mapfile -t input_files < <(for m in base a b; do safetensors_of "$models/$m"; done)
+input_bytes_all=0
+for f in "${input_files[@]}"; do input_bytes_all=$((input_bytes_all + $(stat -c %s "$f"))); done
+
+# ---- 2. I/O floor -------------------------------------------------------------------------
+evict "${input_files[@]}"
+cold_fraction=$(cached_fraction "${input_files[@]}")
+measure "read inputs, cold (cached before: $cold_fraction)" -- sh -c 'cat "$@" >/dev/null' sh "${input_files[@]}"
+record "{\"kind\":\"floor\",\"op\":\"read\",\"cache\":\"cold\",\"cached_before\":$cold_fraction,\"bytes\":$input_bytes_all,\"wall_s\":$m_wall,\"load1\":$m_load,\"command\":\"cat INPUTS >/dev/null\"}"
+# Warm: read until the inputs are (nearly) all cached before the timed read, at most 4 times.
+for i in 1 2 3 4; do
+  warm_fraction=$(cached_fraction "${input_files[@]}")
+  measure "read inputs, warm #$i (cached before: $warm_fraction)" -- sh -c 'cat "$@" >/dev/null' sh "${input_files[@]}"
+  [ "$i" -ge 2 ] && awk -v f="$warm_fraction" 'BEGIN {exit !(f == "null" || f >= 0.99)}' && break
+done
+record "{\"kind\":\"floor\",\"op\":\"read\",\"cache\":\"warm\",\"cached_before\":$warm_fraction,\"bytes\":$input_bytes_all,\"wall_s\":$m_wall,\"load1\":$m_load,\"command\":\"cat INPUTS >/dev/null\"}"
+copy_dir="$work_dir/floor-copy"
+best_write=""
+for i in $(seq "$repeat"); do
+  rm -rf "$copy_dir" && mkdir -p "$copy_dir" && sync
+  measure "write $model_bytes bytes #$i" -- sh -c 'for f in "$@"; do dd if="$f" of="$0/$(basename "$f")" bs=8M conv=fsync status=none || exit 1; done' \
+    "$copy_dir" $(safetensors_of "$models/base")
+  if [ -z "$best_write" ] || awk -v a="$m_wall" -v b="$best_write" 'BEGIN {exit !(a < b)}'; then
+    best_write=$m_wall
+  fi
+done
+rm -rf "$copy_dir"
+record "{\"kind\":\"floor\",\"op\":\"write\",\"cache\":\"warm\",\"bytes\":$model_bytes,\"wall_s\":$best_write,\"load1\":$m_load,\"command\":\"dd if=BASE_SHARD of=NEW bs=8M conv=fsync\"}"
+
+# ---- 3. configs ---------------------------------------------------------------------------
+candidates="linear slerp nuslerp task_arithmetic ties dare_ties dare_linear breadcrumbs della model_stock passthrough"
+if [ -n "$methods_arg" ]; then
+  candidates=$methods_arg
+fi
+
+# write_config METHOD FILE: a mergekit-schema config over the bench models (both tools read it).
+write_config() {
+  local m=$1 f=$2 B="$models/base" A="$models/a" C="$models/b" half=$((layers / 2))
+  case "$m" in
+    linear)
+      printf 'merge_method: linear\nmodels:\n  - model: %s\n    parameters: {weight: 0.5}\n  - model: %s\n    parameters: {weight: 0.5}\ndtype: bfloat16\n' "$A" "$C" ;;
+    slerp)
+      printf 'merge_method: slerp\nbase_model: %s\nmodels:\n  - model: %s\n  - model: %s\nparameters: {t: 0.5}\ndtype: bfloat16\n' "$B" "$B" "$A" ;;
+    nuslerp)
+      printf 'merge_method: nuslerp\nmodels:\n  - model: %s\n    parameters: {weight: 0.5}\n  - model: %s\n    parameters: {weight: 0.5}\ndtype: bfloat16\n' "$A" "$C" ;;
+    task_arithmetic | model_stock)
+      local p=""; [ "$m" = task_arithmetic ] && p='    parameters: {weight: 0.5}\n'
+      printf "merge_method: $m\nbase_model: %s\nmodels:\n  - model: %s\n$p  - model: %s\n${p}dtype: bfloat16\n" "$B" "$A" "$C" ;;
+    ties | dare_ties | dare_linear)
+      printf "merge_method: $m\nbase_model: %s\nmodels:\n  - model: %s\n    parameters: {weight: 0.5, density: 0.5}\n  - model: %s\n    parameters: {weight: 0.5, density: 0.5}\ndtype: bfloat16\n" "$B" "$A" "$C" ;;
+    breadcrumbs | breadcrumbs_ties)
+      printf "merge_method: $m\nbase_model: %s\nmodels:\n  - model: %s\n    parameters: {weight: 0.5, density: 0.9, gamma: 0.01}\n  - model: %s\n    parameters: {weight: 0.5, density: 0.9, gamma: 0.01}\ndtype: bfloat16\n" "$B" "$A" "$C" ;;
+    della | della_linear)
+      printf "merge_method: $m\nbase_model: %s\nmodels:\n  - model: %s\n    parameters: {weight: 0.5, density: 0.5, epsilon: 0.1}\n  - model: %s\n    parameters: {weight: 0.5, density: 0.5, epsilon: 0.1}\nparameters: {lambda: 1.0}\ndtype: bfloat16\n" "$B" "$A" "$C" ;;
+    passthrough)
+      printf 'merge_method: passthrough\nslices:\n  - sources:\n      - model: %s\n        layer_range: [0, %d]\n  - sources:\n      - model: %s\n        layer_range: [%d, %d]\ndtype: bfloat16\n' "$A" "$half" "$C" "$half" "$layers" ;;
+    *) return 1 ;;
+  esac >"$f"
+}
+
+# Bytes a merge must read: every distinct model named in the config (passthrough: what it copies).
+config_input_bytes() {
+  local m=$1 f=$2
+  if [ "$m" = passthrough ]; then echo "$model_bytes"; return; fi
+  local s=0 d
+  for d in base a b; do grep -q "$models/$d\$" "$f" && s=$((s + $(bytes_of "$models/$d"))); done
+  echo $s
+}
+
+methods=()
+for m in $candidates; do
+  cfg="$configs/$m.yaml"
+  if ! write_config "$m" "$cfg"; then
+    say "$m: no config template for this method; skipped"
+    record "{\"kind\":\"skip\",\"method\":\"$m\",\"reason\":\"no config template in run.sh\"}"
+    continue
+  fi
+  methods+=("$m")
+done
+
+# ---- 4. llmerge ---------------------------------------------------------------------------
+run_one() { # TOOL METHOD THREADS CACHE
+  local tool=$1 m=$2 threads=$3 cache=$4 cfg="$configs/$2.yaml" dest="$runs/$1-$2"
+  local in_bytes out_bytes best="" best_rss="" best_cpu="" best_cpu_s="" best_load="" status=0 cached
+  local flush=0 best_flush=0 t0
+  in_bytes=$(config_input_bytes "$m" "$cfg")
+  for i in $(seq "$repeat"); do
+    rm -rf "$dest"
+    [ "$cache" = cold ] && evict "${input_files[@]}"
+    cached=$(cached_fraction "${input_files[@]}")
+    if [ "$tool" = llmerge ]; then
+      measure "llmerge $m threads=$threads $cache #$i" -- "$llmerge" run "$cfg" -o "$dest" -q --threads "$threads"
+    else
+      # Offline: the bench models are local, and mergekit must not wait on the network.
+      measure "mergekit $m $cache #$i" -- env HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
+        timeout "$mergekit_timeout" "$mergekit_yaml" "$cfg" "$dest" --quiet
+    fi
+    status=$m_status
+    [ "$status" -ne 0 ] && break
+    # mergekit does not fsync its output, llmerge does: time the flush of mergekit's files apart.
+    if [ "$tool" = mergekit ]; then
+      t0=$(now_ns)
+      sync $(safetensors_of "$dest")
+      flush=$(awk -v a="$t0" -v b="$(now_ns)" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
+      say "mergekit $m: sync of its output: $flush s"
+    fi
+    if [ -z "$best" ] || awk -v a="$m_wall" -v b="$best" 'BEGIN {exit !(a < b)}'; then
+      best=$m_wall best_rss=$m_rss_kb best_cpu=$m_cpu best_cpu_s=$m_cpu_s best_load=$m_load
+      best_flush=$flush
+    fi
+    # A run of a minute or more is CPU-bound and steady enough; repeating it costs too much.
+    awk -v a="$m_wall" 'BEGIN {exit !(a >= 60)}' && break
+  done
+  if [ "$status" -ne 0 ]; then
+    local why=failed
+    [ "$status" -eq 124 ] && why=timeout
+    say "$tool $m: $why (exit $status); see $log"
+    [ "$tool" = llmerge ] && llmerge_failures=$((llmerge_failures + 1))
+    record "{\"kind\":\"run\",\"tool\":\"$tool\",\"method\":\"$m\",\"threads\":$threads,\"cache\":\"$cache\",\"status\":\"$why\",\"exit\":$status,\"wall_s\":$m_wall,\"input_bytes\":$in_bytes,\"load1\":$m_load}"
+    rm -rf "$dest"
+    return 0
+  fi
+  out_bytes=$(bytes_of "$dest")
+  record "{\"kind\":\"run\",\"tool\":\"$tool\",\"method\":\"$m\",\"threads\":$threads,\"cache\":\"$cache\",\"cached_before\":$cached,\"status\":\"ok\",\"wall_s\":$best,\"repeats\":$repeat,\"peak_rss_kb\":$best_rss,\"cpu_pct\":$best_cpu,\"cpu_s\":$best_cpu_s,\"flush_s\":$best_flush,\"input_bytes\":$in_bytes,\"output_bytes\":$out_bytes,\"load1\":$best_load}"
+  rm -rf "$dest"
+}
+
+llmerge_failures=0
+llmerge_methods=()
+for m in "${methods[@]}"; do
+  if err=$("$llmerge" plan "$configs/$m.yaml" 2>&1 >/dev/null); then
+    llmerge_methods+=("$m")
+  else
+    # First line, without the "llmerge: error: PATH:" prefix (no machine paths in the report).
+    reason=$(echo "$err" | head -n 1 | sed -e 's/^llmerge: error: //' -e 's|^[^ ]*\.yaml:[0-9:]* *||' |
+      tr -d '"\\' | cut -c1-160)
+    say "llmerge $m: the planner refuses it ($reason); skipped"
+    record "{\"kind\":\"skip\",\"tool\":\"llmerge\",\"method\":\"$m\",\"reason\":\"planner: $reason\"}"
+  fi
+done
+
+# Warm the inputs once more (the floor's writes may have pushed some out).
+cat "${input_files[@]}" >/dev/null
+for m in "${llmerge_methods[@]}"; do
+  run_one llmerge "$m" "$all_cores" warm
+  [ "$all_cores" -gt 1 ] && run_one llmerge "$m" 1 warm
+done
+if [ ${#llmerge_methods[@]} -gt 0 ]; then
+  run_one llmerge "${llmerge_methods[0]}" "$all_cores" cold
+  cat "${input_files[@]}" >/dev/null
+fi
+
+# ---- 5. mergekit --------------------------------------------------------------------------
+mk_cache="$models/mergekit-results.jsonl"
+if [ -n "$mergekit_yaml" ]; then
+  mk_version=$("$mergekit_venv/bin/python" -c 'import importlib.metadata as m; print(m.version("mergekit"))' 2>/dev/null || echo unknown)
+  record "{\"kind\":\"meta\",\"key\":\"mergekit_version\",\"value\":\"$mk_version\"}"
+  for m in "${methods[@]}"; do
+    run_one mergekit "$m" "$all_cores" warm
+  done
+  # Update the kept rows: this run's methods replace their earlier rows, the others stay.
+  ran=$(IFS='|'; echo "${methods[*]}")
+  {
+    [ -f "$mk_cache" ] && grep -v -E -e '"key":"mergekit_version"' -e "\"method\":\"($ran)\"," "$mk_cache"
+    grep -e '"key":"mergekit_version"' -e '"tool":"mergekit"' "$raw"
+  } >"$mk_cache.new" || true
+  mv "$mk_cache.new" "$mk_cache"
+elif [ "$mergekit_reuse" = 1 ] && [ -s "$mk_cache" ]; then
+  mk_date=$(date -r "$mk_cache" '+%F %T')
+  say "mergekit: reusing the rows of an earlier run on these models ($mk_cache, $mk_date)"
+  grep -e '"key":"mergekit_version"' "$mk_cache" >>"$raw" || true
+  for m in "${methods[@]}"; do grep -e "\"tool\":\"mergekit\",\"method\":\"$m\"," "$mk_cache" >>"$raw" || true; done
+  record "{\"kind\":\"meta\",\"key\":\"mergekit_reused\",\"value\":\"$mk_date\"}"
+else
+  say "mergekit: skipped (set MERGEKIT_VENV or pass --mergekit-venv to compare)"
+fi
+
+# ---- 6. kernel micro-benchmarks (optional) -----------------------------------------------
+kernels_json=""
+if [ -n "$kernels_bench" ]; then
+  kernels_json="$work_dir/kernels.json"
+  say "kernel micro-benchmarks: $kernels_bench"
+  "$kernels_bench" --benchmark_format=json --benchmark_out="$kernels_json" \
+    --benchmark_out_format=json >>"$log" 2>&1 || { say "kernel benchmarks failed"; kernels_json=""; }
+fi
+
+# ---- 7. report ----------------------------------------------------------------------------
+args=(--raw "$raw" --out "$out_dir" --size "$size" --llmerge "$llmerge" --work "$work_dir"
+  --synth "${synth_shape[*]}" --command "bench/run.sh --size $size${methods_arg:+ --methods \"$methods_arg\"}${mergekit_yaml:+ (MERGEKIT_VENV set)}")
+[ -n "$kernels_json" ] && args+=(--kernels "$kernels_json")
+python3 "$repo/bench/report.py" "${args[@]}"
+say "wrote $out_dir/results.md, results.json, results.svg"
+if [ "$llmerge_failures" -gt 0 ]; then
+  say "$llmerge_failures llmerge run(s) failed; see $log"
+  exit 1
+fi
