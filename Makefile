@@ -1,13 +1,14 @@
 # The two commands of the README:
 #   make demo   installs dependencies, builds, makes two small models, merges them
-#   make test   installs dependencies, builds, runs every test
+#   make test   installs dependencies, builds, runs every test (plain, ASan+UBSan,
+#               TSan, fuzzers); `make test-quick` is the plain suite alone
 # Everything else here is a helper for those two.
 
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build python-deps demo test test-sanitize test-tsan fuzz bench clean format
+.PHONY: all deps build python-deps demo test test-quick test-sanitize test-tsan fuzz bench clean format
 
 all: build
 
@@ -28,7 +29,13 @@ python-deps: build
 demo: build
 	@bash scripts/demo.sh $(BUILD_DIR)/src/llmerge
 
-test: build python-deps
+# Every test: the suite (with the mlx/mlx-lm checks), the suite again under
+# ASan+UBSan, the threaded parts under TSan, and a short run of each fuzzer.
+test: test-quick test-sanitize test-tsan
+	$(MAKE) fuzz FUZZ_SECONDS=$(CI_FUZZ_SECONDS)
+
+# The plain build and the whole suite: the everyday developer loop.
+test-quick: build python-deps
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
 
@@ -49,6 +56,7 @@ test-tsan: deps
 
 # libFuzzer targets (clang), FUZZ_SECONDS per target; see scripts/fuzz.sh.
 FUZZ_SECONDS ?= 30
+CI_FUZZ_SECONDS ?= 15
 fuzz:
 	JOBS=$(JOBS) bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
