@@ -23,8 +23,13 @@ namespace llmerge {
 using PhiloxCounter = std::array<std::uint32_t, 4>;
 using PhiloxKey = std::array<std::uint32_t, 2>;
 
-// One Philox4x32-10 block.
+// One Philox4x32-10 block: the scalar reference for the SIMD paths.
 PhiloxCounter philox4x32_10(PhiloxCounter counter, PhiloxKey key);
+
+// out[j] = philox4x32_10(counters[j], key) for j < n, several blocks per
+// SIMD instruction on the best CPU target (bit-identical on every target).
+void philox4x32_10_blocks(const PhiloxCounter* counters, PhiloxKey key, PhiloxCounter* out,
+                          std::size_t n);
 
 // FNV-1a 64-bit hash of a tensor name: TensorContext::tensor_key.
 std::uint64_t hash_tensor_name(std::string_view name);
@@ -36,7 +41,8 @@ class ElementRandom {
 
   // Uniform in [0, 1) for one element (a multiple of 2^-24).
   float uniform(std::uint64_t element) const;
-  // out[i] = uniform(begin + i) for i < n, four elements per Philox block.
+  // out[i] = uniform(begin + i) for i < n (element indices wrap mod 2^64);
+  // whole Philox blocks are computed with SIMD, bit-identical to uniform().
   void uniforms(std::uint64_t begin, float* out, std::size_t n) const;
 
  private:
