@@ -1,4 +1,6 @@
 // `llmerge plan` output: text for people, JSON for tools.
+#include <cmath>
+
 #include <fmt/core.h>
 #include <fmt/ranges.h>
 
@@ -11,6 +13,11 @@ namespace llmerge {
 namespace {
 
 using plan_detail::shape_string;
+
+// NaN marks an optional parameter left unset (passthrough's scale).
+std::string value_string(double v) {
+  return std::isnan(v) ? "unset" : fmt::format("{:g}", v);
+}
 
 std::string params_string(const Plan& plan, const PlannedTensor& t) {
   std::string out;

@@ -70,13 +70,14 @@ void assign_output_quantization(Plan& plan, Diagnostics& diag) {
 
 void plan_plain_copies(Plan& plan) {
   for (auto& t : plan.tensors) {
-    if (!t.method || t.method->name != "passthrough" || t.quantize || t.inputs.size() != 1) continue;
+    if (!t.method || t.method->name != "passthrough" || t.quantize || t.inputs.size() != 1)
+      continue;
     const PlannedInput& in = t.inputs.front();
     const bool unscaled = std::isnan(t.params.model_value(0, "scale"));
-    const bool same_bytes = !in.ref.quant && in.ref.info->dtype == t.dtype &&
-                            in.shape == in.ref.info->shape;
-    const bool rounding = plan.round_inputs &&
-                          dtype_bits(in.ref.info->dtype) > dtype_bits(plan.compute_dtype_round);
+    const bool same_bytes =
+        !in.ref.quant && in.ref.info->dtype == t.dtype && in.shape == in.ref.info->shape;
+    const bool rounding =
+        plan.round_inputs && dtype_bits(in.ref.info->dtype) > dtype_bits(plan.compute_dtype_round);
     // Converting to f32 and back would give the same bits: copy them instead.
     if (unscaled && same_bytes && !rounding) t.method = nullptr;
   }
