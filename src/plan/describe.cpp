@@ -22,12 +22,12 @@ std::string value_string(double v) {
 std::string params_string(const Plan& plan, const PlannedTensor& t) {
   std::string out;
   for (const auto& [name, v] : t.params.global)
-    out += fmt::format(" {}={:g}", name, v);
+    out += fmt::format(" {}={}", name, value_string(v));
   for (std::size_t i = 0; i < t.params.per_model.size(); ++i) {
     if (t.params.per_model[i].empty()) continue;
     out += fmt::format(" | {}:", plan.model_refs[t.inputs[i].model]);
     for (const auto& [name, v] : t.params.per_model[i])
-      out += fmt::format(" {}={:g}", name, v);
+      out += fmt::format(" {}={}", name, value_string(v));
   }
   return out;
 }
