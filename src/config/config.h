@@ -60,10 +60,10 @@ struct ParameterCondition {
 struct ParameterValue {
   enum class Kind { number, boolean, string, gradient, conditions };
   Kind kind = Kind::number;
-  double number = 0;                         // Kind::number
-  bool boolean = false;                      // Kind::boolean
-  std::string string;                        // Kind::string
-  std::vector<double> gradient;              // Kind::gradient (non-empty)
+  double number = 0;                           // Kind::number
+  bool boolean = false;                        // Kind::boolean
+  std::string string;                          // Kind::string
+  std::vector<double> gradient;                // Kind::gradient (non-empty)
   std::vector<ParameterCondition> conditions;  // Kind::conditions (non-empty)
   SourceLocation location;
 };
@@ -115,7 +115,7 @@ struct MergeConfig {
   std::vector<ModelSource> models;  // `models:` form (no layer_range)
   std::vector<Slice> slices;        // `slices:` form
   ParameterMap parameters;
-  std::optional<std::string> dtype;      // as written, e.g. "bfloat16"
+  std::optional<std::string> dtype;  // as written, e.g. "bfloat16"
   SourceLocation dtype_location;
   std::optional<std::string> out_dtype;
   SourceLocation out_dtype_location;

@@ -10,7 +10,7 @@ namespace llmerge {
 
 void request_cancel() noexcept;  // async-signal-safe
 bool cancel_requested() noexcept;
-void reset_cancel() noexcept;    // for tests
+void reset_cancel() noexcept;  // for tests
 // Throws Error(interrupted) if a cancel was requested.
 void throw_if_cancelled();
 

@@ -13,24 +13,39 @@ struct DTypeInfo {
 };
 
 constexpr std::array<DTypeInfo, 22> k_dtypes{{
-    {DType::BOOL, "BOOL", 8},         {DType::F4, "F4", 4},
-    {DType::F6_E2M3, "F6_E2M3", 6},   {DType::F6_E3M2, "F6_E3M2", 6},
-    {DType::U8, "U8", 8},             {DType::I8, "I8", 8},
-    {DType::F8_E5M2, "F8_E5M2", 8},   {DType::F8_E4M3, "F8_E4M3", 8},
-    {DType::F8_E8M0, "F8_E8M0", 8},   {DType::F8_E4M3FNUZ, "F8_E4M3FNUZ", 8},
-    {DType::F8_E5M2FNUZ, "F8_E5M2FNUZ", 8}, {DType::I16, "I16", 16},
-    {DType::U16, "U16", 16},          {DType::F16, "F16", 16},
-    {DType::BF16, "BF16", 16},        {DType::I32, "I32", 32},
-    {DType::U32, "U32", 32},          {DType::F32, "F32", 32},
-    {DType::C64, "C64", 64},          {DType::F64, "F64", 64},
-    {DType::I64, "I64", 64},          {DType::U64, "U64", 64},
+    {DType::BOOL, "BOOL", 8},
+    {DType::F4, "F4", 4},
+    {DType::F6_E2M3, "F6_E2M3", 6},
+    {DType::F6_E3M2, "F6_E3M2", 6},
+    {DType::U8, "U8", 8},
+    {DType::I8, "I8", 8},
+    {DType::F8_E5M2, "F8_E5M2", 8},
+    {DType::F8_E4M3, "F8_E4M3", 8},
+    {DType::F8_E8M0, "F8_E8M0", 8},
+    {DType::F8_E4M3FNUZ, "F8_E4M3FNUZ", 8},
+    {DType::F8_E5M2FNUZ, "F8_E5M2FNUZ", 8},
+    {DType::I16, "I16", 16},
+    {DType::U16, "U16", 16},
+    {DType::F16, "F16", 16},
+    {DType::BF16, "BF16", 16},
+    {DType::I32, "I32", 32},
+    {DType::U32, "U32", 32},
+    {DType::F32, "F32", 32},
+    {DType::C64, "C64", 64},
+    {DType::F64, "F64", 64},
+    {DType::I64, "I64", 64},
+    {DType::U64, "U64", 64},
 }};
 
 }  // namespace
 
-std::string_view dtype_name(DType t) { return k_dtypes[static_cast<std::size_t>(t)].name; }
+std::string_view dtype_name(DType t) {
+  return k_dtypes[static_cast<std::size_t>(t)].name;
+}
 
-int dtype_bits(DType t) { return k_dtypes[static_cast<std::size_t>(t)].bits; }
+int dtype_bits(DType t) {
+  return k_dtypes[static_cast<std::size_t>(t)].bits;
+}
 
 std::optional<DType> dtype_from_name(std::string_view name) {
   for (const auto& info : k_dtypes) {
@@ -53,11 +68,16 @@ std::optional<DType> dtype_from_torch_name(std::string_view name) {
 
 std::string_view dtype_torch_name(DType t) {
   switch (t) {
-    case DType::BF16: return "bfloat16";
-    case DType::F16: return "float16";
-    case DType::F32: return "float32";
-    case DType::F64: return "float64";
-    default: return dtype_name(t);
+    case DType::BF16:
+      return "bfloat16";
+    case DType::F16:
+      return "float16";
+    case DType::F32:
+      return "float32";
+    case DType::F64:
+      return "float64";
+    default:
+      return dtype_name(t);
   }
 }
 

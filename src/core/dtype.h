@@ -15,8 +15,28 @@
 namespace llmerge {
 
 enum class DType : std::uint8_t {
-  BOOL, F4, F6_E2M3, F6_E3M2, U8, I8, F8_E5M2, F8_E4M3, F8_E8M0, F8_E4M3FNUZ,
-  F8_E5M2FNUZ, I16, U16, F16, BF16, I32, U32, F32, C64, F64, I64, U64,
+  BOOL,
+  F4,
+  F6_E2M3,
+  F6_E3M2,
+  U8,
+  I8,
+  F8_E5M2,
+  F8_E4M3,
+  F8_E8M0,
+  F8_E4M3FNUZ,
+  F8_E5M2FNUZ,
+  I16,
+  U16,
+  F16,
+  BF16,
+  I32,
+  U32,
+  F32,
+  C64,
+  F64,
+  I64,
+  U64,
 };
 
 // The safetensors spelling, e.g. "BF16".
@@ -47,7 +67,9 @@ inline std::uint32_t f32_to_bits(float f) {
   return u;
 }
 
-inline float bf16_to_f32(std::uint16_t h) { return f32_from_bits(std::uint32_t{h} << 16); }
+inline float bf16_to_f32(std::uint16_t h) {
+  return f32_from_bits(std::uint32_t{h} << 16);
+}
 
 // Round to nearest, ties to even. NaN stays NaN (quiet, sign kept); values that
 // round past the largest bf16 become +/-Inf, as in torch's .to(torch.bfloat16).

@@ -22,13 +22,20 @@ std::string format_what(const ErrorContext& c, const std::string& message) {
 
 std::string_view error_kind_name(ErrorKind kind) {
   switch (kind) {
-    case ErrorKind::config: return "config";
-    case ErrorKind::io: return "io";
-    case ErrorKind::format: return "format";
-    case ErrorKind::shape: return "shape";
-    case ErrorKind::unsupported: return "unsupported";
-    case ErrorKind::interrupted: return "interrupted";
-    case ErrorKind::internal: return "internal";
+    case ErrorKind::config:
+      return "config";
+    case ErrorKind::io:
+      return "io";
+    case ErrorKind::format:
+      return "format";
+    case ErrorKind::shape:
+      return "shape";
+    case ErrorKind::unsupported:
+      return "unsupported";
+    case ErrorKind::interrupted:
+      return "interrupted";
+    case ErrorKind::internal:
+      return "internal";
   }
   return "internal";
 }
@@ -41,9 +48,12 @@ Error::Error(ErrorKind kind, const std::string& message, ErrorContext context)
 
 int exit_code_for(ErrorKind kind) {
   switch (kind) {
-    case ErrorKind::internal: return 1;
-    case ErrorKind::interrupted: return 130;
-    default: return 2;
+    case ErrorKind::internal:
+      return 1;
+    case ErrorKind::interrupted:
+      return 130;
+    default:
+      return 2;
   }
 }
 

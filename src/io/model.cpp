@@ -443,9 +443,9 @@ void Model::link_quantized_weights() {
     auto groups_shape = w.shape;
     groups_shape.back() = layout.groups;
     const bool affine = params.mode == QuantMode::affine;
-    const bool scale_dtype_ok = affine ? (sc.dtype == DType::F16 || sc.dtype == DType::BF16 ||
-                                          sc.dtype == DType::F32)
-                                       : (sc.dtype == DType::U8 || sc.dtype == DType::F8_E8M0);
+    const bool scale_dtype_ok =
+        affine ? (sc.dtype == DType::F16 || sc.dtype == DType::BF16 || sc.dtype == DType::F32)
+               : (sc.dtype == DType::U8 || sc.dtype == DType::F8_E8M0);
     if (sc.shape != groups_shape || !scale_dtype_ok) {
       throw Error(ErrorKind::format,
                   fmt::format("'{}.scales' has {} {}; {}-bit groups of {} need {}", module,
@@ -460,10 +460,10 @@ void Model::link_quantized_weights() {
     if (affine) {
       if (biases == tensors_.end() || biases->second.info->shape != groups_shape ||
           biases->second.info->dtype != sc.dtype) {
-        throw Error(ErrorKind::format,
-                    fmt::format("'{}.biases' is missing or does not match '{}.scales'", module,
-                                module),
-                    at);
+        throw Error(
+            ErrorKind::format,
+            fmt::format("'{}.biases' is missing or does not match '{}.scales'", module, module),
+            at);
       }
       q.biases_file = biases->second.file;
       q.biases = biases->second.info;
@@ -494,7 +494,8 @@ std::uint64_t Model::parameter_count() const {
   std::uint64_t total = 0;
   for (const auto& [name, ref] : tensors_) {
     std::uint64_t n = 1;
-    for (auto d : ref.shape()) n *= static_cast<std::uint64_t>(d);  // logical, if quantized
+    for (auto d : ref.shape())
+      n *= static_cast<std::uint64_t>(d);  // logical, if quantized
     total += n;
   }
   return total;

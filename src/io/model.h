@@ -29,7 +29,7 @@ struct QuantizedWeight {
   const TensorInfo* scales = nullptr;
   const SafetensorsFile* biases_file = nullptr;  // nullptr for mxfp4 (no biases)
   const TensorInfo* biases = nullptr;
-  std::vector<std::int64_t> shape;               // logical: [..., words * 32 / bits]
+  std::vector<std::int64_t> shape;  // logical: [..., words * 32 / bits]
   DType dtype = DType::BF16;  // of the logical values: the scales' dtype (affine), BF16 (mxfp4)
 };
 
@@ -37,8 +37,8 @@ struct QuantizedWeight {
 // quantized weight, how to dequantize it.
 struct TensorRef {
   const SafetensorsFile* file = nullptr;
-  const TensorInfo* info = nullptr;          // the stored tensor (packed codes if quantized)
-  const QuantizedWeight* quant = nullptr;    // nullptr for a dense tensor
+  const TensorInfo* info = nullptr;        // the stored tensor (packed codes if quantized)
+  const QuantizedWeight* quant = nullptr;  // nullptr for a dense tensor
 
   // What a merge sees: the logical shape, and the dtype the values come in
   // (the scales' dtype for a quantized weight).
@@ -49,8 +49,8 @@ struct TensorRef {
 // Layered tensor names look like "<prefix>.<index>.<suffix>", e.g.
 // "model.layers.7.mlp.up_proj.weight" has prefix "model.layers", index 7.
 struct LayerStructure {
-  std::string prefix;       // "" if the model has no layered tensors
-  std::int64_t count = 0;   // max index + 1
+  std::string prefix;      // "" if the model has no layered tensors
+  std::int64_t count = 0;  // max index + 1
   // The config.json key that holds the layer count, dotted for nested keys
   // ("num_hidden_layers", "n_layer", "num_layers", "text_config.num_hidden_layers");
   // empty if none found.
@@ -61,9 +61,9 @@ struct LayerStructure {
 // ".scales"/".biases" tensors. Detection only; reading is a later issue.
 struct QuantizationInfo {
   bool quantized = false;
-  int bits = 0;         // 0 if unknown
-  int group_size = 0;   // 0 if unknown
-  std::string mode;     // "affine", "mxfp4", ... ("affine" if unspecified)
+  int bits = 0;                             // 0 if unknown
+  int group_size = 0;                       // 0 if unknown
+  std::string mode;                         // "affine", "mxfp4", ... ("affine" if unspecified)
   std::int64_t quantized_tensor_count = 0;  // number of "<x>.scales" tensors
 };
 

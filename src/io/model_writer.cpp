@@ -270,7 +270,8 @@ ShardPlan plan_shards(const std::vector<TensorSpec>& tensors, std::uint64_t shar
     std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
       return dtype_bits(tensors[a].dtype) > dtype_bits(tensors[b].dtype);
     });
-    std::string json = R"({"__metadata__":{"format":)" + nlohmann::json(std::string(format)).dump() + "}";
+    std::string json =
+        R"({"__metadata__":{"format":)" + nlohmann::json(std::string(format)).dump() + "}";
     std::uint64_t data_size = 0;
     std::vector<std::uint64_t> relative(order.size());
     for (std::size_t k = 0; k < order.size(); ++k) {

@@ -60,7 +60,7 @@ std::uint64_t parse_shard_size(std::string_view text);
 
 struct ModelWriterOptions {
   std::uint64_t shard_size_max = k_shard_size_default;
-  bool force = false;  // allow replacing an existing non-empty output directory
+  bool force = false;         // allow replacing an existing non-empty output directory
   std::string format = "pt";  // header __metadata__ "format" (see plan_shards)
 };
 
