@@ -1,11 +1,11 @@
 // Drives a merge method through the chunk protocol of merge/method.h exactly
-// as the executor does, for the method tests.
+// as the executor does, for the method tests and bench/methods_bench.cpp
+// (so it uses no test framework).
 #pragma once
-
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -44,13 +44,14 @@ struct MergeRun {
   Shape shape;  // empty: 1-D
   std::uint64_t seed = 0;
   std::string tensor = "model.layers.0.mlp.up_proj.weight";
+  std::uint64_t scratch_bytes = TensorContext{}.scratch_bytes;
 };
 
 // Drives spec.make(...) exactly as the executor does, in chunks of `chunk` elements.
 inline std::vector<float> merge(const MergeRun& run, const std::vector<float>* base,
                                 const Tensors& models, std::int64_t chunk = 0) {
   const MethodSpec* spec = find_method(run.method);
-  EXPECT_NE(spec, nullptr) << run.method;
+  if (spec == nullptr) throw std::invalid_argument("no method " + run.method);
   const ResolvedParameters params = resolve(*spec, models.size(), run.globals, run.per_model);
   const auto numel = static_cast<std::int64_t>(models[0].size());
   if (chunk <= 0) chunk = std::max<std::int64_t>(numel, 1);
@@ -63,6 +64,7 @@ inline std::vector<float> merge(const MergeRun& run, const std::vector<float>* b
   context.params = &params;
   context.seed = run.seed;
   context.tensor_key = hash_tensor_name(run.tensor);
+  context.scratch_bytes = run.scratch_bytes;
   const auto tensor_merge = spec->make(context);
   std::vector<const float*> pointers(models.size());
   const auto make_chunk = [&](std::int64_t begin) {

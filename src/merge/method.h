@@ -33,6 +33,10 @@ namespace llmerge {
 // Reductions are summed per block of this many elements, then block sums in order.
 inline constexpr std::int64_t k_reduce_block = 1 << 16;
 
+// Memory a method may keep between its passes for one tensor (della's keep
+// bits), all models together; over it, the method recomputes instead.
+inline constexpr std::uint64_t k_scratch_bytes = 64u << 20;
+
 // ---------------------------------------------------------------- parameters
 
 struct ParameterSpec {
@@ -73,7 +77,8 @@ struct TensorContext {
   const ResolvedParameters* params = nullptr;
   // For random methods: streams are keyed by (seed, tensor_key, model, element).
   std::uint64_t seed = 0;
-  std::uint64_t tensor_key = 0;  // hash of the output tensor name
+  std::uint64_t tensor_key = 0;                   // hash of the output tensor name
+  std::uint64_t scratch_bytes = k_scratch_bytes;  // tests lower it
 };
 
 // A chunk of every input: elements [begin, begin + size) of the flattened tensor.
@@ -111,7 +116,8 @@ struct MethodSpec {
   // Count of non-base inputs allowed; max 0 = unlimited.
   std::size_t models_min = 1;
   std::size_t models_max = 0;
-  bool random = false;  // uses the seed
+  bool random = false;        // uses the seed
+  bool uses_scratch = false;  // may keep up to TensorContext::scratch_bytes between passes
   // When inputs differ in shape on an embedding, truncate to the common
   // sub-matrix (true; linear, slerp) or to the base's shape (false; the task
   // arithmetic family). See mergekit-behaviour.md section 1.2.

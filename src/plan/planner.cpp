@@ -45,9 +45,14 @@ std::uint64_t Plan::peak_memory_estimate() const {
   for (const auto& t : tensors)
     inputs_max = std::max(inputs_max, t.inputs.size() + (t.base ? 1 : 0));
   const auto threads = static_cast<std::uint64_t>(std::max(1, options.threads));
-  // Per worker: one f32 buffer per input, one for the output, one raw read buffer.
+  bool scratch = false;
+  for (const auto& t : tensors)
+    scratch = scratch || (t.method != nullptr && t.method->uses_scratch);
+  // Per worker: one f32 buffer per input, one for the output, one raw read
+  // buffer, and the method's scratch between passes.
   const std::uint64_t per_thread =
-      (inputs_max + 2) * static_cast<std::uint64_t>(options.chunk_elements) * 4;
+      (inputs_max + 2) * static_cast<std::uint64_t>(options.chunk_elements) * 4 +
+      (scratch ? k_scratch_bytes : 0);
   std::uint64_t headers = 0;
   for (const auto& m : models) {
     for (const auto& f : m.files())

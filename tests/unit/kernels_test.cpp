@@ -251,6 +251,14 @@ TEST(Kernels, ArithmeticMatchesScalarTwinBitForBit) {
       keep_below(y.data(), 0.25f, x.data(), a.data(), n, 2.0f);
       scalar::keep_below(y.data(), 0.25f, x.data(), b.data(), n, 2.0f);
       ASSERT_TRUE(same_bits(a.data(), b.data(), n * 4)) << "keep_below " << n;
+      std::vector<std::uint8_t> keep(n);
+      for (std::size_t i = 0; i < n; ++i)
+        keep[i] = static_cast<std::uint8_t>(y[i] < 0.25f ? 0 : (i % 3) + 1);  // any non-zero keeps
+      keep_where(keep.data(), x.data(), a.data(), n, 2.0f);
+      scalar::keep_where(keep.data(), x.data(), b.data(), n, 2.0f);
+      ASSERT_TRUE(same_bits(a.data(), b.data(), n * 4)) << "keep_where " << n;
+      for (std::size_t i = 0; i < n; ++i)
+        ASSERT_EQ(f32_to_bits(a[i]), f32_to_bits(keep[i] != 0 ? x[i] * 2.0f : 0.0f)) << i;
 
       weighted_sum2(0.3f, x.data(), 0.7f, y.data(), a.data(), n);
       scalar::weighted_sum2(0.3f, x.data(), 0.7f, y.data(), b.data(), n);

@@ -160,6 +160,58 @@ TEST(RankSelect, OrderKeySortsSignedFloats) {
   EXPECT_EQ(float_from_order_key(order_key(-2.5f)), -2.5f);
 }
 
+// RankKeep against the definition: a stable sort by |x|, then u < p[rank].
+std::vector<std::uint8_t> rank_keep_reference(const std::vector<float>& x,
+                                              const std::vector<float>& u,
+                                              const std::vector<float>& p) {
+  std::vector<std::size_t> order(x.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+    return magnitude_key(x[a]) < magnitude_key(x[b]);
+  });
+  std::vector<std::uint8_t> keep(x.size());
+  for (std::size_t r = 0; r < order.size(); ++r)
+    keep[order[r]] = u[order[r]] < p[r] ? 1 : 0;
+  return keep;
+}
+
+TEST(RankKeep, MatchesAStableSortOnTiesWideRangesAndSpecialValues) {
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  std::uniform_real_distribution<float> unit(0.0f, 1.0f);
+  const auto bf16 = [](float v) { return bf16_to_f32(f32_to_bf16(v)); };
+  // Each family hits another path: bf16 task vectors (clean keys, many ties),
+  // f32 values (sorted), a range wider than the bucket window, specials.
+  const std::vector<std::string> families = {"bf16_delta", "f32", "wide", "zeros", "special"};
+  RankKeep rank_keep;
+  for (const std::string& family : families) {
+    for (const std::size_t n :
+         {std::size_t{1}, std::size_t{2}, std::size_t{7}, std::size_t{3000}}) {
+      std::vector<float> x(n), u(n), p(n);
+      for (std::size_t j = 0; j < n; ++j) {
+        const float w = bf16(normal(rng));
+        if (family == "bf16_delta") x[j] = bf16(w + normal(rng) * 0.01f) - w;
+        if (family == "f32") x[j] = normal(rng);
+        if (family == "wide")
+          x[j] = normal(rng) * std::ldexp(1.0f, static_cast<int>(rng() % 60) - 30);
+        if (family == "zeros") x[j] = j % 5 == 0 ? bf16(normal(rng)) : (j % 2 ? 0.0f : -0.0f);
+        if (family == "special") {
+          const float specials[] = {INFINITY, -INFINITY, NAN, 1e-45f, -1e-40f, 0.0f, 3e38f};
+          x[j] = j % 3 == 0 ? specials[rng() % 7] : bf16(normal(rng));
+        }
+        u[j] = unit(rng);
+      }
+      // Non-decreasing with repeats, as della's float-rounded p(r) can be.
+      for (std::size_t r = 0; r < n; ++r)
+        p[r] = n > 1 ? std::round(40.0f * static_cast<float>(r) / static_cast<float>(n - 1)) / 40.0f
+                     : 0.5f;
+      std::vector<std::uint8_t> got(n, 7);
+      rank_keep.decide(x.data(), u.data(), p.data(), n, got.data());
+      EXPECT_EQ(got, rank_keep_reference(x, u, p)) << family << " n=" << n;
+    }
+  }
+}
+
 // ------------------------------------------------------------------ nuslerp
 
 std::vector<double> slerp_vectors(double t, const std::vector<double>& v0,
@@ -771,6 +823,31 @@ TEST(Della, MatchesReferenceUsingRowRanksAndPhilox) {
     expect_close(merge(run, &base, x),
                  gta_reference(base, x, masks, {0.5, 0.8}, consensus, consensus, true), 1e-5);
   }
+}
+
+// bf16 checkpoints: task vectors with few distinct values (RankKeep's
+// counting path), with the keep bits cached between the passes and without.
+TEST(Della, Bf16TaskVectorsMatchReferenceWithAndWithoutTheMaskCache) {
+  const std::size_t rows = 24, cols = 3000;  // rows straddle reduce blocks
+  const auto bf16 = [](std::vector<float> v) {
+    for (float& x : v)
+      x = bf16_to_f32(f32_to_bf16(x));
+    return v;
+  };
+  const auto base = bf16(normal_floats(rows * cols, 80, 0.02f));
+  const Tensors x = {bf16(near(base, 81, 2e-4f)), bf16(near(base, 82, 2e-4f))};
+  const std::vector<Values> per_model = {{{"weight", 0.5}, {"density", 0.4}, {"epsilon", 0.1}},
+                                         {{"weight", 0.8}, {"density", 0.7}}};
+  const std::vector<std::vector<bool>> masks = {
+      della_mask(task_vector(x[0], base), cols, 0.4, 0.1, 9, "t", 0),
+      della_mask(task_vector(x[1], base), cols, 0.7, 0.15, 9, "t", 1)};
+  const auto want = gta_reference(base, x, masks, {0.5, 0.8}, true, true, true);
+  MergeRun run{"della", {}, per_model, {rows, cols}, 9, "t"};
+  const auto cached = merge(run, &base, x, 1 << 16);
+  expect_close(cached, want, 1e-5);
+  run.scratch_bytes = 0;  // rank again in the compute pass
+  const auto recomputed = merge(run, &base, x, 1 << 16);
+  EXPECT_EQ(std::memcmp(cached.data(), recomputed.data(), cached.size() * 4), 0);
 }
 
 TEST(Della, KeepRateFollowsRankAndAveragesToDensity) {

@@ -275,6 +275,23 @@ void KeepBelow(const float* u, float threshold, const float* in, float* out, std
   scalar::keep_below(u + i, threshold, in + i, out + i, n - i, factor);
 }
 
+void KeepWhere(const std::uint8_t* keep, const float* in, float* out, std::size_t n, float factor) {
+  const DF d;
+  const DI32 di;
+  const hn::Rebind<std::uint8_t, DI32> d8;
+  const auto vf = hn::Set(d, factor);
+  const auto zero = hn::Zero(di);
+  const std::size_t lanes = hn::Lanes(d);
+  std::size_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    const auto k =
+        hn::BitCast(di, hn::PromoteTo(hn::Rebind<std::uint32_t, DI32>(), hn::LoadU(d8, keep + i)));
+    const auto kept = hn::RebindMask(d, hn::Ne(k, zero));
+    hn::StoreU(hn::IfThenElseZero(kept, hn::Mul(hn::LoadU(d, in + i), vf)), d, out + i);
+  }
+  scalar::keep_where(keep + i, in + i, out + i, n - i, factor);
+}
+
 void SignConsensus(const float* const* rows, const float* weights, std::size_t m, float* mixed,
                    float* divisor, std::size_t n) {
   const DF d;
@@ -334,6 +351,7 @@ HWY_EXPORT(SumRows);
 HWY_EXPORT(SignConsensus);
 HWY_EXPORT(KeepAboveMagnitude);
 HWY_EXPORT(KeepBelow);
+HWY_EXPORT(KeepWhere);
 
 const char* active_target_name() {
   return HWY_DYNAMIC_DISPATCH(TargetName)();
@@ -389,6 +407,10 @@ void keep_above_magnitude(const float* in, float* out, std::size_t n, std::int32
 void keep_below(const float* u, float threshold, const float* in, float* out, std::size_t n,
                 float factor) {
   HWY_DYNAMIC_DISPATCH(KeepBelow)(u, threshold, in, out, n, factor);
+}
+void keep_where(const std::uint8_t* keep, const float* in, float* out, std::size_t n,
+                float factor) {
+  HWY_DYNAMIC_DISPATCH(KeepWhere)(keep, in, out, n, factor);
 }
 void weighted_sum2(float a, const float* x, float b, const float* y, float* out, std::size_t n) {
   HWY_DYNAMIC_DISPATCH(WeightedSum2)(a, x, b, y, out, n);

@@ -47,6 +47,8 @@ void keep_above_magnitude(const float* in, float* out, std::size_t n, std::int32
 // out = in * factor where u < threshold, else 0: a random keep mask (DARE).
 void keep_below(const float* u, float threshold, const float* in, float* out, std::size_t n,
                 float factor);
+// out = in * factor where keep[i] != 0, else 0: a mask decided elsewhere (DELLA).
+void keep_where(const std::uint8_t* keep, const float* in, float* out, std::size_t n, float factor);
 // out[i] = a * x[i] + b * y[i]
 void weighted_sum2(float a, const float* x, float b, const float* y, float* out, std::size_t n);
 // out[i] = x[i] + y[i]
@@ -84,6 +86,7 @@ void keep_above_magnitude(const float* in, float* out, std::size_t n, std::int32
 // out = in * factor where u < threshold, else 0: a random keep mask (DARE).
 void keep_below(const float* u, float threshold, const float* in, float* out, std::size_t n,
                 float factor);
+void keep_where(const std::uint8_t* keep, const float* in, float* out, std::size_t n, float factor);
 void weighted_sum2(float a, const float* x, float b, const float* y, float* out, std::size_t n);
 void add(const float* x, const float* y, float* out, std::size_t n);
 void subtract(const float* x, const float* y, float* out, std::size_t n);

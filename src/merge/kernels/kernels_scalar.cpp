@@ -86,6 +86,12 @@ void keep_above_magnitude(const float* in, float* out, std::size_t n, std::int32
   }
 }
 
+void keep_where(const std::uint8_t* keep, const float* in, float* out, std::size_t n,
+                float factor) {
+  for (std::size_t i = 0; i < n; ++i)
+    out[i] = keep[i] != 0 ? in[i] * factor : 0.0f;
+}
+
 void keep_below(const float* u, float threshold, const float* in, float* out, std::size_t n,
                 float factor) {
   for (std::size_t i = 0; i < n; ++i)

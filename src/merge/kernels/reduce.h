@@ -12,6 +12,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -23,15 +24,23 @@ namespace llmerge::kernels {
 namespace detail {
 template <class Term>
 inline double reduce8(std::size_t n, Term term) {
-  double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  // Named accumulators, not an array: compilers keep these in registers.
+  double a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
   std::size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    for (std::size_t j = 0; j < 8; ++j)
-      acc[j] += term(i + j);
+    a0 += term(i);
+    a1 += term(i + 1);
+    a2 += term(i + 2);
+    a3 += term(i + 3);
+    a4 += term(i + 4);
+    a5 += term(i + 5);
+    a6 += term(i + 6);
+    a7 += term(i + 7);
   }
+  double* tail[7] = {&a0, &a1, &a2, &a3, &a4, &a5, &a6};
   for (std::size_t j = 0; i + j < n; ++j)
-    acc[j] += term(i + j);
-  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    *tail[j] += term(i + j);
+  return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7));
 }
 }  // namespace detail
 
@@ -54,6 +63,16 @@ inline double reduce_dot(const float* x, const float* y, std::size_t n) {
 // Σ |x[i]|
 inline double reduce_l1(const float* x, std::size_t n) {
   return detail::reduce8(n, [x](std::size_t i) { return std::fabs(static_cast<double>(x[i])); });
+}
+
+// Σ |x[i]| over the i with keep[i] == 1; every keep[i] is 0 or 1.
+inline double reduce_l1_kept(const float* x, const std::uint8_t* keep, std::size_t n) {
+  return detail::reduce8(n, [x, keep](std::size_t i) {
+    // A bit mask, not a branch: a random mask defeats branch prediction.
+    const std::uint32_t bits = std::bit_cast<std::uint32_t>(x[i]) & 0x7fffffffu &
+                               (0u - static_cast<std::uint32_t>(keep[i]));
+    return static_cast<double>(std::bit_cast<float>(bits));
+  });
 }
 
 // Calls fn(offset, length) for the pieces of a chunk [begin, begin + size)

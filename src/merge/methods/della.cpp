@@ -45,12 +45,12 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
-#include <numeric>
 #include <optional>
 #include <vector>
 
 #include <fmt/core.h>
 
+#include "merge/kernels/kernels.h"
 #include "merge/kernels/reduce.h"
 #include "merge/methods/methods.h"
 #include "merge/methods/rank_select.h"
@@ -59,6 +59,31 @@
 
 namespace llmerge {
 namespace {
+
+// Bit e of `bits` (LSB first) = keep[i] for e = first + i; keep[i] is 0 or 1.
+void pack_bits(const std::uint8_t* keep, std::size_t n, std::uint64_t first,
+               std::vector<std::uint8_t>& bits) {
+  std::size_t i = 0;
+  for (; i < n && (first + i) % 8 != 0; ++i)
+    bits[(first + i) / 8] |= static_cast<std::uint8_t>(keep[i] << ((first + i) % 8));
+  for (; i + 8 <= n; i += 8) {
+    std::uint64_t eight = 0;  // byte k is keep[i + k]; the product gathers them in the top byte
+    for (std::size_t k = 0; k < 8; ++k)
+      eight |= static_cast<std::uint64_t>(keep[i + k]) << (8 * k);
+    bits[(first + i) / 8] = static_cast<std::uint8_t>((eight * 0x0102040810204080ull) >> 56);
+  }
+  for (; i < n; ++i)
+    bits[(first + i) / 8] |= static_cast<std::uint8_t>(keep[i] << ((first + i) % 8));
+}
+
+// keep[i] = bit (first + i) of `bits`.
+void unpack_bits(const std::vector<std::uint8_t>& bits, std::uint64_t first, std::size_t n,
+                 std::uint8_t* keep) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint64_t e = first + i;
+    keep[i] = static_cast<std::uint8_t>((bits[e / 8] >> (e % 8)) & 1u);
+  }
+}
 
 class MagPruneSparsifier final : public gta::Sparsifier {
  public:
@@ -80,6 +105,13 @@ class MagPruneSparsifier final : public gta::Sparsifier {
     group_ = std::max<std::int64_t>(length_ * stride_, 1);
     const bool may_straddle = group_ > k_reduce_block || k_reduce_block % group_ != 0;
     passes_ = rescale_ || may_straddle ? 1 : 0;
+    const auto mask_bytes = static_cast<std::uint64_t>(context.numel + 7) / 8;
+    // The keep bits of the statistics pass are kept for the compute pass when
+    // they fit the scratch budget (64 MiB: a Llama-3.2-1B embedding for two
+    // models); otherwise the compute pass ranks the rows again.
+    if (passes_ == 1 &&
+        mask_bytes * std::max<std::size_t>(context.model_count, 1) <= context.scratch_bytes)
+      cache_.assign(static_cast<std::size_t>(mask_bytes), 0);
   }
 
   int passes() const override { return passes_; }
@@ -88,16 +120,25 @@ class MagPruneSparsifier final : public gta::Sparsifier {
     full_l1_ += kernels::reduce_l1(delta, n);
     std::size_t i = 0;
     while (i < n) {
+      const std::size_t left = n - i;
+      if (buffer_.empty() && left >= static_cast<std::size_t>(group_)) {
+        // A whole group inside the block: decide it in place.
+        finish_group(begin + static_cast<std::int64_t>(i), delta + i);
+        i += static_cast<std::size_t>(group_);
+        continue;
+      }
       if (buffer_.empty()) buffer_begin_ = begin + static_cast<std::int64_t>(i);
-      const std::size_t take = std::min(n - i, static_cast<std::size_t>(group_) - buffer_.size());
+      const std::size_t take = std::min(left, static_cast<std::size_t>(group_) - buffer_.size());
       buffer_.insert(buffer_.end(), delta + i, delta + i + take);
       i += take;
-      if (buffer_.size() == static_cast<std::size_t>(group_)) finish_group();
+      if (buffer_.size() == static_cast<std::size_t>(group_)) {
+        finish_group(buffer_begin_, buffer_.data());
+        buffer_.clear();
+      }
     }
   }
 
   void end_pass(int /*pass*/) override {
-    if (!buffer_.empty()) finish_group();  // unreachable: the tensor is whole groups
     gta::L1Rescale norms;
     norms.add_sums(full_l1_, kept_l1_);
     if (rescale_) factor_ = norms.factor();
@@ -107,7 +148,11 @@ class MagPruneSparsifier final : public gta::Sparsifier {
   void begin_chunk(std::int64_t begin, std::size_t n, const float* model,
                    const float* base) override {
     chunk_begin_ = begin;
-    chunk_keep_.assign(n, 0);
+    chunk_keep_.resize(n);
+    if (!cache_.empty()) {
+      unpack_bits(cache_, static_cast<std::uint64_t>(begin), n, chunk_keep_.data());
+      return;
+    }
     const std::int64_t end = begin + static_cast<std::int64_t>(n);
     std::int64_t g = begin / group_ * group_;
     for (; g < end; g += group_) {
@@ -134,13 +179,8 @@ class MagPruneSparsifier final : public gta::Sparsifier {
 
   void apply(std::int64_t begin, float* delta, std::size_t n) override {
     const std::uint8_t* keep = chunk_keep_.data() + (begin - chunk_begin_);
-    for (std::size_t i = 0; i < n; ++i) {
-      if (keep[i] == 0) {
-        delta[i] = 0.0f;
-      } else if (factor_) {
-        delta[i] = delta[i] * *factor_;
-      }
-    }
+    const float factor = factor_.value_or(1.0f);  // x * 1 == x, bit for bit
+    kernels::keep_where(keep, delta, delta, n, factor);
   }
 
  private:
@@ -149,18 +189,17 @@ class MagPruneSparsifier final : public gta::Sparsifier {
     std::vector<bool> keep;
   };
 
-  void finish_group() {
-    decide(buffer_begin_, buffer_.data());
-    double kept = 0.0;
-    for (std::size_t e = 0; e < buffer_.size(); ++e) {
-      if (keep_[e] != 0) kept += std::fabs(static_cast<double>(buffer_[e]));
+  // The statistics pass's work on one whole group starting at element `begin`.
+  void finish_group(std::int64_t begin, const float* delta) {
+    decide(begin, delta);
+    kept_l1_ += kernels::reduce_l1_kept(delta, keep_.data(), keep_.size());
+    if (!cache_.empty()) {
+      pack_bits(keep_.data(), keep_.size(), static_cast<std::uint64_t>(begin), cache_);
+      return;
     }
-    kept_l1_ += kept;
-    const std::int64_t last = buffer_begin_ + group_ - 1;
-    if (buffer_begin_ / k_reduce_block != last / k_reduce_block) {
-      stored_.push_back({buffer_begin_, std::vector<bool>(keep_.begin(), keep_.end())});
-    }
-    buffer_.clear();
+    const std::int64_t last = begin + group_ - 1;
+    if (begin / k_reduce_block != last / k_reduce_block)
+      stored_.push_back({begin, std::vector<bool>(keep_.begin(), keep_.end())});
   }
 
   // Decides keep_[0, group_) for the group starting at element `begin`.
@@ -170,21 +209,33 @@ class MagPruneSparsifier final : public gta::Sparsifier {
     uniforms_.resize(size);
     random_.uniforms(static_cast<std::uint64_t>(begin), uniforms_.data(), size);
     const auto n = static_cast<std::size_t>(length_);
-    const auto stride = static_cast<std::size_t>(stride_);
-    order_.resize(n);
-    const double low = density_ - epsilon_;
-    for (std::size_t v = 0; v < stride; ++v) {
-      // Entries of vector v: v, v + stride, ...; sort their positions by (|δ|, position).
-      std::iota(order_.begin(), order_.end(), std::size_t{0});
-      std::stable_sort(order_.begin(), order_.end(), [&](std::size_t a, std::size_t b) {
-        return magnitude_key(delta[v + a * stride]) < magnitude_key(delta[v + b * stride]);
-      });
+    if (probability_.size() != n) {
+      // p(r) for ranks r = 0..n-1; one-entry vectors take the middle rank.
+      probability_.resize(n);
+      const double low = density_ - epsilon_;
       for (std::size_t r = 0; r < n; ++r) {
         const double rank_norm = n > 1 ? static_cast<double>(r) / static_cast<double>(n - 1) : 0.5;
-        const auto p = static_cast<float>(low + 2.0 * epsilon_ * rank_norm);
-        const std::size_t e = v + order_[r] * stride;
-        keep_[e] = uniforms_[e] < p ? 1 : 0;
+        probability_[r] = static_cast<float>(low + 2.0 * epsilon_ * rank_norm);
       }
+    }
+    const auto stride = static_cast<std::size_t>(stride_);
+    if (stride == 1) {
+      rank_keep_.decide(delta, uniforms_.data(), probability_.data(), n, keep_.data());
+      return;
+    }
+    // Entries of vector v are v, v + stride, ...: gather, decide, scatter.
+    vector_.resize(n);
+    vector_uniforms_.resize(n);
+    vector_keep_.resize(n);
+    for (std::size_t v = 0; v < stride; ++v) {
+      for (std::size_t i = 0; i < n; ++i) {
+        vector_[i] = delta[v + i * stride];
+        vector_uniforms_[i] = uniforms_[v + i * stride];
+      }
+      rank_keep_.decide(vector_.data(), vector_uniforms_.data(), probability_.data(), n,
+                        vector_keep_.data());
+      for (std::size_t i = 0; i < n; ++i)
+        keep_[v + i * stride] = vector_keep_[i];
     }
   }
 
@@ -193,18 +244,23 @@ class MagPruneSparsifier final : public gta::Sparsifier {
   double epsilon_;
   bool rescale_;
   int passes_ = 0;
-  std::int64_t length_ = 1;  // entries per vector
-  std::int64_t stride_ = 1;  // distance between a vector's entries
-  std::int64_t group_ = 1;   // length_ · stride_: contiguous, whole vectors
-  std::vector<float> buffer_;
+  std::int64_t length_ = 1;    // entries per vector
+  std::int64_t stride_ = 1;    // distance between a vector's entries
+  std::int64_t group_ = 1;     // length_ · stride_: contiguous, whole vectors
+  std::vector<float> buffer_;  // a group that straddles blocks, being gathered
   std::int64_t buffer_begin_ = 0;
   double full_l1_ = 0.0;
   double kept_l1_ = 0.0;
-  std::deque<StoredGroup> stored_;
+  std::vector<std::uint8_t> cache_;  // keep bits of the whole tensor, when they fit
+  std::deque<StoredGroup> stored_;   // without the cache: groups that straddle blocks
   std::optional<float> factor_;
   std::vector<std::uint8_t> keep_;  // one group's decisions
   std::vector<float> uniforms_;
-  std::vector<std::size_t> order_;
+  std::vector<float> probability_;  // by rank within a vector
+  RankKeep rank_keep_;
+  std::vector<float> vector_;  // one vector gathered, for N-D tensors
+  std::vector<float> vector_uniforms_;
+  std::vector<std::uint8_t> vector_keep_;
   std::vector<float> delta_;
   std::int64_t chunk_begin_ = 0;
   std::vector<std::uint8_t> chunk_keep_;
@@ -259,6 +315,7 @@ MethodSpec make_della_spec() {
                     "elect signs, average",
                     /*normalize_default=*/true, /*rescale_default=*/true, epsilon_parameter());
   spec.random = true;
+  spec.uses_scratch = true;
   spec.make = &make_della;
   spec.check = &check_della;
   return spec;
@@ -271,6 +328,7 @@ MethodSpec make_della_linear_spec() {
                     "weighted sum",
                     /*normalize_default=*/false, /*rescale_default=*/true, epsilon_parameter());
   spec.random = true;
+  spec.uses_scratch = true;
   spec.make = &make_della_linear;
   spec.check = &check_della;
   return spec;

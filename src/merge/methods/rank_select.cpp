@@ -49,4 +49,63 @@ void RankSelect::end_pass(int pass) {
   low_.shrink_to_fit();
 }
 
+void RankKeep::decide(const float* values, const float* uniforms, const float* probability,
+                      std::size_t n, std::uint8_t* keep) {
+  if (n == 0) return;
+  keys_.resize(n);
+  std::uint32_t top = 0;
+  for (std::size_t j = 0; j < n; ++j) {
+    keys_[j] = magnitude_key(values[j]);
+    top = std::max(top, keys_[j]);
+  }
+  // Bucket b >= 1 holds the keys whose high 16 bits are floor + b; bucket 0
+  // holds zero and every key below the window. Buckets follow the keys.
+  const std::uint32_t high_top = top >> 16;
+  const std::uint32_t floor = high_top >= k_window - 1 ? high_top - (k_window - 1) : 0;
+  clean_.assign(k_window, 0);
+  bucket_.resize(n);
+  sorted_.clear();
+  constexpr std::uint16_t k_dirty = 0x8000;  // flag in bucket_: not clean
+  for (std::size_t j = 0; j < n; ++j) {
+    const std::uint32_t key = keys_[j];
+    const std::uint32_t high = key >> 16;
+    const bool in_window = high > floor;
+    const auto b = static_cast<std::uint16_t>(in_window ? high - floor : 0);
+    // A clean key is the least key of its bucket: 0 in bucket 0, no low bits in the others.
+    if (in_window ? (key & 0xffffu) == 0 : key == 0) {
+      bucket_[j] = b;
+      ++clean_[b];
+    } else {
+      bucket_[j] = b | k_dirty;
+      sorted_.push_back((static_cast<std::uint64_t>(key) << 32) | j);
+    }
+  }
+  // first_[b]: the rank of bucket b's first element (clean ones first).
+  first_.assign(clean_.begin(), clean_.end());
+  first_.push_back(0);
+  for (const std::uint64_t entry : sorted_)
+    ++first_[bucket_[entry & 0xffffffffu] & ~k_dirty];
+  std::uint32_t rank = 0;
+  for (std::size_t b = 0; b <= k_window; ++b) {
+    const std::uint32_t count = first_[b];
+    first_[b] = rank;
+    rank += count;
+  }
+  // Clean elements come first in their bucket, in index order.
+  next_.assign(first_.begin(), first_.end() - 1);
+  for (std::size_t j = 0; j < n; ++j) {
+    const std::uint16_t b = bucket_[j];
+    if ((b & k_dirty) == 0) keep[j] = uniforms[j] < probability[next_[b]++] ? 1 : 0;
+  }
+  // The others follow them, by (key, index).
+  std::sort(sorted_.begin(), sorted_.end());
+  std::size_t bucket_start = 0;
+  for (std::size_t i = 0; i < sorted_.size(); ++i) {
+    const auto j = static_cast<std::size_t>(sorted_[i] & 0xffffffffu);
+    const auto b = static_cast<std::uint16_t>(bucket_[j] & ~k_dirty);
+    if (i == 0 || bucket_[sorted_[i - 1] & 0xffffffffu] != bucket_[j]) bucket_start = i;
+    keep[j] = uniforms[j] < probability[first_[b] + clean_[b] + (i - bucket_start)] ? 1 : 0;
+  }
+}
+
 }  // namespace llmerge

@@ -82,4 +82,34 @@ class RankSelect {
   std::vector<Result> results_;
 };
 
+// Keep decisions by rank within one short vector (della's rows): element j
+// of n has ascending rank r_j by (magnitude_key(values[j]), j) and is kept
+// when uniforms[j] < probability[r_j].
+//
+// A counting sort instead of a comparison sort. Elements are counted into
+// buckets by their keys' high 16 bits (a window of 2048 buckets below the
+// largest key; zero and lower keys share bucket 0), which follow the key
+// order. A key with no low bits (zero in bucket 0) is the least its bucket
+// can hold, so such "clean" elements rank first in their bucket, in index
+// order: one stable counting pass ranks them. Task vectors of bf16
+// checkpoints are almost all clean (a difference of two nearby bf16 values
+// needs at most 8 significant bits); the rest are sorted by (key, index) and
+// ranked after their bucket's clean elements. An f32 task vector is mostly
+// not clean and costs a comparison sort.
+class RankKeep {
+ public:
+  // keep[j] = 1 or 0 for j < n; probability has n entries.
+  void decide(const float* values, const float* uniforms, const float* probability, std::size_t n,
+              std::uint8_t* keep);
+
+ private:
+  static constexpr std::size_t k_window = 2048;
+  std::vector<std::uint32_t> keys_;
+  std::vector<std::uint16_t> bucket_;
+  std::vector<std::uint32_t> first_;   // per bucket: its count, then its first rank
+  std::vector<std::uint32_t> clean_;   // per bucket: clean elements
+  std::vector<std::uint32_t> next_;    // per bucket: the next clean element's rank
+  std::vector<std::uint64_t> sorted_;  // the other elements: key << 32 | index
+};
+
 }  // namespace llmerge
