@@ -3,7 +3,7 @@
 //
 // Bytes per iteration count every byte a kernel reads plus every byte it writes (memcpy of n
 // floats: 8n), so a kernel at memcpy's GB/s is as fast as the memory lets it be. Sizes: 4 Ki
-// elements (L1), 64 Ki (L2), 1 Mi (the executor's default chunk, past L2).
+// elements (L1), 64 Ki (L2; the executor's default chunk), 1 Mi (past L2).
 //
 //   build/bench/kernels_bench [--benchmark_filter=load] [--benchmark_format=json]
 #include <cstdint>

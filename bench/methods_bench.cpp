@@ -6,7 +6,7 @@
 // The tensor is one 2048 x 8192 f32 matrix (16 Mi elements, a Llama-3.2-1B
 // MLP projection's size) for a base and two fine-tunes whose task vectors
 // have |δ| ~ 2e-4, all rounded to bf16 as real checkpoints are. Chunks are the
-// executor's default 1 Mi elements. Items per second counts output elements.
+// executor's default 64 Ki elements. Items per second counts output elements.
 //
 //   build/bench/methods_bench [--benchmark_filter=della]
 #include <cstdint>
@@ -25,7 +25,7 @@ namespace t = llmerge::testing;
 
 constexpr std::int64_t k_rows = 2048;
 constexpr std::int64_t k_cols = 8192;
-constexpr std::int64_t k_chunk = 1 << 20;
+constexpr std::int64_t k_chunk = llmerge::k_reduce_block;
 
 float bf16_round(float x) {
   return llmerge::bf16_to_f32(llmerge::f32_to_bf16(x));

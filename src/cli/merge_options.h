@@ -17,7 +17,7 @@ struct MergeOptions {
   bool allow_crimes = false;
   std::string shard_size = "5B";
   int threads = 0;
-  std::int64_t chunk_elements = 1 << 20;
+  std::int64_t chunk_elements = k_reduce_block;
   std::uint64_t seed = 0;
   int quantize_bits = 0;  // 0: no --quantize
   int q_group_size = 64;

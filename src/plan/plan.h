@@ -46,7 +46,7 @@ struct PlanOptions {
   std::uint64_t shard_size_max = 5'000'000'000;
   std::uint64_t seed = 0;  // recorded for random methods
   int threads = 1;         // for the memory estimate
-  std::int64_t chunk_elements = 1 << 20;
+  std::int64_t chunk_elements = k_reduce_block;
   // MLX output (mlx-and-formats.md section 2): quantize eligible weights
   // (2-D ".weight" tensors whose last dimension divides by the group size,
   // which is what mlx-lm's quantize_model picks) with these parameters.
