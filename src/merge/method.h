@@ -92,7 +92,9 @@ struct Chunk {
 class TensorMerge {
  public:
   virtual ~TensorMerge() = default;
-  // Number of statistics passes before compute() (0 for element-wise methods).
+  // Number of statistics passes before compute() (0 for element-wise
+  // methods). The executor asks again after each end_pass(): a method may
+  // lower it once a pass has shown that the later ones are not needed.
   virtual int passes() const { return 0; }
   virtual void observe(int /*pass*/, const Chunk& /*chunk*/) {}
   virtual void end_pass(int /*pass*/) {}

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "merge/method.h"
 #include "merge/methods/methods.h"
@@ -407,6 +408,47 @@ TEST(Ties, DensityBelowOneElementStillKeepsOneLikeMergekit) {
   EXPECT_EQ(out[0], 1.0f + (1.0f + 2.0f) / 2.0f);
   for (std::size_t i = 1; i < out.size(); ++i)
     EXPECT_EQ(out[i], 3.0f);
+}
+
+// The threshold found in one pass (from the kept odd keys) equals the one
+// from the two-pass histogram, which runs when the keys exceed the scratch.
+TEST(Ties, OnePassThresholdEqualsTheTwoPassOne) {
+  const std::size_t n = 4000;
+  const auto bf16 = [](float v) { return bf16_to_f32(f32_to_bf16(v)); };
+  std::vector<float> base = normal_floats(n, 40);
+  for (float& v : base)
+    v = bf16(v * 0.02f);
+  std::vector<std::vector<float>> families;
+  std::vector<float> checkpoint(n), odd_in_bucket(n);
+  const auto noise = normal_floats(n, 41);
+  for (std::size_t i = 0; i < n; ++i) {
+    checkpoint[i] = bf16(base[i] + noise[i] * 2e-4f);  // mostly keys without low bits
+    // Keys sharing high bits with a popular even key: 2^-13 and just above it.
+    const float even = std::ldexp(1.0f, -13);
+    odd_in_bucket[i] = base[i] + (i % 3 == 0 ? even : i % 3 == 1 ? even * (1 + 1e-4f * i) : -even);
+  }
+  families.push_back(checkpoint);
+  families.push_back(odd_in_bucket);
+  families.push_back(normal_floats(n, 42));  // f32: every key has low bits
+  for (std::size_t f = 0; f < families.size(); ++f) {
+    for (const double density : {0.05, 0.3, 0.5, 0.77}) {
+      for (const int rescale : {0, 1}) {
+        MergeRun run{"ties", {{"rescale", rescale}}, gta_models({1}, {density})};
+        const auto one_pass = merge(run, &base, {families[f]});
+        run.scratch_bytes = 0;
+        const auto two_pass = merge(run, &base, {families[f]});
+        ASSERT_EQ(std::memcmp(one_pass.data(), two_pass.data(), n * 4), 0)
+            << "family " << f << " density " << density << " rescale " << rescale;
+        const GtaReference ref{.consensus = true,
+                               .sparsify = Sparsify::magnitude,
+                               .normalize = true,
+                               .rescale = rescale != 0,
+                               .weights = {1},
+                               .densities = {density}};
+        expect_close(one_pass, ref(base, {families[f]}), 1e-5);
+      }
+    }
+  }
 }
 
 TEST(Ties, NegativeWeightFlipsTheVote) {

@@ -32,13 +32,20 @@ class GtaMerge final : public TensorMerge {
       const double density = params.model_value(i, "density");
       if (variant.sparsifier != nullptr && density < 1.0) {
         sparsifiers_[i] = variant.sparsifier(context, i, density, rescale);
-        passes_ = std::max(passes_, sparsifiers_[i]->passes());
       }
     }
     if (std::fabs(weight_sum_) < k_divisor_epsilon) weight_sum_ = 1.0f;
   }
 
-  int passes() const override { return passes_; }
+  // Asked again after every pass: a sparsifier may need fewer passes once it
+  // has seen one (ties, when its first pass already fixes the threshold).
+  int passes() const override {
+    int passes = 0;
+    for (const auto& s : sparsifiers_) {
+      if (s != nullptr) passes = std::max(passes, s->passes());
+    }
+    return passes;
+  }
 
   void observe(int pass, const Chunk& chunk) override {
     if (scratch_.empty()) scratch_.resize(static_cast<std::size_t>(k_reduce_block));
@@ -56,7 +63,7 @@ class GtaMerge final : public TensorMerge {
     for (auto& s : sparsifiers_) {
       if (s != nullptr && pass < s->passes()) s->end_pass(pass);
     }
-    if (pass + 1 == passes_) std::vector<float>().swap(scratch_);
+    if (pass + 1 >= passes()) std::vector<float>().swap(scratch_);
   }
 
   void compute(const Chunk& chunk, float* out) override {
@@ -106,7 +113,6 @@ class GtaMerge final : public TensorMerge {
   std::vector<float> weights_;
   float weight_sum_ = 0.0f;  // the non-consensus divisor
   std::vector<std::unique_ptr<Sparsifier>> sparsifiers_;
-  int passes_ = 0;
   std::vector<float> scratch_;  // one model's task vector, one reduce block
   std::vector<float> deltas_;   // m rows of k_step
   std::vector<const float*> rows_;

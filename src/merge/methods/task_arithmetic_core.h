@@ -33,6 +33,8 @@ namespace llmerge::gta {
 class Sparsifier {
  public:
   virtual ~Sparsifier() = default;
+  // Statistics passes still wanted; asked again after each end_pass(), so it
+  // may drop once a pass has made the later ones unnecessary.
   virtual int passes() const { return 0; }
   // `delta` holds task-vector elements [begin, begin + n): exactly one
   // k_reduce_block-aligned block, or the part of the last block that exists.

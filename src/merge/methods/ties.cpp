@@ -16,10 +16,14 @@
 // `normalize` (true), `rescale` (false), `lambda` (1.0), `int8_mask` (false).
 //
 // Top-k by selection, not sorting: the bits of a non-negative float order
-// like the float, so two histogram passes over the bits of |δ_i| (high 16
-// bits, then low 16 bits inside the chosen bucket) give the exact k-th
-// largest value T and how many elements exceed it. rescale adds a third pass
-// for the two L1 norms. density >= 1 needs no pass.
+// like the float, so a histogram pass over the high 16 bits of |δ_i| finds
+// the bucket of the k-th largest value, and a second pass over the low 16
+// bits inside that bucket gives the exact value T and how many elements
+// exceed it. The second pass is skipped when the first could keep every key
+// with low bits set (within TensorContext::scratch_bytes): a task vector of
+// bf16 checkpoints is almost all keys without low bits, the least of their
+// bucket, so the kept keys decide T. rescale adds a pass for the two L1
+// norms. density >= 1 needs no pass.
 //
 // Differences from mergekit:
 // - Ties at T: the first elements in flattened order are kept until exactly
@@ -29,6 +33,7 @@
 //   checks it.
 // - NaN in |δ| ranks above +Inf (by its bits); f32 math (mergekit: dtype).
 #include <algorithm>
+#include <functional>
 #include <vector>
 
 #include "core/dtype.h"
@@ -50,63 +55,94 @@ std::uint32_t magnitude_bits(float x) {
 
 class MagnitudeSparsifier final : public gta::Sparsifier {
  public:
-  MagnitudeSparsifier(std::int64_t numel, double density, bool rescale)
+  MagnitudeSparsifier(const TensorContext& context, double density, bool rescale)
       : keep_(std::max<std::int64_t>(
-            numel > 0 ? 1 : 0, static_cast<std::int64_t>(density * static_cast<double>(numel)))),
-        keep_all_(keep_ >= numel),
-        rescale_(rescale) {
+            context.numel > 0 ? 1 : 0,
+            static_cast<std::int64_t>(density * static_cast<double>(context.numel)))),
+        keep_all_(keep_ >= context.numel),
+        rescale_(rescale),
+        odd_keys_max_(context.scratch_bytes / sizeof(std::uint32_t) /
+                      std::max<std::size_t>(context.model_count, 1)) {
     if (keep_ > 0 && !keep_all_) histogram_.assign(4 * k_high_buckets, 0);
   }
 
   int passes() const override {
     if (keep_ <= 0 || keep_all_) return 0;
-    return rescale_ ? 3 : 2;
+    return (low_pass_needed_ ? 2 : 1) + (rescale_ ? 1 : 0);
   }
 
   void observe(int pass, std::int64_t /*begin*/, const float* delta, std::size_t n) override {
-    if (pass == 0) {
-      // Neighbouring elements often share a bucket; four interleaved
-      // sub-histograms keep those increments from waiting on each other.
-      std::size_t i = 0;
-      for (; i + 4 <= n; i += 4) {
-        ++histogram_[(magnitude_bits(delta[i]) >> 16)];
-        ++histogram_[(magnitude_bits(delta[i + 1]) >> 16) + k_high_buckets];
-        ++histogram_[(magnitude_bits(delta[i + 2]) >> 16) + 2 * k_high_buckets];
-        ++histogram_[(magnitude_bits(delta[i + 3]) >> 16) + 3 * k_high_buckets];
+    switch (stage(pass)) {
+      case Stage::high: {
+        // Neighbouring elements often share a bucket; four interleaved
+        // sub-histograms keep those increments from waiting on each other.
+        std::uint32_t low_bits = 0;
+        std::size_t i = 0;
+        for (; i + 4 <= n; i += 4) {
+          const std::uint32_t b0 = magnitude_bits(delta[i]);
+          const std::uint32_t b1 = magnitude_bits(delta[i + 1]);
+          const std::uint32_t b2 = magnitude_bits(delta[i + 2]);
+          const std::uint32_t b3 = magnitude_bits(delta[i + 3]);
+          ++histogram_[b0 >> 16];
+          ++histogram_[(b1 >> 16) + k_high_buckets];
+          ++histogram_[(b2 >> 16) + 2 * k_high_buckets];
+          ++histogram_[(b3 >> 16) + 3 * k_high_buckets];
+          low_bits |= (b0 | b1 | b2 | b3) & 0xffffu;
+        }
+        for (; i < n; ++i) {
+          const std::uint32_t bits = magnitude_bits(delta[i]);
+          ++histogram_[bits >> 16];
+          low_bits |= bits & 0xffffu;
+        }
+        if (low_bits != 0) keep_odd_keys(delta, n);
+        break;
       }
-      for (; i < n; ++i)
-        ++histogram_[magnitude_bits(delta[i]) >> 16];
-    } else if (pass == 1) {
-      for (std::size_t i = 0; i < n; ++i) {
-        const std::uint32_t bits = magnitude_bits(delta[i]);
-        if ((bits >> 16) == high_) ++histogram_[bits & 0xffffu];
-      }
-    } else {
-      masked_.resize(n);
-      mask(delta, masked_.data(), n, 1.0f, ties_seen_observe_);
-      rescale_norms_.add_block(delta, masked_.data(), n);
+      case Stage::low:
+        for (std::size_t i = 0; i < n; ++i) {
+          const std::uint32_t bits = magnitude_bits(delta[i]);
+          if ((bits >> 16) == high_) ++histogram_[bits & 0xffffu];
+        }
+        break;
+      case Stage::norms:
+        masked_.resize(n);
+        mask(delta, masked_.data(), n, 1.0f, ties_seen_observe_);
+        rescale_norms_.add_block(delta, masked_.data(), n);
+        break;
     }
   }
 
   void end_pass(int pass) override {
-    if (pass == 0) {
-      for (std::size_t b = 0; b < k_high_buckets; ++b) {
-        histogram_[b] += histogram_[b + k_high_buckets] + histogram_[b + 2 * k_high_buckets] +
-                         histogram_[b + 3 * k_high_buckets];
+    switch (stage(pass)) {
+      case Stage::high: {
+        for (std::size_t b = 0; b < k_high_buckets; ++b) {
+          histogram_[b] += histogram_[b + k_high_buckets] + histogram_[b + 2 * k_high_buckets] +
+                           histogram_[b + 3 * k_high_buckets];
+        }
+        std::fill(histogram_.begin() + k_high_buckets, histogram_.end(), 0);
+        const auto [bucket, above] = select_bucket(keep_);
+        high_ = bucket;
+        above_high_ = above;
+        if (odd_keys_overflow_) {
+          histogram_.assign(k_buckets, 0);  // the low bits need their own pass
+        } else {
+          select_in_bucket();
+          low_pass_needed_ = false;
+          std::vector<std::uint64_t>().swap(histogram_);
+        }
+        std::vector<std::uint32_t>().swap(odd_keys_);
+        break;
       }
-      std::fill(histogram_.begin() + k_high_buckets, histogram_.end(), 0);
-      const auto [bucket, above] = select_bucket(keep_);
-      high_ = bucket;
-      above_high_ = above;
-      histogram_.assign(k_buckets, 0);
-    } else if (pass == 1) {
-      const auto [bucket, above] = select_bucket(keep_ - above_high_);
-      threshold_ = (high_ << 16) | bucket;
-      ties_to_keep_ = keep_ - above_high_ - above;
-      std::vector<std::uint64_t>().swap(histogram_);
-    } else {
-      factor_ = rescale_norms_.factor();
-      std::vector<float>().swap(masked_);
+      case Stage::low: {
+        const auto [bucket, above] = select_bucket(keep_ - above_high_);
+        threshold_ = (high_ << 16) | bucket;
+        ties_to_keep_ = keep_ - above_high_ - above;
+        std::vector<std::uint64_t>().swap(histogram_);
+        break;
+      }
+      case Stage::norms:
+        factor_ = rescale_norms_.factor();
+        std::vector<float>().swap(masked_);
+        break;
     }
   }
 
@@ -117,6 +153,51 @@ class MagnitudeSparsifier final : public gta::Sparsifier {
   }
 
  private:
+  enum class Stage { high, low, norms };
+
+  Stage stage(int pass) const {
+    if (pass == 0) return Stage::high;
+    if (pass == 1 && low_pass_needed_) return Stage::low;
+    return Stage::norms;
+  }
+
+  // Keys with low bits set ("odd": a bf16 task vector has few, an f32 one
+  // almost only those), kept while they fit the scratch budget. Every other
+  // key is its high bits followed by zeros, the least key of its bucket, so
+  // the histogram of the high bits and these keys give the exact threshold
+  // without a pass over the low bits.
+  void keep_odd_keys(const float* delta, std::size_t n) {
+    if (odd_keys_overflow_) return;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint32_t bits = magnitude_bits(delta[i]);
+      if ((bits & 0xffffu) != 0) odd_keys_.push_back(bits);
+    }
+    if (odd_keys_.size() > odd_keys_max_) {
+      odd_keys_overflow_ = true;
+      std::vector<std::uint32_t>().swap(odd_keys_);
+    }
+  }
+
+  // After the high pass, from the odd keys: the threshold inside bucket high_.
+  void select_in_bucket() {
+    std::vector<std::uint32_t> in_bucket;
+    for (const std::uint32_t key : odd_keys_) {
+      if ((key >> 16) == high_) in_bucket.push_back(key);
+    }
+    std::sort(in_bucket.begin(), in_bucket.end(), std::greater<>());
+    const std::int64_t wanted = keep_ - above_high_;  // >= 1, <= the bucket's count
+    const auto odd = static_cast<std::int64_t>(in_bucket.size());
+    if (wanted > odd) {  // the threshold is the bucket's even key; every odd key is above it
+      threshold_ = high_ << 16;
+      ties_to_keep_ = wanted - odd;
+      return;
+    }
+    threshold_ = in_bucket[static_cast<std::size_t>(wanted - 1)];
+    const auto above =
+        std::find(in_bucket.begin(), in_bucket.end(), threshold_) - in_bucket.begin();
+    ties_to_keep_ = wanted - above;
+  }
+
   struct Selection {
     std::uint32_t bucket;
     std::int64_t above;  // elements in higher buckets
@@ -173,6 +254,10 @@ class MagnitudeSparsifier final : public gta::Sparsifier {
   std::int64_t keep_;
   bool keep_all_;
   bool rescale_;
+  std::size_t odd_keys_max_;
+  bool low_pass_needed_ = true;  // until the high pass shows it is not
+  std::vector<std::uint32_t> odd_keys_;
+  bool odd_keys_overflow_ = false;
   std::vector<std::uint64_t> histogram_;
   std::uint32_t high_ = 0;
   std::int64_t above_high_ = 0;
@@ -187,7 +272,7 @@ class MagnitudeSparsifier final : public gta::Sparsifier {
 
 std::unique_ptr<gta::Sparsifier> make_magnitude(const TensorContext& context, std::size_t /*model*/,
                                                 double density, bool rescale) {
-  return std::make_unique<MagnitudeSparsifier>(context.numel, density, rescale);
+  return std::make_unique<MagnitudeSparsifier>(context, density, rescale);
 }
 
 std::unique_ptr<TensorMerge> make_ties(const TensorContext& context) {
