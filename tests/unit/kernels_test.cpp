@@ -248,6 +248,18 @@ TEST(Kernels, ArithmeticMatchesScalarTwinBitForBit) {
         const bool kept = static_cast<std::int32_t>(f32_to_bits(std::abs(x[i]))) > above;
         ASSERT_EQ(a[i] != 0.0f || x[i] == 0.0f, kept || x[i] == 0.0f) << i;
       }
+      const std::int32_t top =
+          n == 0 ? 0 : static_cast<std::int32_t>(f32_to_bits(std::abs(x[n / 3])));
+      for (const std::int32_t low : {-1, above}) {
+        keep_magnitude_in(x.data(), a.data(), n, low, top, 1.5f);
+        scalar::keep_magnitude_in(x.data(), b.data(), n, low, top, 1.5f);
+        ASSERT_TRUE(same_bits(a.data(), b.data(), n * 4)) << "keep_magnitude_in " << n;
+        for (std::size_t i = 0; i < n; ++i) {
+          const auto bits = static_cast<std::int32_t>(f32_to_bits(std::abs(x[i])));
+          ASSERT_EQ(f32_to_bits(a[i]), f32_to_bits(bits > low && bits <= top ? x[i] * 1.5f : 0.0f))
+              << i;
+        }
+      }
       keep_below(y.data(), 0.25f, x.data(), a.data(), n, 2.0f);
       scalar::keep_below(y.data(), 0.25f, x.data(), b.data(), n, 2.0f);
       ASSERT_TRUE(same_bits(a.data(), b.data(), n * 4)) << "keep_below " << n;

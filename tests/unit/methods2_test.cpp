@@ -769,6 +769,37 @@ TEST(Breadcrumbs, DropsOutliersAndSmallEntriesLikeReference) {
   }
 }
 
+// bf16 task vectors over several chunks: ties at both cut-offs cross chunk
+// boundaries (the band kernel on whole chunks, the ordered loop where a cut
+// runs out), found in one pass or, without scratch, two.
+TEST(Breadcrumbs, Bf16TaskVectorsOverChunksMatchReferenceInOneOrTwoPasses) {
+  const std::size_t n = 3 * 65536 + 1000;
+  auto base = normal_floats(n, 63, 0.02f);
+  for (float& v : base)
+    v = bf16_to_f32(f32_to_bf16(v));
+  Tensors x = {near(base, 64, 2e-4f), near(base, 65, 2e-4f)};
+  for (auto& model : x) {
+    for (float& v : model)
+      v = bf16_to_f32(f32_to_bf16(v));
+  }
+  for (const int rescale : {0, 1}) {
+    const std::vector<double> density = {0.5, 0.9}, gamma = {0.01, 0.05};
+    std::vector<std::vector<bool>> masks;
+    for (std::size_t i = 0; i < 2; ++i)
+      masks.push_back(breadcrumbs_mask(task_vector(x[i], base), density[i], gamma[i]));
+    MergeRun run{"breadcrumbs",
+                 {{"rescale", rescale}},
+                 {{{"weight", 0.5}, {"density", density[0]}, {"gamma", gamma[0]}},
+                  {{"weight", 0.7}, {"density", density[1]}, {"gamma", gamma[1]}}}};
+    const auto one_pass = merge(run, &base, x, 65536);
+    expect_close(one_pass, gta_reference(base, x, masks, {0.5, 0.7}, false, false, rescale != 0),
+                 1e-6);
+    run.scratch_bytes = 0;
+    const auto two_pass = merge(run, &base, x, 65536);
+    EXPECT_EQ(std::memcmp(one_pass.data(), two_pass.data(), n * 4), 0) << rescale;
+  }
+}
+
 TEST(Breadcrumbs, ZeroTopOutliersKeepsTheLargestInsteadOfZeroingAll) {
   // 10 elements, gamma 0.05 -> top = 0: mergekit <= 0.1.4 zeroed everything.
   const std::vector<float> base(10, 0.0f);

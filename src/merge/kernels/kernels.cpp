@@ -261,6 +261,25 @@ void KeepAboveMagnitude(const float* in, float* out, std::size_t n, std::int32_t
   scalar::keep_above_magnitude(in + i, out + i, n - i, above, factor);
 }
 
+void KeepMagnitudeIn(const float* in, float* out, std::size_t n, std::int32_t above,
+                     std::int32_t top, float factor) {
+  const DF d;
+  const DI32 di;
+  const auto abs_mask = hn::Set(di, 0x7fffffff);
+  const auto vabove = hn::Set(di, above);
+  const auto vtop = hn::Set(di, top);
+  const auto vf = hn::Set(d, factor);
+  const std::size_t lanes = hn::Lanes(d);
+  std::size_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    const auto x = hn::LoadU(d, in + i);
+    const auto bits = hn::And(hn::BitCast(di, x), abs_mask);
+    const auto keep = hn::RebindMask(d, hn::And(hn::Gt(bits, vabove), hn::Not(hn::Gt(bits, vtop))));
+    hn::StoreU(hn::IfThenElseZero(keep, hn::Mul(x, vf)), d, out + i);
+  }
+  scalar::keep_magnitude_in(in + i, out + i, n - i, above, top, factor);
+}
+
 void KeepBelow(const float* u, float threshold, const float* in, float* out, std::size_t n,
                float factor) {
   const DF d;
@@ -351,6 +370,7 @@ HWY_EXPORT(SumRows);
 HWY_EXPORT(SignConsensus);
 HWY_EXPORT(KeepAboveMagnitude);
 HWY_EXPORT(KeepBelow);
+HWY_EXPORT(KeepMagnitudeIn);
 HWY_EXPORT(KeepWhere);
 
 const char* active_target_name() {
@@ -403,6 +423,10 @@ void fused_axpy(float a, const float* x, float* y, std::size_t n) {
 void keep_above_magnitude(const float* in, float* out, std::size_t n, std::int32_t above,
                           float factor) {
   HWY_DYNAMIC_DISPATCH(KeepAboveMagnitude)(in, out, n, above, factor);
+}
+void keep_magnitude_in(const float* in, float* out, std::size_t n, std::int32_t above,
+                       std::int32_t top, float factor) {
+  HWY_DYNAMIC_DISPATCH(KeepMagnitudeIn)(in, out, n, above, top, factor);
 }
 void keep_below(const float* u, float threshold, const float* in, float* out, std::size_t n,
                 float factor) {

@@ -44,6 +44,10 @@ void fused_axpy(float a, const float* x, float* y, std::size_t n);
 // greater than `above`, else 0: the top-k mask of TIES-style sparsification.
 void keep_above_magnitude(const float* in, float* out, std::size_t n, std::int32_t above,
                           float factor);
+// out = in * factor where above < the magnitude's bits (as int32, sign
+// cleared) <= top, else 0: a band of ranks (Model Breadcrumbs).
+void keep_magnitude_in(const float* in, float* out, std::size_t n, std::int32_t above,
+                       std::int32_t top, float factor);
 // out = in * factor where u < threshold, else 0: a random keep mask (DARE).
 void keep_below(const float* u, float threshold, const float* in, float* out, std::size_t n,
                 float factor);
@@ -86,6 +90,8 @@ void keep_above_magnitude(const float* in, float* out, std::size_t n, std::int32
 // out = in * factor where u < threshold, else 0: a random keep mask (DARE).
 void keep_below(const float* u, float threshold, const float* in, float* out, std::size_t n,
                 float factor);
+void keep_magnitude_in(const float* in, float* out, std::size_t n, std::int32_t above,
+                       std::int32_t top, float factor);
 void keep_where(const std::uint8_t* keep, const float* in, float* out, std::size_t n, float factor);
 void weighted_sum2(float a, const float* x, float b, const float* y, float* out, std::size_t n);
 void add(const float* x, const float* y, float* out, std::size_t n);

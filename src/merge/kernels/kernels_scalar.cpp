@@ -92,6 +92,16 @@ void keep_where(const std::uint8_t* keep, const float* in, float* out, std::size
     out[i] = keep[i] != 0 ? in[i] * factor : 0.0f;
 }
 
+void keep_magnitude_in(const float* in, float* out, std::size_t n, std::int32_t above,
+                       std::int32_t top, float factor) {
+  for (std::size_t i = 0; i < n; ++i) {
+    std::int32_t bits;
+    std::memcpy(&bits, in + i, 4);
+    bits &= 0x7fffffff;
+    out[i] = bits > above && bits <= top ? in[i] * factor : 0.0f;
+  }
+}
+
 void keep_below(const float* u, float threshold, const float* in, float* out, std::size_t n,
                 float factor) {
   for (std::size_t i = 0; i < n; ++i)

@@ -19,7 +19,9 @@
 // (false), `lambda` (1.0), `int8_mask` (false).
 //
 // The two cut-off ranks are found exactly by RankSelect (rank_select.h) in
-// two histogram passes over |δ|'s bits; rescale adds a third for the norms.
+// two histogram passes over |δ|'s bits, or one when the keys with low bits
+// fit TensorContext::scratch_bytes (bf16 checkpoints); rescale adds a pass
+// for the norms.
 //
 // Differences from mergekit:
 // - mergekit up to v0.1.4 sliced [bottom : −top], which is empty when
@@ -28,9 +30,11 @@
 // - keep == 0 (tiny tensor, low density): the task vector is all zeros.
 // - Ties at a cut-off go by flattened order (mergekit: unspecified sort
 //   order); f32 arithmetic (mergekit: the config dtype).
+#include <algorithm>
 #include <optional>
 #include <vector>
 
+#include "merge/kernels/kernels.h"
 #include "merge/methods/methods.h"
 #include "merge/methods/rank_select.h"
 #include "merge/methods/task_arithmetic_core.h"
@@ -40,56 +44,56 @@ namespace {
 
 class OutlierSparsifier final : public gta::Sparsifier {
  public:
-  OutlierSparsifier(std::int64_t numel, double density, double gamma, bool rescale)
+  OutlierSparsifier(const TensorContext& context, double density, double gamma, bool rescale)
       : rescale_(rescale) {
+    const std::int64_t numel = context.numel;
     const auto n = static_cast<double>(numel);
     const auto keep = static_cast<std::int64_t>(density * n);
     const auto top = static_cast<std::int64_t>(gamma * n);
     low_ = std::max<std::int64_t>(0, numel - keep - top);
     high_ = low_ + keep - 1;  // last kept rank
-    if (keep > 0) select_.emplace(std::vector<std::int64_t>{low_, high_});
+    const std::size_t odd_keys_max = context.scratch_bytes / sizeof(std::uint32_t) /
+                                     std::max<std::size_t>(context.model_count, 1);
+    if (keep > 0) select_.emplace(std::vector<std::int64_t>{low_, high_}, odd_keys_max);
   }
 
   int passes() const override {
     if (!select_) return 0;
-    return RankSelect::k_passes + (rescale_ ? 1 : 0);
+    return (low_pass_needed_ ? 2 : 1) + (rescale_ ? 1 : 0);
   }
 
   void observe(int pass, std::int64_t /*begin*/, const float* delta, std::size_t n) override {
-    if (pass < RankSelect::k_passes) {
+    if (pass == 0 || (pass == 1 && low_pass_needed_)) {
       for (std::size_t i = 0; i < n; ++i)
         select_->add(pass, magnitude_key(delta[i]));
       return;
     }
     masked_.resize(n);
-    for (std::size_t i = 0; i < n; ++i)
-      masked_[i] = kept(magnitude_key(delta[i]), observe_ties_) ? delta[i] : 0.0f;
+    mask(delta, masked_.data(), n, 1.0f, observe_ties_);
     norms_.add_block(delta, masked_.data(), n);
   }
 
   void end_pass(int pass) override {
-    if (pass + 1 == RankSelect::k_passes) {
+    if (pass == 0 || (pass == 1 && low_pass_needed_)) {
       select_->end_pass(pass);
+      if (pass == 0 && !select_->done()) return;  // the low bits need their pass
+      low_pass_needed_ = pass == 1;
       low_key_ = select_->result(0).key;
       low_skip_ = low_ - select_->result(0).below;
       high_key_ = select_->result(1).key;
       high_take_ = high_ - select_->result(1).below + 1;
-    } else if (pass < RankSelect::k_passes) {
-      select_->end_pass(pass);
-    } else {
-      factor_ = norms_.factor();
-      std::vector<float>().swap(masked_);
+      return;
     }
+    factor_ = norms_.factor();
+    std::vector<float>().swap(masked_);
   }
 
   void apply(std::int64_t /*begin*/, float* delta, std::size_t n) override {
-    for (std::size_t i = 0; i < n; ++i) {
-      if (!select_ || !kept(magnitude_key(delta[i]), apply_ties_)) {
-        delta[i] = 0.0f;
-      } else if (factor_) {
-        delta[i] = delta[i] * *factor_;
-      }
+    if (!select_) {
+      std::fill(delta, delta + n, 0.0f);
+      return;
     }
+    mask(delta, delta, n, factor_.value_or(1.0f), apply_ties_);  // x * 1 == x, bit for bit
   }
 
  private:
@@ -98,6 +102,37 @@ class OutlierSparsifier final : public gta::Sparsifier {
     std::int64_t low = 0;
     std::int64_t high = 0;
   };
+
+  // out[i] = in[i] * factor where kept, else 0. Elements at a cut-off key are
+  // decided in flattened order; only a chunk where such a decision changes
+  // needs the ordered scalar loop, every other one is a vectorized band test.
+  void mask(const float* in, float* out, std::size_t n, float factor, Ties& ties) const {
+    std::int64_t at_low = 0;
+    std::int64_t at_high = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint32_t key = magnitude_key(in[i]);
+      at_low += key == low_key_;
+      at_high += key == high_key_;
+    }
+    // Within this chunk, are the elements at each cut-off all dropped or all kept?
+    const bool low_uniform = ties.low >= low_skip_ || ties.low + at_low <= low_skip_;
+    const bool high_uniform = ties.high + at_high <= high_take_ || ties.high >= high_take_;
+    if (low_key_ != high_key_ && low_uniform && high_uniform) {
+      const bool low_kept = ties.low >= low_skip_ && at_low > 0;
+      const bool high_kept = ties.high + at_high <= high_take_ && at_high > 0;
+      // Keys are at most 0x7fffffff, so the bounds fit an int32.
+      const auto above =
+          static_cast<std::int32_t>(low_kept ? std::int64_t{low_key_} - 1 : low_key_);
+      const auto top = static_cast<std::int32_t>(high_kept ? std::int64_t{high_key_}
+                                                           : std::int64_t{high_key_} - 1);
+      kernels::keep_magnitude_in(in, out, n, above, top, factor);
+      ties.low += at_low;
+      ties.high += at_high;
+      return;
+    }
+    for (std::size_t i = 0; i < n; ++i)
+      out[i] = kept(magnitude_key(in[i]), ties) ? in[i] * factor : 0.0f;
+  }
 
   bool kept(std::uint32_t key, Ties& ties) const {
     bool above_low = key > low_key_;
@@ -111,6 +146,7 @@ class OutlierSparsifier final : public gta::Sparsifier {
   std::int64_t low_ = 0;   // first kept ascending rank
   std::int64_t high_ = 0;  // last kept ascending rank
   std::optional<RankSelect> select_;
+  bool low_pass_needed_ = true;  // until RankSelect is done after pass 0
   std::uint32_t low_key_ = 0;
   std::int64_t low_skip_ = 0;  // elements with the lower key that are dropped
   std::uint32_t high_key_ = 0;
@@ -124,7 +160,7 @@ class OutlierSparsifier final : public gta::Sparsifier {
 
 std::unique_ptr<gta::Sparsifier> make_outliers(const TensorContext& context, std::size_t model,
                                                double density, bool rescale) {
-  return std::make_unique<OutlierSparsifier>(context.numel, density,
+  return std::make_unique<OutlierSparsifier>(context, density,
                                              context.params->model_value(model, "gamma"), rescale);
 }
 

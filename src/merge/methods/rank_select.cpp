@@ -22,8 +22,11 @@ std::pair<std::uint32_t, std::int64_t> find_bucket(const std::vector<std::uint64
 
 }  // namespace
 
-RankSelect::RankSelect(std::vector<std::int64_t> ranks)
-    : ranks_(std::move(ranks)), histogram_(k_buckets, 0), results_(ranks_.size()) {}
+RankSelect::RankSelect(std::vector<std::int64_t> ranks, std::size_t odd_keys_max)
+    : ranks_(std::move(ranks)),
+      histogram_(k_buckets, 0),
+      results_(ranks_.size()),
+      odd_keys_max_(odd_keys_max) {}
 
 void RankSelect::end_pass(int pass) {
   if (pass == 0) {
@@ -33,6 +36,33 @@ void RankSelect::end_pass(int pass) {
       bucket_of_rank_.push_back(static_cast<std::size_t>(it - buckets_.begin()));
       if (it == buckets_.end()) buckets_.push_back(bucket);
       below_bucket_.push_back(below);
+    }
+    if (odd_keys_max_ > 0) {
+      // Every key was seen: a bucket's even keys (no low bits) are its least,
+      // and its odd keys, sorted, follow them.
+      std::sort(odd_keys_.begin(), odd_keys_.end());
+      for (std::size_t r = 0; r < ranks_.size(); ++r) {
+        const std::uint32_t bucket = buckets_[bucket_of_rank_[r]];
+        const auto first =
+            std::partition_point(odd_keys_.begin(), odd_keys_.end(),
+                                 [&](std::uint32_t k) { return (k >> 16) < bucket; });
+        const auto last = std::partition_point(
+            first, odd_keys_.end(), [&](std::uint32_t k) { return (k >> 16) == bucket; });
+        const auto even = static_cast<std::int64_t>(histogram_[bucket]) - (last - first);
+        const std::int64_t offset = ranks_[r] - below_bucket_[r];
+        Result& result = results_[r];
+        if (offset < even) {
+          result = {bucket << 16, below_bucket_[r], even};
+          continue;
+        }
+        const std::uint32_t key = first[offset - even];
+        const auto [lo, hi] = std::equal_range(first, last, key);
+        result = {key, below_bucket_[r] + even + (lo - first), hi - lo};
+      }
+      done_ = true;
+      std::vector<std::uint32_t>().swap(odd_keys_);
+      std::vector<std::uint64_t>().swap(histogram_);
+      return;
     }
     std::vector<std::uint64_t>().swap(histogram_);
     low_.assign(buckets_.size(), std::vector<std::uint64_t>(k_buckets, 0));

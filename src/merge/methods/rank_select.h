@@ -4,10 +4,13 @@
 //
 // Pass 0 histograms the high 16 bits of every key and picks, for each wanted
 // rank, the bucket that holds it; pass 1 histograms the low 16 bits of the
-// keys in those buckets. The result for ascending rank r is the key K at
-// that rank in sorted order, with the counts of keys below and equal to K.
-// Ties are ordered by element index: the element at rank r is the
-// (r - below)-th element (0-based, in flattened order) whose key is K.
+// keys in those buckets. Pass 1 is not needed when pass 0 could keep every
+// "odd" key (one with low bits set) within a given budget: every other key
+// is the least of its bucket, so the histogram and the odd keys give the
+// exact results. Task vectors of bf16 checkpoints have few odd keys. The result for ascending rank
+// r is the key K at that rank in sorted order, with the counts of keys below and equal to K. Ties
+// are ordered by element index: the element at rank r is the (r - below)-th element (0-based, in
+// flattened order) whose key is K.
 //
 // Keys of floats: magnitude_key orders |x| (NaN above +Inf); order_key
 // orders signed floats (-NaN < -Inf < ... < -0 < +0 < ... < +Inf < NaN).
@@ -39,14 +42,23 @@ class RankSelect {
   static constexpr int k_passes = 2;
 
   // `ranks`: the wanted 0-based ascending ranks, each below the number of
-  // keys that will be added in each pass.
-  explicit RankSelect(std::vector<std::int64_t> ranks);
+  // keys that will be added in each pass. Up to `odd_keys_max` odd keys are
+  // kept in pass 0 to make pass 1 unnecessary (0: never).
+  explicit RankSelect(std::vector<std::int64_t> ranks, std::size_t odd_keys_max = 0);
 
   // Adds one key in `pass` (0 or 1); every key must be added once per pass.
   void add(int pass, std::uint32_t key) {
     const std::uint32_t high = key >> 16;
     if (pass == 0) {
       ++histogram_[high];
+      if ((key & 0xffffu) != 0 && odd_keys_max_ > 0) {
+        if (odd_keys_.size() < odd_keys_max_) {
+          odd_keys_.push_back(key);
+        } else {
+          odd_keys_max_ = 0;  // over the budget: pass 1 it is
+          std::vector<std::uint32_t>().swap(odd_keys_);
+        }
+      }
       return;
     }
     for (std::size_t b = 0; b < buckets_.size(); ++b) {
@@ -55,6 +67,9 @@ class RankSelect {
   }
 
   void end_pass(int pass);
+
+  // After pass 0: whether the results are known already (pass 1 is skipped).
+  bool done() const { return done_; }
 
   // Instead of pass 0: takes a histogram of the high 16 bits (65536 counts)
   // that the caller built itself, for when the wanted ranks were not known
@@ -80,6 +95,9 @@ class RankSelect {
   std::vector<std::int64_t> below_bucket_;       // per rank: keys in lower buckets
   std::vector<std::size_t> bucket_of_rank_;
   std::vector<Result> results_;
+  std::size_t odd_keys_max_ = 0;
+  std::vector<std::uint32_t> odd_keys_;
+  bool done_ = false;
 };
 
 // Keep decisions by rank within one short vector (della's rows): element j
