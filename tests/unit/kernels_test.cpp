@@ -382,6 +382,27 @@ TEST(Kernels, SignConsensusMatchesScalarTwin) {
   });
 }
 
+// The Highway reductions add in the scalar twin's order: the same bits,
+// whatever the length (every tail) and however wide the values range.
+TEST(Reduce, SimdReductionsMatchTheScalarTwinBitForBit) {
+  auto x = random_floats(70000, 22);
+  const auto y = random_floats(70000, 23);
+  for (std::size_t i = 0; i < x.size(); i += 7)
+    x[i] = std::ldexp(x[i], static_cast<int>(i % 61) - 30);  // sums that round
+  const auto same = [](double a, double b) { return std::memcmp(&a, &b, sizeof(double)) == 0; };
+  for (std::size_t n = 0; n <= 70000; n = n < 40 ? n + 1 : n * 3 + 5) {
+    EXPECT_TRUE(same(reduce_sum(x.data(), n), scalar::reduce_sum(x.data(), n))) << n;
+    EXPECT_TRUE(same(reduce_sum_squares(x.data(), n), scalar::reduce_sum_squares(x.data(), n)))
+        << n;
+    EXPECT_TRUE(same(reduce_dot(x.data(), y.data(), n), scalar::reduce_dot(x.data(), y.data(), n)))
+        << n;
+    EXPECT_TRUE(same(reduce_l1(x.data(), n), scalar::reduce_l1(x.data(), n))) << n;
+  }
+  // A different order of the same terms gives other bits: the check can fail.
+  std::vector<float> reversed(x.rbegin(), x.rend());
+  EXPECT_FALSE(same(reduce_sum(x.data(), x.size()), reduce_sum(reversed.data(), x.size())));
+}
+
 TEST(Reduce, BlockReductionsAgreeWithLongDouble) {
   const auto x = random_floats(1009, 20);
   const auto y = random_floats(1009, 21);

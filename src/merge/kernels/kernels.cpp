@@ -9,6 +9,7 @@
 #pragma GCC optimize("fp-contract=off")
 #endif
 
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -311,6 +312,86 @@ void KeepWhere(const std::uint8_t* keep, const float* in, float* out, std::size_
   scalar::keep_where(keep + i, in + i, out + i, n - i, factor);
 }
 
+// The eight accumulators of reduce.h as four vectors of two f64 lanes:
+// element i still goes to accumulator i % 8, added in the same order, so the
+// result is the scalar twin's bit for bit on every target.
+#if HWY_HAVE_FLOAT64 && HWY_TARGET != HWY_SCALAR
+using D2 = hn::FixedTag<double, 2>;
+using F2 = hn::Rebind<float, D2>;
+
+template <class VecTerm, class Term>
+HWY_INLINE double Reduce8(std::size_t n, VecTerm vec_term, Term term) {
+  const D2 d;
+  auto a01 = hn::Zero(d);
+  auto a23 = hn::Zero(d);
+  auto a45 = hn::Zero(d);
+  auto a67 = hn::Zero(d);
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    a01 = hn::Add(a01, vec_term(i));
+    a23 = hn::Add(a23, vec_term(i + 2));
+    a45 = hn::Add(a45, vec_term(i + 4));
+    a67 = hn::Add(a67, vec_term(i + 6));
+  }
+  HWY_ALIGN double acc[8];
+  hn::Store(a01, d, acc);
+  hn::Store(a23, d, acc + 2);
+  hn::Store(a45, d, acc + 4);
+  hn::Store(a67, d, acc + 6);
+  for (std::size_t j = 0; i + j < n; ++j)
+    acc[j] += term(i + j);
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+double ReduceSum(const float* x, std::size_t n) {
+  return Reduce8(
+      n, [x](std::size_t i) { return hn::PromoteTo(D2(), hn::LoadU(F2(), x + i)); },
+      [x](std::size_t i) { return static_cast<double>(x[i]); });
+}
+
+double ReduceSumSquares(const float* x, std::size_t n) {
+  return Reduce8(
+      n,
+      [x](std::size_t i) {
+        const auto v = hn::PromoteTo(D2(), hn::LoadU(F2(), x + i));
+        return hn::Mul(v, v);
+      },
+      [x](std::size_t i) {
+        const double v = x[i];
+        return v * v;
+      });
+}
+
+double ReduceDot(const float* x, const float* y, std::size_t n) {
+  return Reduce8(
+      n,
+      [x, y](std::size_t i) {
+        return hn::Mul(hn::PromoteTo(D2(), hn::LoadU(F2(), x + i)),
+                       hn::PromoteTo(D2(), hn::LoadU(F2(), y + i)));
+      },
+      [x, y](std::size_t i) { return static_cast<double>(x[i]) * static_cast<double>(y[i]); });
+}
+
+double ReduceL1(const float* x, std::size_t n) {
+  return Reduce8(
+      n, [x](std::size_t i) { return hn::Abs(hn::PromoteTo(D2(), hn::LoadU(F2(), x + i))); },
+      [x](std::size_t i) { return std::fabs(static_cast<double>(x[i])); });
+}
+#else  // no f64 vectors of two lanes on this target: the scalar twins
+double ReduceSum(const float* x, std::size_t n) {
+  return scalar::reduce_sum(x, n);
+}
+double ReduceSumSquares(const float* x, std::size_t n) {
+  return scalar::reduce_sum_squares(x, n);
+}
+double ReduceDot(const float* x, const float* y, std::size_t n) {
+  return scalar::reduce_dot(x, y, n);
+}
+double ReduceL1(const float* x, std::size_t n) {
+  return scalar::reduce_l1(x, n);
+}
+#endif
+
 void SignConsensus(const float* const* rows, const float* weights, std::size_t m, float* mixed,
                    float* divisor, std::size_t n) {
   const DF d;
@@ -370,8 +451,25 @@ HWY_EXPORT(SumRows);
 HWY_EXPORT(SignConsensus);
 HWY_EXPORT(KeepAboveMagnitude);
 HWY_EXPORT(KeepBelow);
+HWY_EXPORT(ReduceSum);
+HWY_EXPORT(ReduceSumSquares);
+HWY_EXPORT(ReduceDot);
+HWY_EXPORT(ReduceL1);
 HWY_EXPORT(KeepMagnitudeIn);
 HWY_EXPORT(KeepWhere);
+
+double reduce_sum(const float* x, std::size_t n) {
+  return HWY_DYNAMIC_DISPATCH(ReduceSum)(x, n);
+}
+double reduce_sum_squares(const float* x, std::size_t n) {
+  return HWY_DYNAMIC_DISPATCH(ReduceSumSquares)(x, n);
+}
+double reduce_dot(const float* x, const float* y, std::size_t n) {
+  return HWY_DYNAMIC_DISPATCH(ReduceDot)(x, y, n);
+}
+double reduce_l1(const float* x, std::size_t n) {
+  return HWY_DYNAMIC_DISPATCH(ReduceL1)(x, n);
+}
 
 const char* active_target_name() {
   return HWY_DYNAMIC_DISPATCH(TargetName)();

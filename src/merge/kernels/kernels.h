@@ -73,6 +73,17 @@ void sum_rows(const float* const* rows, std::size_t m, float* out, std::size_t n
 void sign_consensus(const float* const* rows, const float* weights, std::size_t m, float* mixed,
                     float* divisor, std::size_t n);
 
+// ---- deterministic f64 reductions (reduce.h: element i goes to accumulator i % 8) ----
+
+// Σ x[i]
+double reduce_sum(const float* x, std::size_t n);
+// Σ x[i]²
+double reduce_sum_squares(const float* x, std::size_t n);
+// Σ x[i]·y[i]
+double reduce_dot(const float* x, const float* y, std::size_t n);
+// Σ |x[i]|
+double reduce_l1(const float* x, std::size_t n);
+
 // Name of the Highway target the dispatcher picks on this CPU, e.g. "AVX2".
 const char* active_target_name();
 
@@ -101,6 +112,10 @@ void divide(float* x, const float* d, std::size_t n);
 void sum_rows(const float* const* rows, std::size_t m, float* out, std::size_t n);
 void sign_consensus(const float* const* rows, const float* weights, std::size_t m, float* mixed,
                     float* divisor, std::size_t n);
+double reduce_sum(const float* x, std::size_t n);
+double reduce_sum_squares(const float* x, std::size_t n);
+double reduce_dot(const float* x, const float* y, std::size_t n);
+double reduce_l1(const float* x, std::size_t n);
 }  // namespace scalar
 
 }  // namespace llmerge::kernels

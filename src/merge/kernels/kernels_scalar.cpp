@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "merge/kernels/kernels.h"
+#include "merge/kernels/reduce.h"
 
 namespace llmerge::kernels::scalar {
 
@@ -177,6 +178,26 @@ void sign_consensus(const float* const* rows, const float* weights, std::size_t 
     mixed[i] = mix;
     divisor[i] = div == 0.0f ? 1.0f : div;
   }
+}
+
+double reduce_sum(const float* x, std::size_t n) {
+  return detail::reduce8(n, [x](std::size_t i) { return static_cast<double>(x[i]); });
+}
+
+double reduce_sum_squares(const float* x, std::size_t n) {
+  return detail::reduce8(n, [x](std::size_t i) {
+    const double v = x[i];
+    return v * v;
+  });
+}
+
+double reduce_dot(const float* x, const float* y, std::size_t n) {
+  return detail::reduce8(
+      n, [x, y](std::size_t i) { return static_cast<double>(x[i]) * static_cast<double>(y[i]); });
+}
+
+double reduce_l1(const float* x, std::size_t n) {
+  return detail::reduce8(n, [x](std::size_t i) { return std::fabs(static_cast<double>(x[i])); });
 }
 
 }  // namespace llmerge::kernels::scalar

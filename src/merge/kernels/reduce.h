@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "merge/kernels/kernels.h"
 #include "merge/method.h"
 
 namespace llmerge::kernels {
@@ -44,26 +45,9 @@ inline double reduce8(std::size_t n, Term term) {
 }
 }  // namespace detail
 
-// Σ x[i]
-inline double reduce_sum(const float* x, std::size_t n) {
-  return detail::reduce8(n, [x](std::size_t i) { return static_cast<double>(x[i]); });
-}
-// Σ x[i]²
-inline double reduce_sum_squares(const float* x, std::size_t n) {
-  return detail::reduce8(n, [x](std::size_t i) {
-    const double v = x[i];
-    return v * v;
-  });
-}
-// Σ x[i]·y[i]
-inline double reduce_dot(const float* x, const float* y, std::size_t n) {
-  return detail::reduce8(
-      n, [x, y](std::size_t i) { return static_cast<double>(x[i]) * static_cast<double>(y[i]); });
-}
-// Σ |x[i]|
-inline double reduce_l1(const float* x, std::size_t n) {
-  return detail::reduce8(n, [x](std::size_t i) { return std::fabs(static_cast<double>(x[i])); });
-}
+// reduce_sum, reduce_sum_squares, reduce_dot and reduce_l1 (kernels.h) follow
+// this pattern with Highway, two f64 lanes per vector (four vectors are the
+// eight accumulators); their scalar twins use reduce8 itself.
 
 // Σ |x[i]| over the i with keep[i] == 1; every keep[i] is 0 or 1.
 inline double reduce_l1_kept(const float* x, const std::uint8_t* keep, std::size_t n) {

@@ -43,7 +43,9 @@
 //   p <= 0 and everything for p >= 1.
 // - f32 arithmetic (mergekit: the config dtype, f32 on CPU).
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstring>
 #include <deque>
 #include <optional>
 #include <vector>
@@ -67,22 +69,42 @@ void pack_bits(const std::uint8_t* keep, std::size_t n, std::uint64_t first,
   for (; i < n && (first + i) % 8 != 0; ++i)
     bits[(first + i) / 8] |= static_cast<std::uint8_t>(keep[i] << ((first + i) % 8));
   for (; i + 8 <= n; i += 8) {
-    std::uint64_t eight = 0;  // byte k is keep[i + k]; the product gathers them in the top byte
-    for (std::size_t k = 0; k < 8; ++k)
-      eight |= static_cast<std::uint64_t>(keep[i + k]) << (8 * k);
+    // Byte k of `eight` is keep[i + k]; the product gathers bit 0 of each in the top byte.
+    std::uint64_t eight = 0;
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(&eight, keep + i, 8);
+    } else {
+      for (std::size_t k = 0; k < 8; ++k)
+        eight |= static_cast<std::uint64_t>(keep[i + k]) << (8 * k);
+    }
     bits[(first + i) / 8] = static_cast<std::uint8_t>((eight * 0x0102040810204080ull) >> 56);
   }
   for (; i < n; ++i)
     bits[(first + i) / 8] |= static_cast<std::uint8_t>(keep[i] << ((first + i) % 8));
 }
 
+// The 8 keep bytes (0 or 1) of each bit pattern, in memory order.
+struct ByteTable {
+  std::uint8_t bytes[256][8];
+  constexpr ByteTable() : bytes() {
+    for (int b = 0; b < 256; ++b) {
+      for (int k = 0; k < 8; ++k)
+        bytes[b][k] = static_cast<std::uint8_t>((b >> k) & 1);
+    }
+  }
+};
+constexpr ByteTable k_byte_table;
+
 // keep[i] = bit (first + i) of `bits`.
 void unpack_bits(const std::vector<std::uint8_t>& bits, std::uint64_t first, std::size_t n,
                  std::uint8_t* keep) {
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::uint64_t e = first + i;
-    keep[i] = static_cast<std::uint8_t>((bits[e / 8] >> (e % 8)) & 1u);
-  }
+  std::size_t i = 0;
+  for (; i < n && (first + i) % 8 != 0; ++i)
+    keep[i] = static_cast<std::uint8_t>((bits[(first + i) / 8] >> ((first + i) % 8)) & 1u);
+  for (; i + 8 <= n; i += 8)
+    std::memcpy(keep + i, k_byte_table.bytes[bits[(first + i) / 8]], 8);
+  for (; i < n; ++i)
+    keep[i] = static_cast<std::uint8_t>((bits[(first + i) / 8] >> ((first + i) % 8)) & 1u);
 }
 
 class MagPruneSparsifier final : public gta::Sparsifier {

@@ -96,17 +96,21 @@ void RankKeep::decide(const float* values, const float* uniforms, const float* p
   bucket_.resize(n);
   sorted_.clear();
   constexpr std::uint16_t k_dirty = 0x8000;  // flag in bucket_: not clean
+  std::uint32_t* clean = clean_.data();
+  std::uint16_t* bucket = bucket_.data();
   for (std::size_t j = 0; j < n; ++j) {
     const std::uint32_t key = keys_[j];
     const std::uint32_t high = key >> 16;
     const bool in_window = high > floor;
     const auto b = static_cast<std::uint16_t>(in_window ? high - floor : 0);
-    // A clean key is the least key of its bucket: 0 in bucket 0, no low bits in the others.
-    if (in_window ? (key & 0xffffu) == 0 : key == 0) {
-      bucket_[j] = b;
-      ++clean_[b];
+    // A clean key is the least key of its bucket: 0 in bucket 0, no low bits
+    // in the others. Computed without a branch: zeros are common and random.
+    const bool is_clean = ((key & 0xffffu) == 0) & (in_window | (key == 0));
+    if (is_clean) {
+      bucket[j] = b;
+      ++clean[b];
     } else {
-      bucket_[j] = b | k_dirty;
+      bucket[j] = b | k_dirty;
       sorted_.push_back((static_cast<std::uint64_t>(key) << 32) | j);
     }
   }
