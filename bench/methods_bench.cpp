@@ -57,16 +57,20 @@ const Inputs& inputs() {
   return data;
 }
 
+// `models` inputs (1 or 2) after the base; `with_base` false passes no base,
+// as for methods without one (linear, nuslerp).
 void bm_method(benchmark::State& state, const std::string& method, const t::Values& globals,
-               const t::Values& per_model) {
+               const t::Values& per_model, std::size_t models = 2, bool with_base = true) {
   const Inputs& in = inputs();  // made once, outside the timed loop
   t::MergeRun run;
   run.method = method;
   run.globals = globals;
-  run.per_model = {per_model, per_model};
+  run.per_model.assign(models, per_model);
   run.shape = {k_rows, k_cols};
+  const t::Tensors inputs(in.models.begin(),
+                          in.models.begin() + static_cast<std::ptrdiff_t>(models));
   for (auto _ : state) {
-    std::vector<float> out = t::merge(run, &in.base, in.models, k_chunk);
+    std::vector<float> out = t::merge(run, with_base ? &in.base : nullptr, inputs, k_chunk);
     benchmark::DoNotOptimize(out.data());
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * k_rows * k_cols);
@@ -74,6 +78,12 @@ void bm_method(benchmark::State& state, const std::string& method, const t::Valu
 
 const t::Values k_half = {{"weight", 0.5}, {"density", 0.5}};
 
+BENCHMARK_CAPTURE(bm_method, linear, "linear", t::Values{}, t::Values{{"weight", 0.5}}, 2, false)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(bm_method, slerp, "slerp", t::Values{{"t", 0.5}}, t::Values{}, 1)
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(bm_method, nuslerp, "nuslerp", t::Values{}, t::Values{{"weight", 0.5}}, 2, false)
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(bm_method, task_arithmetic, "task_arithmetic", t::Values{},
                   t::Values{{"weight", 0.5}})
     ->Unit(benchmark::kMillisecond);
@@ -84,6 +94,8 @@ BENCHMARK_CAPTURE(bm_method, breadcrumbs, "breadcrumbs", t::Values{},
                   t::Values{{"weight", 0.5}, {"density", 0.9}, {"gamma", 0.01}})
     ->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(bm_method, della, "della", t::Values{}, k_half)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(bm_method, model_stock, "model_stock", t::Values{}, t::Values{})
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

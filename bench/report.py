@@ -248,6 +248,8 @@ def markdown(res, args):
             out.append(f"- {s.get('tool', 'all')} `{s['method']}`: {s['reason']}")
     if res.get("kernels"):
         out += kernel_table(res["kernels"])
+    if res.get("methods_bench"):
+        out += methods_table(res["methods_bench"])
     out += ["", "![ratio to the I/O floor](results.svg)", ""]
     return "\n".join(out)
 
@@ -269,6 +271,23 @@ def mergekit_flush_note(runs):
             "write floor of disk time.")
 
 
+def methods_table(benchmarks):
+    """One row per method: the compute cost per element with no I/O."""
+    out = ["", "## Methods on one tensor (`methods_bench`)", "",
+           "Each method merges one 2048 × 8192 tensor (a base and two bf16-rounded fine-tunes, "
+           "f32 in memory) through the executor's chunk protocol on one thread, with no I/O: the "
+           "compute an end-to-end run pays on top of reading and writing. ns per element is per "
+           "output element, all models together.", "",
+           "| method | ms per tensor | ns per element |",
+           "|---|---:|---:|"]
+    for b in benchmarks:
+        name = b["name"].removeprefix("bm_method/")
+        ms = b["real_time"] if b.get("time_unit") == "ms" else b["real_time"] / 1e6
+        per_element = 1e9 / b["items_per_second"] if b.get("items_per_second") else None
+        out.append(f"| {name} | {ms:.0f} | {fmt(per_element, '.1f')} |")
+    return out
+
+
 def kernel_table(kernels):
     """One row per kernel: SIMD and scalar GB/s at each size, memcpy of the same bytes first."""
     rates, sizes, names = {}, [], []
@@ -285,8 +304,8 @@ def kernel_table(kernels):
     label = lambda n: f"{int(n) // 1024} Ki" if int(n) % 1024 == 0 else n
     out = ["", "## Kernel micro-benchmarks (`kernels_bench`)", "",
            "GB/s per CPU-second, counting bytes read plus bytes written (memcpy of n floats: 8n "
-           "bytes). Sizes in elements: 4 Ki f32 fit in L1, 64 Ki in L2, 1024 Ki is the executor's "
-           "default chunk. Each cell: SIMD / scalar twin.", "",
+           "bytes). Sizes in elements: 4 Ki f32 fit in L1, 64 Ki in L2 (the executor's default "
+           "chunk), 1024 Ki is past L2. Each cell: SIMD / scalar twin.", "",
            "| kernel | " + " | ".join(label(n) for n in sizes) + " |",
            "|---|" + "---:|" * len(sizes)]
     for name in names:
@@ -363,6 +382,7 @@ def main():
     p.add_argument("--synth", default="")
     p.add_argument("--command", default="bench/run.sh")
     p.add_argument("--kernels", help="Google Benchmark JSON output of kernels_bench")
+    p.add_argument("--methods-bench", help="Google Benchmark JSON output of methods_bench")
     args = p.parse_args()
 
     res = analyse(load_raw(args.raw))
@@ -372,6 +392,10 @@ def main():
     if args.kernels:
         kj = json.loads(Path(args.kernels).read_text())
         res["kernels"] = [b for b in kj.get("benchmarks", []) if b.get("run_type", "iteration") == "iteration"]
+    if args.methods_bench:
+        mj = json.loads(Path(args.methods_bench).read_text())
+        res["methods_bench"] = [b for b in mj.get("benchmarks", [])
+                                if b.get("run_type", "iteration") == "iteration"]
     out = Path(args.out)
     (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
     (out / "results.md").write_text(markdown(res, args))

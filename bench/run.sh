@@ -338,11 +338,21 @@ if [ -n "$kernels_bench" ]; then
   "$kernels_bench" --benchmark_format=json --benchmark_out="$kernels_json" \
     --benchmark_out_format=json >>"$log" 2>&1 || { say "kernel benchmarks failed"; kernels_json=""; }
 fi
+# Whole methods on one tensor, no I/O: methods_bench, built next to kernels_bench.
+methods_json=""
+methods_bench="$(dirname "${kernels_bench:-.}")/methods_bench"
+if [ -n "$kernels_bench" ] && [ -x "$methods_bench" ]; then
+  methods_json="$work_dir/methods.json"
+  say "method micro-benchmarks: $methods_bench"
+  "$methods_bench" --benchmark_format=json --benchmark_out="$methods_json" \
+    --benchmark_out_format=json >>"$log" 2>&1 || { say "method benchmarks failed"; methods_json=""; }
+fi
 
 # ---- 7. report ----------------------------------------------------------------------------
 args=(--raw "$raw" --out "$out_dir" --size "$size" --llmerge "$llmerge" --work "$work_dir"
   --synth "${synth_shape[*]}" --command "bench/run.sh --size $size${methods_arg:+ --methods \"$methods_arg\"}${mergekit_yaml:+ (MERGEKIT_VENV set)}")
 [ -n "$kernels_json" ] && args+=(--kernels "$kernels_json")
+[ -n "$methods_json" ] && args+=(--methods-bench "$methods_json")
 python3 "$repo/bench/report.py" "${args[@]}"
 say "wrote $out_dir/results.md, results.json, results.svg"
 if [ "$llmerge_failures" -gt 0 ]; then
