@@ -76,6 +76,21 @@ void pwrite_all(int fd, const void* data, std::uint64_t len, std::uint64_t offse
   }
 }
 
+// Asks the kernel to start writing [offset, offset + len) to disk now,
+// without waiting: the commit's fsync then finds most of the output already
+// written, instead of writing it all while the merge waits. Linux only
+// (sync_file_range); elsewhere the commit's fsync does all of it.
+void start_writeback(int fd, std::uint64_t offset, std::uint64_t len) {
+#if defined(__linux__) && defined(SYNC_FILE_RANGE_WRITE)
+  (void)::sync_file_range(fd, static_cast<off64_t>(offset), static_cast<off64_t>(len),
+                          SYNC_FILE_RANGE_WRITE);  // a hint: errors surface at fsync
+#else
+  (void)fd;
+  (void)offset;
+  (void)len;
+#endif
+}
+
 // macOS fsync() does not flush the drive's cache; F_FULLFSYNC does.
 int full_fsync(int fd) {
 #ifdef F_FULLFSYNC
@@ -455,7 +470,9 @@ void ModelWriter::write(std::size_t tensor, std::uint64_t offset, const void* da
   const ShardPlan::Entry& entry = plan_.entries[tensor];
   const Shard& shard = *shards_[entry.shard];
   pwrite_all(shard.fd, data, len, entry.file_offset + offset, shard.path);
-  bytes_written_[tensor].fetch_add(len, std::memory_order_relaxed);
+  const std::uint64_t written =
+      bytes_written_[tensor].fetch_add(len, std::memory_order_relaxed) + len;
+  if (written == spec.nbytes()) start_writeback(shard.fd, entry.file_offset, spec.nbytes());
 }
 
 namespace {
