@@ -225,6 +225,31 @@ def markdown(res, args):
         f"≤ {RATIO_TARGET_OTHER} for the others; peak RSS ≤ {RSS_TARGET_MIB} MiB. "
         "\"RSS ratio\" is llmerge's peak RSS over mergekit's (goal ≤ 0.1). " + mergekit_flush_note(runs),
         "",
+    ]
+    missed = []
+    for method in methods:
+        a = find(runs, "llmerge", method, cores)
+        target = RATIO_TARGET_FAST if method in FAST_METHODS else RATIO_TARGET_OTHER
+        if a is None or a["status"] != "ok" or a["ratio"] <= target or not a.get("cpu_s"):
+            continue
+        cpu_wall = a["cpu_s"] / cores  # the run's CPU work, perfectly spread over every core
+        missed.append(f"| {method} | {a['ratio']:.2f} | {a['cpu_s']:.1f} | {cpu_wall:.2f} | "
+                      f"{cpu_wall / a['floor_s']:.2f} |")
+    if missed:
+        out += [
+            "### Where a target is missed",
+            "",
+            f"The CPU time of the run (user + system), spread perfectly over the {cores} cores, "
+            "against the I/O floor: where that alone exceeds the target, the method is "
+            "compute-bound on this machine, and more cores (or less work per element, see "
+            "`methods_bench` below) is what would close the gap.",
+            "",
+            f"| method | ratio | CPU s | CPU s / {cores} cores | that / floor |",
+            "|---|---:|---:|---:|---:|",
+            *missed,
+            "",
+        ]
+    out += [
         "## Every run",
         "",
         "CPU s is user + system time: on a busy machine it shows the work done better than the wall "
