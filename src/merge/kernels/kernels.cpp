@@ -244,24 +244,6 @@ void SumRows(const float* const* rows, std::size_t m, float* out, std::size_t n)
   scalar::sum_rows(tail.data(), m, out + i, n - i);
 }
 
-void KeepAboveMagnitude(const float* in, float* out, std::size_t n, std::int32_t above,
-                        float factor) {
-  const DF d;
-  const DI32 di;
-  const auto abs_mask = hn::Set(di, 0x7fffffff);
-  const auto vabove = hn::Set(di, above);
-  const auto vf = hn::Set(d, factor);
-  const std::size_t lanes = hn::Lanes(d);
-  std::size_t i = 0;
-  for (; i + lanes <= n; i += lanes) {
-    const auto x = hn::LoadU(d, in + i);
-    const auto bits = hn::And(hn::BitCast(di, x), abs_mask);
-    const auto keep = hn::RebindMask(d, hn::Gt(bits, vabove));
-    hn::StoreU(hn::IfThenElseZero(keep, hn::Mul(x, vf)), d, out + i);
-  }
-  scalar::keep_above_magnitude(in + i, out + i, n - i, above, factor);
-}
-
 void KeepMagnitudeIn(const float* in, float* out, std::size_t n, std::int32_t above,
                      std::int32_t top, float factor) {
   const DF d;
@@ -279,6 +261,11 @@ void KeepMagnitudeIn(const float* in, float* out, std::size_t n, std::int32_t ab
     hn::StoreU(hn::IfThenElseZero(keep, hn::Mul(x, vf)), d, out + i);
   }
   scalar::keep_magnitude_in(in + i, out + i, n - i, above, top, factor);
+}
+
+void KeepAboveMagnitude(const float* in, float* out, std::size_t n, std::int32_t above,
+                        float factor) {
+  KeepMagnitudeIn(in, out, n, above, 0x7fffffff, factor);  // every magnitude is <= 0x7fffffff
 }
 
 void KeepBelow(const float* u, float threshold, const float* in, float* out, std::size_t n,

@@ -78,21 +78,6 @@ void scale(const float* x, float a, float* out, std::size_t n) {
     out[i] = a * x[i];
 }
 
-void keep_above_magnitude(const float* in, float* out, std::size_t n, std::int32_t above,
-                          float factor) {
-  for (std::size_t i = 0; i < n; ++i) {
-    std::int32_t bits;
-    std::memcpy(&bits, in + i, 4);
-    out[i] = (bits & 0x7fffffff) > above ? in[i] * factor : 0.0f;
-  }
-}
-
-void keep_where(const std::uint8_t* keep, const float* in, float* out, std::size_t n,
-                float factor) {
-  for (std::size_t i = 0; i < n; ++i)
-    out[i] = keep[i] != 0 ? in[i] * factor : 0.0f;
-}
-
 void keep_magnitude_in(const float* in, float* out, std::size_t n, std::int32_t above,
                        std::int32_t top, float factor) {
   for (std::size_t i = 0; i < n; ++i) {
@@ -101,6 +86,17 @@ void keep_magnitude_in(const float* in, float* out, std::size_t n, std::int32_t 
     bits &= 0x7fffffff;
     out[i] = bits > above && bits <= top ? in[i] * factor : 0.0f;
   }
+}
+
+void keep_above_magnitude(const float* in, float* out, std::size_t n, std::int32_t above,
+                          float factor) {
+  keep_magnitude_in(in, out, n, above, 0x7fffffff, factor);
+}
+
+void keep_where(const std::uint8_t* keep, const float* in, float* out, std::size_t n,
+                float factor) {
+  for (std::size_t i = 0; i < n; ++i)
+    out[i] = keep[i] != 0 ? in[i] * factor : 0.0f;
 }
 
 void keep_below(const float* u, float threshold, const float* in, float* out, std::size_t n,
