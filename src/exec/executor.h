@@ -27,11 +27,11 @@ struct ExecuteProgress {
 };
 
 struct ExecuteOptions {
-  int threads = 0;                        // 0: all cores
+  int threads = 0;  // 0: all cores
   // Rounded up to a multiple of k_reduce_block. One block (256 KiB per f32
   // buffer) keeps a worker's buffers in L2: measured faster than 1 Mi.
   std::int64_t chunk_elements = k_reduce_block;
-  std::uint64_t seed = 0;                 // for random methods (DARE)
+  std::uint64_t seed = 0;  // for random methods (DARE)
   // Called from the calling thread about every `progress_interval_s`, and once at the end.
   std::function<void(const ExecuteProgress&)> progress;
   double progress_interval_s = 0.5;

@@ -125,6 +125,13 @@ class MagPruneSparsifier final : public gta::Sparsifier {
       length_ = shape[1];
     }
     group_ = std::max<std::int64_t>(length_ * stride_, 1);
+    // p(r) for ranks r = 0..n-1; one-entry vectors take the middle rank.
+    const auto n = static_cast<std::size_t>(length_);
+    probability_.resize(n);
+    for (std::size_t r = 0; r < n; ++r) {
+      const double rank_norm = n > 1 ? static_cast<double>(r) / static_cast<double>(n - 1) : 0.5;
+      probability_[r] = static_cast<float>(density_ - epsilon_ + 2.0 * epsilon_ * rank_norm);
+    }
     const bool may_straddle = group_ > k_reduce_block || k_reduce_block % group_ != 0;
     passes_ = rescale_ || may_straddle ? 1 : 0;
     const auto mask_bytes = static_cast<std::uint64_t>(context.numel + 7) / 8;
@@ -231,15 +238,6 @@ class MagPruneSparsifier final : public gta::Sparsifier {
     uniforms_.resize(size);
     random_.uniforms(static_cast<std::uint64_t>(begin), uniforms_.data(), size);
     const auto n = static_cast<std::size_t>(length_);
-    if (probability_.size() != n) {
-      // p(r) for ranks r = 0..n-1; one-entry vectors take the middle rank.
-      probability_.resize(n);
-      const double low = density_ - epsilon_;
-      for (std::size_t r = 0; r < n; ++r) {
-        const double rank_norm = n > 1 ? static_cast<double>(r) / static_cast<double>(n - 1) : 0.5;
-        probability_[r] = static_cast<float>(low + 2.0 * epsilon_ * rank_norm);
-      }
-    }
     const auto stride = static_cast<std::size_t>(stride_);
     if (stride == 1) {
       rank_keep_.decide(delta, uniforms_.data(), probability_.data(), n, keep_.data());

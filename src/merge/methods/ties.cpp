@@ -36,10 +36,9 @@
 #include <functional>
 #include <vector>
 
-#include "core/dtype.h"
-
 #include "merge/kernels/kernels.h"
 #include "merge/methods/methods.h"
+#include "merge/methods/rank_select.h"
 #include "merge/methods/task_arithmetic_core.h"
 
 namespace llmerge {
@@ -48,10 +47,6 @@ namespace {
 constexpr std::size_t k_buckets = 1u << 16;
 // |x| has a clear sign bit, so its high 16 bits take only 2^15 values.
 constexpr std::size_t k_high_buckets = 1u << 15;
-
-std::uint32_t magnitude_bits(float x) {
-  return f32_to_bits(x) & 0x7fffffffu;
-}
 
 class MagnitudeSparsifier final : public gta::Sparsifier {
  public:
@@ -79,10 +74,10 @@ class MagnitudeSparsifier final : public gta::Sparsifier {
         std::uint32_t low_bits = 0;
         std::size_t i = 0;
         for (; i + 4 <= n; i += 4) {
-          const std::uint32_t b0 = magnitude_bits(delta[i]);
-          const std::uint32_t b1 = magnitude_bits(delta[i + 1]);
-          const std::uint32_t b2 = magnitude_bits(delta[i + 2]);
-          const std::uint32_t b3 = magnitude_bits(delta[i + 3]);
+          const std::uint32_t b0 = magnitude_key(delta[i]);
+          const std::uint32_t b1 = magnitude_key(delta[i + 1]);
+          const std::uint32_t b2 = magnitude_key(delta[i + 2]);
+          const std::uint32_t b3 = magnitude_key(delta[i + 3]);
           ++histogram_[b0 >> 16];
           ++histogram_[(b1 >> 16) + k_high_buckets];
           ++histogram_[(b2 >> 16) + 2 * k_high_buckets];
@@ -90,7 +85,7 @@ class MagnitudeSparsifier final : public gta::Sparsifier {
           low_bits |= (b0 | b1 | b2 | b3) & 0xffffu;
         }
         for (; i < n; ++i) {
-          const std::uint32_t bits = magnitude_bits(delta[i]);
+          const std::uint32_t bits = magnitude_key(delta[i]);
           ++histogram_[bits >> 16];
           low_bits |= bits & 0xffffu;
         }
@@ -99,7 +94,7 @@ class MagnitudeSparsifier final : public gta::Sparsifier {
       }
       case Stage::low:
         for (std::size_t i = 0; i < n; ++i) {
-          const std::uint32_t bits = magnitude_bits(delta[i]);
+          const std::uint32_t bits = magnitude_key(delta[i]);
           if ((bits >> 16) == high_) ++histogram_[bits & 0xffffu];
         }
         break;
@@ -169,7 +164,7 @@ class MagnitudeSparsifier final : public gta::Sparsifier {
   void keep_odd_keys(const float* delta, std::size_t n) {
     if (odd_keys_overflow_) return;
     for (std::size_t i = 0; i < n; ++i) {
-      const std::uint32_t bits = magnitude_bits(delta[i]);
+      const std::uint32_t bits = magnitude_key(delta[i]);
       if ((bits & 0xffffu) != 0) odd_keys_.push_back(bits);
     }
     if (odd_keys_.size() > odd_keys_max_) {
@@ -229,7 +224,7 @@ class MagnitudeSparsifier final : public gta::Sparsifier {
     std::int64_t ties = 0;
     if (ties_seen < ties_to_keep_) {
       for (std::size_t i = 0; i < n; ++i)
-        ties += magnitude_bits(in[i]) == threshold;
+        ties += magnitude_key(in[i]) == threshold;
     }
     if (ties == 0 || ties_seen + ties <= ties_to_keep_) {
       // ties == 0 here means "none left to keep" or "none in this chunk".
@@ -241,7 +236,7 @@ class MagnitudeSparsifier final : public gta::Sparsifier {
       return;
     }
     for (std::size_t i = 0; i < n; ++i) {
-      out[i] = kept(magnitude_bits(in[i]), ties_seen) ? in[i] * factor : 0.0f;
+      out[i] = kept(magnitude_key(in[i]), ties_seen) ? in[i] * factor : 0.0f;
     }
   }
 
