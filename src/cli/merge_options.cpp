@@ -5,7 +5,7 @@
 #include "config/config.h"
 #include "core/error.h"
 #include "exec/executor.h"
-#include "io/model_writer.h"
+#include "output/model_writer.h"
 
 namespace llmerge::cli {
 

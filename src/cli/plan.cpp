@@ -3,6 +3,7 @@
 
 #include <fmt/core.h>
 
+#include "api/describe.h"
 #include "cli/command.h"
 #include "cli/merge_options.h"
 

@@ -9,7 +9,7 @@
 #include "cli/run.h"
 #include "core/error.h"
 #include "core/format.h"
-#include "exec/run_merge.h"
+#include "output/run_merge.h"
 
 namespace llmerge::cli {
 

@@ -13,6 +13,7 @@
 #include "io/mlx_quant.h"
 #include "merge/kernels/kernels.h"
 #include "merge/random.h"
+#include "output/layout.h"
 
 namespace llmerge {
 

@@ -13,7 +13,7 @@
 #include <cstdint>
 #include <functional>
 
-#include "io/model_writer.h"
+#include "output/model_writer.h"
 #include "plan/plan.h"
 
 namespace llmerge {

@@ -93,4 +93,25 @@ nlohmann::json build_output_config(const Plan& plan, std::optional<std::int64_t>
   return cfg;
 }
 
+std::optional<std::string> resolve_chat_template(const std::string& value) {
+  // mergekit: a literal template has at least 20 characters and a '{'.
+  if (value.size() >= 20 && value.find('{') != std::string::npos) return value;
+  if (value == "chatml") {
+    return "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+           "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt "
+           "%}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+  }
+  return std::nullopt;
+}
+
+std::size_t tokenizer_model_of(const Plan& plan) {
+  const auto& source = plan.config.tokenizer_source;
+  if (source && *source != "base") {
+    for (std::size_t i = 0; i < plan.model_refs.size(); ++i) {
+      if (plan.model_refs[i] == *source) return i;
+    }
+  }
+  return plan.base_model ? *plan.base_model : plan.donor;
+}
+
 }  // namespace llmerge

@@ -34,7 +34,6 @@
 #include "config/config.h"
 #include "core/dtype.h"
 #include "io/model.h"
-#include "io/model_writer.h"
 #include "merge/method.h"
 
 namespace llmerge {
@@ -94,7 +93,9 @@ struct Plan {
   std::vector<Model> models;              // distinct models, in order of first mention
   std::vector<std::string> model_refs;    // the references as written, parallel to models
   std::optional<std::size_t> base_model;  // the top-level base, if any
-  std::size_t donor = 0;                  // model whose config.json / tokenizer is used
+  std::size_t donor = 0;                  // model whose config.json is used
+  std::size_t tokenizer_model = 0;        // model whose tokenizer files are copied
+  std::optional<std::string> chat_template;  // resolved `chat_template:`, if set
   std::vector<PlannedTensor> tensors;     // output order
   std::vector<LayerMapping> layer_map;
   std::int64_t out_layers = 0;
@@ -113,16 +114,5 @@ struct Plan {
 
 // Throws Error(config|shape|io|format|unsupported) listing every problem found.
 Plan make_plan(const MergeConfig& config, const PlanOptions& options);
-
-// The writer's tensor list for a plan, in plan order. A quantized output
-// tensor becomes three entries: weight, scales, biases (in that order).
-std::vector<TensorSpec> plan_tensor_specs(const Plan& plan);
-// For each planned tensor, the index of its (first) entry in plan_tensor_specs.
-std::vector<std::size_t> plan_writer_indices(const Plan& plan);
-
-// Human-readable plan (layer map, sample parameters, sizes, memory estimate).
-std::string describe_plan(const Plan& plan);
-// Machine-readable: every output tensor with its inputs and parameters.
-nlohmann::json plan_to_json(const Plan& plan);
 
 }  // namespace llmerge

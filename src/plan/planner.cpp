@@ -9,7 +9,6 @@
 #include <fmt/core.h>
 #include <fmt/ranges.h>
 
-#include "io/output_files.h"
 #include "plan/diagnostics.h"
 #include "plan/plan.h"
 #include "plan/planner_internal.h"
@@ -623,6 +622,8 @@ Plan make_plan(const MergeConfig& config, const PlanOptions& options) {
   diag.throw_if_any();
   plan_plain_copies(plan);
   plan.out_config = build_output_config(plan, planner.rectified_vocab);
+  plan.tokenizer_model = tokenizer_model_of(plan);
+  if (config.chat_template) plan.chat_template = resolve_chat_template(*config.chat_template);
   return plan;
 }
 

@@ -32,7 +32,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/dtype.h"
-#include "io/model_writer.h"
+#include "output/model_writer.h"
 
 namespace llmerge {
 

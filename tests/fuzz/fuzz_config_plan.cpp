@@ -11,8 +11,10 @@
 #include <string>
 #include <string_view>
 
+#include "api/describe.h"
+#include "output/layout.h"
 #include "core/error.h"
-#include "exec/run_merge.h"
+#include "output/run_merge.h"
 #include "fuzz_util.h"
 #include "plan/plan.h"
 #include "synth/synth.h"

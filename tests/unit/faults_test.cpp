@@ -17,9 +17,10 @@
 #include <chrono>
 #include <thread>
 
+#include "output/layout.h"
 #include "config/config.h"
 #include "core/error.h"
-#include "exec/run_merge.h"
+#include "output/run_merge.h"
 #include "io/model.h"
 #include "plan/plan.h"
 #include "synth/synth.h"

@@ -1,4 +1,4 @@
-#include "io/output_files.h"
+#include "output/output_files.h"
 
 #include <fstream>
 #include <sstream>
@@ -26,28 +26,7 @@ const std::vector<std::string>& tokenizer_file_names() {
   return names;
 }
 
-std::optional<std::string> resolve_chat_template(const std::string& value) {
-  // mergekit: a literal template has at least 20 characters and a '{'.
-  if (value.size() >= 20 && value.find('{') != std::string::npos) return value;
-  if (value == "chatml") {
-    return "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
-           "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt "
-           "%}{{ '<|im_start|>assistant\\n' }}{% endif %}";
-  }
-  return std::nullopt;
-}
-
 namespace {
-
-std::size_t tokenizer_model(const Plan& plan) {
-  const auto& source = plan.config.tokenizer_source;
-  if (source && *source != "base") {
-    for (std::size_t i = 0; i < plan.model_refs.size(); ++i) {
-      if (plan.model_refs[i] == *source) return i;
-    }
-  }
-  return plan.base_model ? *plan.base_model : plan.donor;
-}
 
 std::string read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -92,10 +71,9 @@ void write_side_files(const Plan& plan, ModelWriter& writer, const SideFileOptio
     writer.write_file("README.md", model_card(plan, writer.out_dir().filename().string()));
   }
   if (!options.copy_tokenizer) return;
-  const fs::path dir = plan.models[tokenizer_model(plan)].path();
+  const fs::path dir = plan.models[plan.tokenizer_model].path();
   if (!fs::is_directory(dir)) return;
-  std::optional<std::string> chat_template;
-  if (plan.config.chat_template) chat_template = resolve_chat_template(*plan.config.chat_template);
+  const std::optional<std::string>& chat_template = plan.chat_template;
   for (const auto& name : tokenizer_file_names()) {
     const fs::path from = dir / name;
     if (!fs::is_regular_file(from)) continue;

@@ -1,4 +1,4 @@
-#include "io/model_writer.h"
+#include "output/model_writer.h"
 
 #include <fcntl.h>
 #include <sys/file.h>

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "io/model_writer.h"
+#include "output/model_writer.h"
 #include "plan/plan.h"
 
 namespace llmerge {
@@ -25,8 +25,5 @@ void write_side_files(const Plan& plan, ModelWriter& writer, const SideFileOptio
 // [merge, llmerge], library_name: transformers), the method, the models and the config.
 std::string model_card(const Plan& plan, const std::string& title);
 
-// The chat template for `chat_template:`: a literal Jinja template is used
-// as-is; "chatml" gives the ChatML template. nullopt for anything else.
-std::optional<std::string> resolve_chat_template(const std::string& value);
 
 }  // namespace llmerge

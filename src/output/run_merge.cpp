@@ -1,11 +1,12 @@
-#include "exec/run_merge.h"
+#include "output/run_merge.h"
 
 #include <algorithm>
 
 #include <fmt/core.h>
 
 #include "core/error.h"
-#include "io/output_files.h"
+#include "output/output_files.h"
+#include "output/layout.h"
 
 namespace llmerge {
 

@@ -1,0 +1,17 @@
+// The two views of a plan that `llmerge plan` and the public API show.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "plan/plan.h"
+
+namespace llmerge {
+
+// Human-readable plan (layer map, sample parameters, sizes, memory estimate).
+std::string describe_plan(const Plan& plan);
+// Machine-readable: every output tensor with its inputs and parameters.
+nlohmann::json plan_to_json(const Plan& plan);
+
+}  // namespace llmerge
