@@ -20,7 +20,7 @@ std::string value_string(double v) {
   return std::isnan(v) ? "unset" : fmt::format("{:g}", v);
 }
 
-std::string params_string(const Plan& plan, const PlannedTensor& t) {
+std::string params_string(const MergePlan& plan, const PlannedTensor& t) {
   std::string out;
   for (const auto& [name, v] : t.params.global)
     out += fmt::format(" {}={}", name, value_string(v));
@@ -34,7 +34,7 @@ std::string params_string(const Plan& plan, const PlannedTensor& t) {
 }
 
 // A few representative tensors: the embedding, first/middle/last layer, the head.
-std::vector<const PlannedTensor*> samples(const Plan& plan) {
+std::vector<const PlannedTensor*> samples(const MergePlan& plan) {
   std::vector<const PlannedTensor*> out;
   std::vector<std::int64_t> wanted_layers{0, plan.out_layers / 2, plan.out_layers - 1};
   const PlannedTensor* first_outside = nullptr;
@@ -61,7 +61,7 @@ std::vector<const PlannedTensor*> samples(const Plan& plan) {
 
 }  // namespace
 
-std::string describe_plan(const Plan& plan) {
+std::string describe_plan(const MergePlan& plan) {
   std::string s;
   s += fmt::format("merge method: {} ({})\n", plan.method->name, plan.method->pretty_name);
   s += "models:\n";
@@ -104,7 +104,7 @@ std::string describe_plan(const Plan& plan) {
   return s;
 }
 
-nlohmann::json plan_to_json(const Plan& plan) {
+nlohmann::json plan_to_json(const MergePlan& plan) {
   using nlohmann::json;
   json j;
   j["merge_method"] = plan.method->name;

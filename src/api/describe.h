@@ -10,8 +10,8 @@
 namespace llmerge {
 
 // Human-readable plan (layer map, sample parameters, sizes, memory estimate).
-std::string describe_plan(const Plan& plan);
+std::string describe_plan(const MergePlan& plan);
 // Machine-readable: every output tensor with its inputs and parameters.
-nlohmann::json plan_to_json(const Plan& plan);
+nlohmann::json plan_to_json(const MergePlan& plan);
 
 }  // namespace llmerge

@@ -1,11 +1,14 @@
 // Subcommands register themselves here; main.cpp builds the CLI from the table.
 // The CLI is the only place that turns an llmerge::Error into an exit code.
+// It sees only the public API (llmerge/llmerge.h).
 #pragma once
 
 #include <functional>
 #include <string>
 
 #include <CLI/CLI.hpp>
+
+#include "llmerge/cancel.h"
 
 namespace llmerge::cli {
 
@@ -23,5 +26,8 @@ bool register_command(Command command);
 
 // True when stderr is a terminal (progress bars) -- shared by subcommands.
 bool stderr_is_tty();
+
+// The token of this process's run: SIGINT and SIGTERM cancel it.
+const CancelToken& run_cancel_token();
 
 }  // namespace llmerge::cli

@@ -8,9 +8,8 @@
 
 #include <fmt/core.h>
 
-#include "cli/command.h"
-#include "core/cancel.h"
-#include "core/error.h"
+#include "command.h"
+#include "llmerge/llmerge.h"
 
 namespace llmerge::cli {
 
@@ -21,14 +20,17 @@ std::vector<Command>& command_table() {
   return table;
 }
 
+// The flag of this process's run, set before the handlers are installed.
+std::atomic<bool>* g_cancel_flag = nullptr;
+
 extern "C" void on_signal(int signum) {
-  if (cancel_requested()) {
+  if (g_cancel_flag->load(std::memory_order_relaxed)) {
     // Second signal: the user insists. Default action, immediately.
     std::signal(signum, SIG_DFL);
     std::raise(signum);
     return;
   }
-  request_cancel();
+  g_cancel_flag->store(true, std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -36,6 +38,11 @@ extern "C" void on_signal(int signum) {
 bool register_command(Command command) {
   command_table().push_back(std::move(command));
   return true;
+}
+
+const CancelToken& run_cancel_token() {
+  static const CancelToken token;
+  return token;
 }
 
 bool stderr_is_tty() {
@@ -46,6 +53,7 @@ bool stderr_is_tty() {
 
 int main(int argc, char** argv) {
   using namespace llmerge;
+  cli::g_cancel_flag = cli::run_cancel_token().flag();
   std::signal(SIGINT, cli::on_signal);
   std::signal(SIGTERM, cli::on_signal);
   // Past a file size limit (ulimit -f) a write should fail with EFBIG, which
@@ -53,7 +61,7 @@ int main(int argc, char** argv) {
   std::signal(SIGXFSZ, SIG_IGN);
 
   CLI::App app{"llmerge: merge large language models, natively (mergekit YAML compatible)"};
-  app.set_version_flag("--version", std::string("llmerge ") + LLMERGE_VERSION);
+  app.set_version_flag("--version", std::string("llmerge ") + version());
   app.require_subcommand(1);
 
   auto& table = cli::command_table();

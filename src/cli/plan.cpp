@@ -3,25 +3,32 @@
 
 #include <fmt/core.h>
 
-#include "api/describe.h"
-#include "cli/command.h"
-#include "cli/merge_options.h"
+#include "command.h"
+#include "llmerge/llmerge.h"
+#include "table_options.h"
 
 namespace llmerge::cli {
 
 namespace {
 
 struct PlanCommand {
-  MergeOptions merge;
+  std::string config;
+  TableOptions table;
   bool json = false;
 };
 
 int run_plan(const PlanCommand& c) {
-  const Plan plan = plan_from_options(c.merge);
-  if (c.json) {
-    fmt::print("{}\n", plan_to_json(plan).dump(2));
-  } else {
-    fmt::print("{}", describe_plan(plan));
+  const MergeOptions options = c.table.options();
+  if (!c.json) {
+    fmt::print("{}", plan(Config::load(c.config), options.plan, run_cancel_token()).describe());
+    return 0;
+  }
+  // With --json, problems are printed as JSON on stdout too, for tools.
+  try {
+    fmt::print("{}\n", plan(Config::load(c.config), options.plan, run_cancel_token()).json());
+  } catch (const Error& e) {
+    fmt::print("{}\n", e.problems_json());
+    throw;
   }
   return 0;
 }
@@ -30,8 +37,10 @@ const bool registered = register_command(
     {"plan", "Validate a config against the models' headers and print the merge plan", 20,
      [](CLI::App& app) {
        auto c = std::make_shared<PlanCommand>();
-       add_merge_options(app, c->merge);
-       app.add_flag("--json", c->json, "print the full plan (every tensor) as JSON");
+       app.add_option("config", c->config, "mergekit YAML config")->required();
+       c->table.add(app, "plan");
+       app.add_flag("--json", c->json,
+                    "print the full plan (every tensor) as JSON; on failure, the problems");
        return [c] { return run_plan(*c); };
      }});
 

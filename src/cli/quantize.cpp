@@ -1,14 +1,13 @@
 // `llmerge quantize IN -o OUT --bits 4`: convert one model to (or from) MLX
-// quantization. It is a `passthrough` merge of one model, so it streams and
-// writes atomically like any merge.
+// quantization: a passthrough merge of one model (llmerge::quantize).
 #include <memory>
 
 #include <fmt/core.h>
 
-#include "cli/command.h"
-#include "cli/run.h"
-#include "config/config.h"
-#include "core/error.h"
+#include "command.h"
+#include "llmerge/llmerge.h"
+#include "run.h"
+#include "table_options.h"
 
 namespace llmerge::cli {
 
@@ -16,20 +15,18 @@ namespace {
 
 struct QuantizeCommand {
   std::string model;
-  MergeOptions merge;
-  OutputOptions output;
+  TableOptions table;
+  OutputArgs output;
 };
 
-int run_quantize(QuantizeCommand c) {
-  if (c.merge.quantize_bits == 0 && !c.merge.dequantize) {
+int run_quantize(const QuantizeCommand& c) {
+  MergeOptions options = c.table.options();
+  if (options.plan.quantize == 0 && !options.plan.dequantize) {
     throw Error(ErrorKind::config,
                 "say what to write: --bits N (MLX-quantized) or --dequantize (dense)");
   }
-  // A quoted YAML scalar, so that any path is taken literally.
-  const std::string yaml = fmt::format("merge_method: passthrough\nmodels:\n  - model: {}\n",
-                                       nlohmann::json(c.model).dump());
-  MergeConfig config = parse_config(yaml, "<llmerge quantize>");
-  return write_output(plan_from_config(config, c.merge), c.output, c.merge);
+  const Plan p = plan(quantize_config(c.model), options.plan, run_cancel_token());
+  return write_output(p, c.output, options);
 }
 
 const bool registered = register_command(
@@ -37,14 +34,8 @@ const bool registered = register_command(
      [](CLI::App& app) {
        auto c = std::make_shared<QuantizeCommand>();
        app.add_option("model", c->model, "model folder, .safetensors file or org/name")->required();
-       app.add_option("out", c->output.out_positional, "output directory (or use -o)");
-       add_output_options(app, c->output);
-       app.add_option("--bits", c->merge.quantize_bits, "bits per weight: 2, 3, 4, 5, 6 or 8");
-       app.add_option("--q-group-size", c->merge.q_group_size, "group size: 32, 64 or 128")
-           ->capture_default_str();
-       app.add_flag("--dequantize", c->merge.dequantize, "write dense weights");
-       app.add_option("--dtype", c->merge.out_dtype, "dtype of the dense values (and of scales)");
-       app.add_option("-j,--threads", c->merge.threads, "worker threads (default: all cores)");
+       add_output_args(app, c->output);
+       c->table.add(app, "quantize");
        return [c] { return run_quantize(*c); };
      }});
 

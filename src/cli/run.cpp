@@ -1,21 +1,29 @@
 // `llmerge run CONFIG -o OUT` (or `llmerge run CONFIG OUT`): the merge.
-#include <cmath>
+#include "run.h"
+
 #include <memory>
 
 #include <fmt/core.h>
 
-#include "cli/command.h"
-#include "cli/merge_options.h"
-#include "cli/run.h"
-#include "core/error.h"
-#include "core/format.h"
-#include "output/run_merge.h"
+#include "command.h"
+#include "table_options.h"
 
 namespace llmerge::cli {
 
+std::string human_bytes(std::uint64_t n) {
+  static constexpr const char* k_units[] = {"bytes", "KB", "MB", "GB", "TB"};
+  double v = static_cast<double>(n);
+  int unit = 0;
+  while (v >= 1000 && unit < 4) {
+    v /= 1000;
+    ++unit;
+  }
+  return unit == 0 ? fmt::format("{} bytes", n) : fmt::format("{:.2f} {}", v, k_units[unit]);
+}
+
 namespace {
 
-std::string progress_line(const ExecuteProgress& p) {
+std::string progress_line(const Progress& p) {
   const double gbps = p.seconds > 0 ? static_cast<double>(p.bytes_done) / 1e9 / p.seconds : 0;
   const double frac =
       p.bytes_total ? static_cast<double>(p.bytes_done) / static_cast<double>(p.bytes_total) : 1.0;
@@ -29,38 +37,33 @@ std::string progress_line(const ExecuteProgress& p) {
 
 }  // namespace
 
-void add_output_options(CLI::App& app, OutputOptions& o) {
+void add_output_args(CLI::App& app, OutputArgs& o) {
+  app.add_option("out", o.out_positional, "output directory (or use -o)");
   app.add_option("-o,--output", o.out_option, "output directory");
-  app.add_flag("--force", o.force, "replace an existing non-empty output directory");
   app.add_flag("-q,--quiet", o.quiet, "no progress output");
-  app.add_flag("--copy-tokenizer,!--no-copy-tokenizer", o.copy_tokenizer,
-               "copy the tokenizer files of the base (or first) model (default: yes)");
-  app.add_flag("--write-model-card,!--no-write-model-card", o.write_model_card,
-               "write README.md and mergekit_config.yml (default: yes)");
 }
 
-int write_output(const Plan& plan, const OutputOptions& c, const MergeOptions& merge) {
+std::string output_dir(const OutputArgs& c) {
   if (!c.out_positional.empty() && !c.out_option.empty() && c.out_positional != c.out_option) {
     throw Error(ErrorKind::config, "give the output directory once: as OUT or with -o, not both");
   }
   const std::string out = c.out_option.empty() ? c.out_positional : c.out_option;
   if (out.empty()) throw Error(ErrorKind::config, "no output directory: give one with -o OUT");
-  for (const auto& note : plan.notes) {
-    if (!c.quiet) fmt::print(stderr, "note: {}\n", note);
+  return out;
+}
+
+int write_output(const Plan& plan, const OutputArgs& c, MergeOptions options) {
+  const std::string out = output_dir(c);
+  if (!c.quiet) {
+    for (const auto& note : plan.notes())
+      fmt::print(stderr, "note: {}\n", note);
   }
-  RunOptions options;
-  options.out_dir = out;
-  options.writer.shard_size_max = plan.options.shard_size_max;
-  options.writer.force = c.force;
-  options.execute.threads = plan.options.threads;
-  options.execute.chunk_elements = merge.chunk_elements;
-  options.execute.seed = merge.seed;
-  options.copy_tokenizer = c.copy_tokenizer;
-  options.write_model_card = c.write_model_card;
+  RunOptions& run = options.run;
+  run.cancel = run_cancel_token();
   const bool tty = stderr_is_tty();
   if (!c.quiet) {
-    options.execute.progress_interval_s = tty ? 0.2 : 5.0;
-    options.execute.progress = [tty](const ExecuteProgress& p) {
+    run.progress_interval_s = tty ? 0.2 : 5.0;
+    run.progress = [tty](const Progress& p) {
       if (tty) {
         fmt::print(stderr, "\r\033[K{}", progress_line(p));
       } else {
@@ -68,11 +71,11 @@ int write_output(const Plan& plan, const OutputOptions& c, const MergeOptions& m
       }
     };
   }
-  run_merge(plan, options);
+  const RunResult r = llmerge::run(plan, out, run);
   if (!c.quiet) {
     if (tty) fmt::print(stderr, "\n");
-    fmt::print("wrote {} ({} tensors, {}, {} layers)\n", out, plan.tensors.size(),
-               human_bytes(plan.output_bytes()), plan.out_layers);
+    fmt::print("wrote {} ({} tensors, {}, {} layers)\n", out, r.tensors, human_bytes(r.bytes),
+               r.layers);
   }
   return 0;
 }
@@ -80,8 +83,9 @@ int write_output(const Plan& plan, const OutputOptions& c, const MergeOptions& m
 namespace {
 
 struct RunCommand {
-  MergeOptions merge;
-  OutputOptions output;
+  std::string config;
+  TableOptions table;
+  OutputArgs output;
   bool torch_only = false;  // --cuda, --lazy-unpickle, --low-cpu-memory
 };
 
@@ -91,16 +95,18 @@ int run_run(const RunCommand& c) {
                "note: --cuda, --lazy-unpickle and --low-cpu-memory are mergekit/torch "
                "options; llmerge always streams on the CPU and ignores them\n");
   }
-  return write_output(plan_from_options(c.merge), c.output, c.merge);
+  const MergeOptions options = c.table.options();
+  const Plan p = plan(Config::load(c.config), options.plan, run_cancel_token());
+  return write_output(p, c.output, options);
 }
 
 const bool registered = register_command(
     {"run", "Merge models as a mergekit YAML config says, into a new model folder", 10,
      [](CLI::App& app) {
        auto c = std::make_shared<RunCommand>();
-       add_merge_options(app, c->merge);
-       app.add_option("out", c->output.out_positional, "output directory (or use -o)");
-       add_output_options(app, c->output);
+       app.add_option("config", c->config, "mergekit YAML config")->required();
+       add_output_args(app, c->output);
+       c->table.add(app, "run");
        app.add_flag("--cuda,--lazy-unpickle,--low-cpu-memory", c->torch_only,
                     "accepted for mergekit compatibility; ignored");
        return [c] { return run_run(*c); };

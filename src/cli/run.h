@@ -1,27 +1,32 @@
-// Writing a planned merge to disk, shared by `run` and `quantize`.
+// Writing a merge to disk with progress on stderr, shared by `run` and `quantize`.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
-#include "cli/merge_options.h"
+#include "llmerge/llmerge.h"
 
 namespace llmerge::cli {
 
-struct OutputOptions {
+struct OutputArgs {
   std::string out_positional;
   std::string out_option;
-  bool force = false;
   bool quiet = false;
-  bool copy_tokenizer = true;
-  bool write_model_card = true;
 };
 
-// -o, --force, --quiet, --copy-tokenizer, --write-model-card.
-void add_output_options(CLI::App& app, OutputOptions& options);
+// OUT (positional), -o/--output and -q/--quiet.
+void add_output_args(CLI::App& app, OutputArgs& args);
 
-// Runs the plan into the output folder with progress on stderr; returns the exit code.
-int write_output(const Plan& plan, const OutputOptions& output, const MergeOptions& merge);
+// The output folder from OUT or -o (Error(config) when missing or given twice).
+std::string output_dir(const OutputArgs& args);
+
+// Runs `plan` into the output folder, with progress on stderr unless quiet,
+// and the process's cancel token; prints the summary line. Returns 0.
+int write_output(const Plan& plan, const OutputArgs& args, MergeOptions options);
+
+// "1.24 GB" (SI units, as `inspect` and the progress line use).
+std::string human_bytes(std::uint64_t n);
 
 }  // namespace llmerge::cli

@@ -5,16 +5,12 @@
 
 #include <fmt/core.h>
 
-#include "cli/command.h"
-#include "core/error.h"
-#include "io/model.h"
-#include "synth/synth.h"
+#include "command.h"
+#include "llmerge/synth.h"
 
 namespace llmerge::cli {
 
 namespace {
-
-namespace fs = std::filesystem;
 
 struct SynthArgs {
   std::string out;
@@ -38,37 +34,27 @@ struct SynthCommand {
 
   int run() const {
     const SynthArgs& a = *args;
-    SynthOptions o = params->count() ? synth_preset(a.params) : SynthOptions{};
-    if (family->count()) o.family = a.family;
-    if (layers->count()) o.layers = a.layers;
-    if (hidden->count()) o.hidden = a.hidden;
-    if (intermediate->count()) o.intermediate = a.intermediate;
-    if (heads->count()) o.heads = a.heads;
-    if (kv_heads->count()) o.kv_heads = a.kv_heads;
-    if (vocab->count()) o.vocab = a.vocab;
-    if (threads->count()) o.threads = a.threads;
-    if (a.tied) o.tied = true;
-    o.force = a.force;
-    if (dtype->count()) {
-      const auto d = dtype_from_torch_name(a.dtype);
-      if (!d)
-        throw Error(ErrorKind::config,
-                    fmt::format("unknown dtype '{}'; use bf16, f16 or f32", a.dtype));
-      o.dtype = *d;
-    }
-    if (seed->count()) o.seed = a.seed;
-    if (like->count()) o.like = resolve_model_reference(a.like);
-    if (delta_scale->count()) o.delta_scale = a.delta_scale;
-    if (shard_size->count()) o.shard_size = parse_shard_size(a.shard_size);
-
-    const auto start = std::chrono::steady_clock::now();
-    write_synth_model(o, a.out);
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const Model written = Model::open(a.out);
+    SynthSpec spec;
+    if (params->count()) spec.params = a.params;
+    if (family->count()) spec.family = a.family;
+    if (layers->count()) spec.layers = a.layers;
+    if (hidden->count()) spec.hidden = a.hidden;
+    if (intermediate->count()) spec.intermediate = a.intermediate;
+    if (heads->count()) spec.heads = a.heads;
+    if (kv_heads->count()) spec.kv_heads = a.kv_heads;
+    if (vocab->count()) spec.vocab = a.vocab;
+    if (threads->count()) spec.threads = a.threads;
+    spec.tied = a.tied;
+    spec.force = a.force;
+    if (dtype->count()) spec.dtype = a.dtype;
+    if (seed->count()) spec.seed = a.seed;
+    if (like->count()) spec.like = a.like;
+    if (delta_scale->count()) spec.delta_scale = a.delta_scale;
+    if (shard_size->count()) spec.shard_size = a.shard_size;
+    spec.cancel = run_cancel_token();
+    const SynthResult r = synth(a.out, spec);
     fmt::print("wrote {}: {} tensors, {} parameters, {} shard(s), {:.1f} MB in {:.2f} s\n", a.out,
-               written.tensor_count(), written.parameter_count(), written.files().size(),
-               static_cast<double>(written.size_on_disk()) / 1e6, seconds);
+               r.tensors, r.parameters, r.shards, static_cast<double>(r.bytes) / 1e6, r.seconds);
     return 0;
   }
 };
@@ -82,7 +68,7 @@ const bool registered = register_command({
           auto cmd = std::make_shared<SynthCommand>();
           SynthArgs& a = *cmd->args;
           std::string families;
-          for (const auto& f : synth_families())
+          for (const auto& f : synth_family_names())
             families += (families.empty() ? "" : "|") + f;
           app.add_option("out", a.out, "Output folder")->required();
           cmd->params = app.add_option("--params", a.params,

@@ -5,22 +5,25 @@
 namespace llmerge {
 
 namespace {
-std::atomic<bool> g_cancel{false};
-static_assert(std::atomic<bool>::is_always_lock_free, "needed in a signal handler");
+thread_local const CancelToken* t_token = nullptr;
 }  // namespace
 
-void request_cancel() noexcept {
-  g_cancel.store(true, std::memory_order_relaxed);
+CancelScope::CancelScope(const CancelToken& token) : previous_(t_token) {
+  t_token = &token;
 }
-bool cancel_requested() noexcept {
-  return g_cancel.load(std::memory_order_relaxed);
+
+CancelScope::~CancelScope() {
+  t_token = previous_;
 }
-void reset_cancel() noexcept {
-  g_cancel.store(false, std::memory_order_relaxed);
+
+const CancelToken* current_cancel_token() noexcept {
+  return t_token;
 }
 
 void throw_if_cancelled() {
-  if (cancel_requested()) throw Error(ErrorKind::interrupted, "interrupted; no output was written");
+  if (t_token && t_token->cancelled()) {
+    throw Error(ErrorKind::interrupted, "interrupted; no output was written");
+  }
 }
 
 }  // namespace llmerge

@@ -10,43 +10,35 @@
 
 #include "core/cancel.h"
 #include "core/error.h"
-#include "io/mlx_quant.h"
-#include "merge/kernels/kernels.h"
+#include "exec/core_budget.h"
+#include "exec/sources.h"
 #include "merge/random.h"
-#include "output/layout.h"
 
 namespace llmerge {
 
 namespace {
 
-std::size_t item_bytes(DType t) {
-  return static_cast<std::size_t>(dtype_bits(t) / 8);
-}
-
 // Rounds f32 values to the precision of `t` (bf16 or f16), in place.
 void round_f32_to(DType t, float* values, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) {
-    values[i] =
-        t == DType::BF16 ? bf16_to_f32(f32_to_bf16(values[i])) : f16_to_f32(f32_to_f16(values[i]));
+  for (std::size_t k = 0; k < n; ++k) {
+    values[k] =
+        t == DType::BF16 ? bf16_to_f32(f32_to_bf16(values[k])) : f16_to_f32(f32_to_f16(values[k]));
   }
 }
 
 // Buffers owned by one worker, sized once for the largest tensor's input count.
 struct Worker {
+  explicit Worker(std::int64_t chunk) : scratch(chunk) {}
   std::vector<std::vector<float>> inputs;  // [0] base (if any), then models
   std::vector<const float*> model_ptrs;
   std::vector<float> out;
-  std::vector<unsigned char> raw;
-  // MLX-quantized tensors: packed codes and one scale and bias per group.
-  std::vector<std::uint32_t> words;
-  std::vector<unsigned char> scales;
-  std::vector<unsigned char> biases;
+  SourceScratch scratch;
 };
 
 class Executor {
  public:
-  Executor(const Plan& plan, ModelWriter& writer, const ExecuteOptions& options)
-      : plan_(plan), writer_(writer), options_(options) {
+  Executor(const MergePlan& plan, OutputSinks& sinks, const ExecuteOptions& options)
+      : plan_(plan), sinks_(sinks), options_(options) {
     chunk_ = std::max<std::int64_t>(options.chunk_elements, 1);
     chunk_ = (chunk_ + k_reduce_block - 1) / k_reduce_block * k_reduce_block;
     for (const auto& t : plan.tensors) {
@@ -99,21 +91,18 @@ class Executor {
       ++started_;
       ++running_;
     }
-    Worker w;
-    w.inputs.resize(inputs_max_);
-    for (auto& buf : w.inputs)
-      buf.resize(static_cast<std::size_t>(chunk_));
-    w.out.resize(static_cast<std::size_t>(chunk_));
-    w.raw.resize(static_cast<std::size_t>(chunk_) * 8);
-    // Group sizes are at least 32 and codes at most 8 bits wide.
-    w.words.resize(static_cast<std::size_t>(chunk_) / 4);
-    w.scales.resize(static_cast<std::size_t>(chunk_) / 32 * 4);
-    w.biases.resize(static_cast<std::size_t>(chunk_) / 32 * 4);
+    CancelScope cancel_scope(options_.cancel);
     try {
+      Worker w(chunk_);
+      w.inputs.resize(inputs_max_);
+      for (auto& buf : w.inputs)
+        buf.resize(static_cast<std::size_t>(chunk_));
+      w.out.resize(static_cast<std::size_t>(chunk_));
       for (;;) {
         if (failed_.load()) break;
         const std::size_t i = next_.fetch_add(1);
         if (i >= plan_.tensors.size()) break;
+        CoreSlot slot(CoreBudget::process());
         run_tensor(i, w);
         tensors_done_.fetch_add(1);
       }
@@ -127,106 +116,68 @@ class Executor {
     done_cv_.notify_all();
   }
 
-  // Reads elements [begin, begin + n) of the input's logical (possibly cut) view as raw bytes.
-  void read_raw(const PlannedInput& in, std::int64_t begin, std::int64_t n,
-                unsigned char* dst) const {
-    const TensorInfo& info = *in.ref.info;
-    const std::size_t item = item_bytes(info.dtype);
-    const bool cut = in.shape.size() == 2 && info.shape.size() == 2 && in.shape[1] != info.shape[1];
-    if (!cut) {
-      in.ref.file->read(info, static_cast<std::uint64_t>(begin) * item, dst,
-                        static_cast<std::uint64_t>(n) * item);
-      return;
-    }
-    // A leading sub-matrix with fewer columns: read row segments.
-    const std::int64_t cols = in.shape[1];
-    const std::int64_t stored_cols = info.shape[1];
-    std::int64_t pos = begin;
-    while (pos < begin + n) {
-      const std::int64_t row = pos / cols;
-      const std::int64_t col = pos % cols;
-      const std::int64_t take = std::min(cols - col, begin + n - pos);
-      in.ref.file->read(info, static_cast<std::uint64_t>(row * stored_cols + col) * item,
-                        dst + static_cast<std::size_t>(pos - begin) * item,
-                        static_cast<std::uint64_t>(take) * item);
-      pos += take;
-    }
-  }
-
-  // Dequantizes elements [begin, begin + n) of an MLX-quantized weight. Chunks
-  // are multiples of 65536 elements and rows of the group size, so a chunk is
-  // always whole groups, and each group can be dequantized as a row of its own.
-  void load_quantized(const PlannedInput& in, std::int64_t begin, std::int64_t n, float* dst,
-                      Worker& w) const {
-    const QuantizedWeight& q = *in.ref.quant;
-    const std::int64_t gs = q.params.group_size;
-    const std::int64_t groups = n / gs;
-    const auto words_per_group = static_cast<std::uint64_t>(gs * q.params.bits / 32);
-    in.ref.file->read(*in.ref.info, static_cast<std::uint64_t>(begin / gs) * words_per_group * 4,
-                      w.words.data(), static_cast<std::uint64_t>(groups) * words_per_group * 4);
-    const auto scale_bytes = static_cast<std::uint64_t>(dtype_bits(q.scales->dtype) / 8);
-    q.scales_file->read(*q.scales, static_cast<std::uint64_t>(begin / gs) * scale_bytes,
-                        w.scales.data(), static_cast<std::uint64_t>(groups) * scale_bytes);
-    if (q.biases) {
-      q.biases_file->read(*q.biases, static_cast<std::uint64_t>(begin / gs) * scale_bytes,
-                          w.biases.data(), static_cast<std::uint64_t>(groups) * scale_bytes);
-    }
-    dequantize_rows(q.params, w.words.data(), w.scales.data(), q.biases ? w.biases.data() : nullptr,
-                    q.scales->dtype, groups, gs, dst);
-  }
-
-  void load(const PlannedInput& in, std::int64_t begin, std::int64_t n, float* dst,
-            Worker& w) const {
-    const DType dtype = in.ref.dtype();
-    if (in.ref.quant) {
-      load_quantized(in, begin, n, dst, w);
-    } else {
-      read_raw(in, begin, n, w.raw.data());
-      kernels::load_f32(dtype, w.raw.data(), dst, static_cast<std::size_t>(n));
-    }
+  void load(const TensorSource& source, DType dtype, std::int64_t begin, std::int64_t n,
+            float* dst, Worker& w) const {
+    source.read(begin, n, dst, w.scratch);
     // mergekit casts every input to the config `dtype` before any math.
     if (plan_.round_inputs && dtype_bits(dtype) > dtype_bits(plan_.compute_dtype_round)) {
       round_f32_to(plan_.compute_dtype_round, dst, static_cast<std::size_t>(n));
     }
   }
 
-  Chunk load_chunk(const PlannedTensor& t, std::int64_t begin, std::int64_t n, Worker& w) const {
+  // The tensor's inputs opened as sources: [0] the base (if any), then the models.
+  struct Inputs {
+    std::vector<std::unique_ptr<TensorSource>> sources;
+    std::vector<DType> dtypes;
+  };
+
+  static Inputs open_inputs(const PlannedTensor& t) {
+    Inputs in;
+    auto add = [&in](const PlannedInput& p) {
+      in.sources.push_back(make_source(p));
+      in.dtypes.push_back(p.ref.dtype());
+    };
+    if (t.base) add(*t.base);
+    for (const auto& p : t.inputs)
+      add(p);
+    return in;
+  }
+
+  Chunk load_chunk(const PlannedTensor& t, const Inputs& in, std::int64_t begin, std::int64_t n,
+                   Worker& w) const {
     Chunk c;
     c.begin = begin;
     c.size = n;
+    for (std::size_t slot = 0; slot < in.sources.size(); ++slot) {
+      load(*in.sources[slot], in.dtypes[slot], begin, n, w.inputs[slot].data(), w);
+    }
     std::size_t slot = 0;
-    if (t.base) {
-      load(*t.base, begin, n, w.inputs[slot].data(), w);
-      c.base = w.inputs[slot].data();
-      ++slot;
-    }
+    if (t.base) c.base = w.inputs[slot++].data();
     w.model_ptrs.clear();
-    for (const auto& in : t.inputs) {
-      load(in, begin, n, w.inputs[slot].data(), w);
+    for (; slot < in.sources.size(); ++slot)
       w.model_ptrs.push_back(w.inputs[slot].data());
-      ++slot;
-    }
     c.models = w.model_ptrs;
     return c;
   }
 
-  void copy_tensor(std::size_t index, const PlannedTensor& t, Worker& w) {
+  void copy_tensor(const PlannedTensor& t, TensorSink& sink, Worker& w) {
     const PlannedInput& in = t.inputs.front();
     const std::uint64_t total = in.ref.info->nbytes();
-    const std::uint64_t step = w.raw.size();
+    const std::uint64_t step = w.scratch.raw.size();
     for (std::uint64_t off = 0; off < total; off += step) {
       throw_if_cancelled();
       const std::uint64_t len = std::min(step, total - off);
-      in.ref.file->read(*in.ref.info, off, w.raw.data(), len);
-      writer_.write(writer_index_[index], off, w.raw.data(), len);
+      in.ref.file->read(*in.ref.info, off, w.scratch.raw.data(), len);
+      sink.write_bytes(off, w.scratch.raw.data(), len);
       bytes_done_.fetch_add(len);
     }
   }
 
   void run_tensor(std::size_t index, Worker& w) {
     const PlannedTensor& t = plan_.tensors[index];
+    const auto sink = sinks_.open(index, chunk_);
     if (!t.method) {
-      copy_tensor(index, t, w);
+      copy_tensor(t, *sink, w);
       return;
     }
     TensorContext ctx;
@@ -239,56 +190,27 @@ class Executor {
     ctx.seed = options_.seed;
     ctx.tensor_key = hash_tensor_name(t.name);
     auto merge = t.method->make(ctx);
+    const Inputs inputs = open_inputs(t);
 
     const std::int64_t numel = ctx.numel;
     for (int pass = 0; pass < merge->passes(); ++pass) {
       for (std::int64_t begin = 0; begin < numel; begin += chunk_) {
         throw_if_cancelled();
         const std::int64_t n = std::min(chunk_, numel - begin);
-        merge->observe(pass, load_chunk(t, begin, n, w));
+        merge->observe(pass, load_chunk(t, inputs, begin, n, w));
       }
       merge->end_pass(pass);
     }
-    const std::size_t out_item = item_bytes(t.dtype);
     for (std::int64_t begin = 0; begin < numel; begin += chunk_) {
       throw_if_cancelled();
       const std::int64_t n = std::min(chunk_, numel - begin);
-      merge->compute(load_chunk(t, begin, n, w), w.out.data());
-      kernels::store_from_f32(t.dtype, w.out.data(), w.raw.data(), static_cast<std::size_t>(n));
-      if (t.quantize) {
-        write_quantized(index, t, begin, n, w);
-        continue;
-      }
-      writer_.write(writer_index_[index], static_cast<std::uint64_t>(begin) * out_item,
-                    w.raw.data(), static_cast<std::uint64_t>(n) * out_item);
-      bytes_done_.fetch_add(static_cast<std::uint64_t>(n) * out_item);
+      merge->compute(load_chunk(t, inputs, begin, n, w), w.out.data());
+      bytes_done_.fetch_add(sink->write_values(begin, n, w.out.data()));
     }
   }
 
-  // Quantizes the chunk already rounded to the output dtype in w.raw (so the
-  // result equals mx.quantize of the dense output) and writes the packed
-  // codes, scales and biases: three consecutive writer tensors.
-  void write_quantized(std::size_t index, const PlannedTensor& t, std::int64_t begin,
-                       std::int64_t n, Worker& w) {
-    const QuantParams& q = *t.quantize;
-    const std::int64_t gs = q.group_size;
-    const std::int64_t groups = n / gs;
-    quantize_rows(q, w.raw.data(), t.dtype, groups, gs, w.words.data(), w.scales.data(),
-                  w.biases.data());
-    const auto words_per_group = static_cast<std::uint64_t>(gs * q.bits / 32);
-    const auto item = static_cast<std::uint64_t>(item_bytes(t.dtype));
-    const auto first_group = static_cast<std::uint64_t>(begin / gs);
-    const auto g = static_cast<std::uint64_t>(groups);
-    const std::size_t wi = writer_index_[index];
-    writer_.write(wi, first_group * words_per_group * 4, w.words.data(), g * words_per_group * 4);
-    writer_.write(wi + 1, first_group * item, w.scales.data(), g * item);
-    writer_.write(wi + 2, first_group * item, w.biases.data(), g * item);
-    bytes_done_.fetch_add(g * (words_per_group * 4 + 2 * item));
-  }
-
-  const Plan& plan_;
-  ModelWriter& writer_;
-  std::vector<std::size_t> writer_index_ = plan_writer_indices(plan_);
+  const MergePlan& plan_;
+  OutputSinks& sinks_;
   const ExecuteOptions& options_;
   std::int64_t chunk_ = 0;
   std::size_t inputs_max_ = 1;
@@ -312,8 +234,8 @@ int default_thread_count() {
   return n == 0 ? 1 : static_cast<int>(n);
 }
 
-void execute_plan(const Plan& plan, ModelWriter& writer, const ExecuteOptions& options) {
-  Executor(plan, writer, options).run();
+void execute_plan(const MergePlan& plan, OutputSinks& sinks, const ExecuteOptions& options) {
+  Executor(plan, sinks, options).run();
 }
 
 }  // namespace llmerge

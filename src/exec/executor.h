@@ -1,4 +1,4 @@
-// The streaming executor: runs a Plan, chunk by chunk, into a ModelWriter.
+// The streaming executor: runs a MergePlan, chunk by chunk, into a ModelWriter.
 //
 // Each worker thread takes the next whole output tensor (an atomic counter)
 // and streams it through its method in chunks: read the inputs' bytes
@@ -13,7 +13,8 @@
 #include <cstdint>
 #include <functional>
 
-#include "output/model_writer.h"
+#include "core/cancel.h"
+#include "exec/sink.h"
 #include "plan/plan.h"
 
 namespace llmerge {
@@ -35,13 +36,15 @@ struct ExecuteOptions {
   // Called from the calling thread about every `progress_interval_s`, and once at the end.
   std::function<void(const ExecuteProgress&)> progress;
   double progress_interval_s = 0.5;
+  CancelToken cancel;  // checked between chunks by every worker
 };
 
-// Writes every tensor of `plan`; `writer` must have been created with
-// plan_tensor_specs(plan) (plan.h). Rethrows the first worker error (Error(io) on a
+// Writes every tensor of `plan` through the sinks that `sinks` opens for it.
+// Workers hold a CoreBudget slot while they compute, so parallel runs share
+// the cores. Rethrows the first worker error (Error(io) on a
 // short read, Error(interrupted) on SIGINT); the caller's writer then removes
 // its temporary output.
-void execute_plan(const Plan& plan, ModelWriter& writer, const ExecuteOptions& options);
+void execute_plan(const MergePlan& plan, OutputSinks& sinks, const ExecuteOptions& options);
 
 int default_thread_count();
 

@@ -6,7 +6,7 @@
 
 namespace llmerge {
 
-std::vector<TensorSpec> plan_tensor_specs(const Plan& plan) {
+std::vector<TensorSpec> plan_tensor_specs(const MergePlan& plan) {
   std::vector<TensorSpec> specs;
   specs.reserve(plan.tensors.size());
   for (const auto& t : plan.tensors) {
@@ -27,7 +27,7 @@ std::vector<TensorSpec> plan_tensor_specs(const Plan& plan) {
   return specs;
 }
 
-std::vector<std::size_t> plan_writer_indices(const Plan& plan) {
+std::vector<std::size_t> plan_writer_indices(const MergePlan& plan) {
   std::vector<std::size_t> out;
   out.reserve(plan.tensors.size());
   std::size_t next = 0;

@@ -10,8 +10,8 @@ namespace llmerge {
 
 // The writer's tensor list for a plan, in plan order. A quantized output
 // tensor becomes three entries: weight, scales, biases (in that order).
-std::vector<TensorSpec> plan_tensor_specs(const Plan& plan);
+std::vector<TensorSpec> plan_tensor_specs(const MergePlan& plan);
 // For each planned tensor, the index of its (first) entry in plan_tensor_specs.
-std::vector<std::size_t> plan_writer_indices(const Plan& plan);
+std::vector<std::size_t> plan_writer_indices(const MergePlan& plan);
 
 }  // namespace llmerge

@@ -38,7 +38,7 @@ std::string read_file(const fs::path& path) {
 
 }  // namespace
 
-std::string model_card(const Plan& plan, const std::string& title) {
+std::string model_card(const MergePlan& plan, const std::string& title) {
   std::string s = "---\nbase_model:\n";
   for (const auto& ref : plan.model_refs)
     s += fmt::format("- {}\n", ref);
@@ -64,7 +64,7 @@ std::string model_card(const Plan& plan, const std::string& title) {
   return s;
 }
 
-void write_side_files(const Plan& plan, ModelWriter& writer, const SideFileOptions& options) {
+void write_side_files(const MergePlan& plan, ModelWriter& writer, const SideFileOptions& options) {
   writer.write_file("config.json", plan.out_config.dump(2) + "\n");
   if (options.write_model_card) {
     writer.write_file("mergekit_config.yml", plan.config.text);

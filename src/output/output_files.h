@@ -19,11 +19,11 @@ struct SideFileOptions {
   bool write_model_card = true;
 };
 
-void write_side_files(const Plan& plan, ModelWriter& writer, const SideFileOptions& options);
+void write_side_files(const MergePlan& plan, ModelWriter& writer, const SideFileOptions& options);
 
 // The README.md model card: front matter (base_model: every model, tags:
 // [merge, llmerge], library_name: transformers), the method, the models and the config.
-std::string model_card(const Plan& plan, const std::string& title);
+std::string model_card(const MergePlan& plan, const std::string& title);
 
 
 }  // namespace llmerge

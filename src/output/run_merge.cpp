@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "output/output_files.h"
 #include "output/layout.h"
+#include "output/sinks.h"
 
 namespace llmerge {
 
@@ -28,7 +29,7 @@ bool is_within(const fs::path& inner, const fs::path& outer) {
 
 }  // namespace
 
-void check_output_path(const Plan& plan, const fs::path& out_dir) {
+void check_output_path(const MergePlan& plan, const fs::path& out_dir) {
   const fs::path out = normalized(out_dir);
   for (std::size_t i = 0; i < plan.models.size(); ++i) {
     fs::path model = normalized(plan.models[i].path());
@@ -46,7 +47,7 @@ void check_output_path(const Plan& plan, const fs::path& out_dir) {
   }
 }
 
-void run_merge(const Plan& plan, const RunOptions& options) {
+void run_merge(const MergePlan& plan, const RunSettings& options) {
   check_output_path(plan, options.out_dir);
   ModelWriterOptions writer_options = options.writer;
   // mlx-lm marks its files "mlx"; transformers accepts both.
@@ -55,7 +56,8 @@ void run_merge(const Plan& plan, const RunOptions& options) {
     writer_options.format = "mlx";
   }
   ModelWriter writer(options.out_dir, plan_tensor_specs(plan), writer_options);
-  execute_plan(plan, writer, options.execute);
+  WriterSinks sinks(plan, writer);
+  execute_plan(plan, sinks, options.execute);
   write_side_files(plan, writer, {options.copy_tokenizer, options.write_model_card});
   writer.commit();
 }

@@ -4,11 +4,12 @@
 #include <filesystem>
 
 #include "exec/executor.h"
+#include "output/model_writer.h"
 #include "plan/plan.h"
 
 namespace llmerge {
 
-struct RunOptions {
+struct RunSettings {
   std::filesystem::path out_dir;
   ModelWriterOptions writer;     // shard size, --force
   ExecuteOptions execute;        // threads, chunk size, seed, progress
@@ -21,9 +22,9 @@ struct RunOptions {
 // tokenizer files, generation_config.json, mergekit_config.yml and README.md
 // into a temporary sibling directory and renames it into place. On any error
 // nothing is left behind and an existing output is untouched.
-void run_merge(const Plan& plan, const RunOptions& options);
+void run_merge(const MergePlan& plan, const RunSettings& options);
 
 // The checks run_merge makes on the output path, on their own (for `plan -o`).
-void check_output_path(const Plan& plan, const std::filesystem::path& out_dir);
+void check_output_path(const MergePlan& plan, const std::filesystem::path& out_dir);
 
 }  // namespace llmerge

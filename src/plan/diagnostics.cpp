@@ -1,34 +1,43 @@
 #include "plan/diagnostics.h"
 
-#include <fmt/core.h>
+#include <algorithm>
 
 namespace llmerge {
 
 namespace {
-// Past this many, the rest are counted, not printed: one root cause (say, a
-// wrong model) can fail thousands of tensors.
-constexpr std::size_t k_printed_max = 25;
+// Examples kept per grouped problem: enough to recognise the pattern.
+constexpr std::size_t k_examples_max = 3;
 }  // namespace
 
-void Diagnostics::add(ErrorKind kind, SourceLocation where, const std::string& message) {
-  std::string line = where.line > 0
-                         ? fmt::format("{}:{}:{}: {}", file_, where.line, where.column, message)
-                         : fmt::format("{}: {}", file_, message);
-  if (!seen_.insert(line).second) return;
-  if (lines_.empty()) first_kind_ = kind;
-  lines_.push_back(std::move(line));
+void Diagnostics::add(ErrorKind kind, SourceLocation where, const std::string& message,
+                      ProblemDetail detail) {
+  const Key key{static_cast<int>(kind), where.line, where.column, message, detail.hint};
+  auto [it, inserted] = index_.try_emplace(key, problems_.size());
+  if (inserted) {
+    Problem p;
+    p.kind = kind;
+    p.file = file_;
+    p.line = where.line;
+    p.column = where.line > 0 ? where.column : 0;
+    p.yaml_path = detail.yaml_path;
+    p.message = message;
+    p.hint = detail.hint;
+    problems_.push_back(std::move(p));
+    tensors_seen_.emplace_back();
+  }
+  Problem& p = problems_[it->second];
+  if (!detail.value.empty() && p.values.size() < k_examples_max &&
+      std::find(p.values.begin(), p.values.end(), detail.value) == p.values.end()) {
+    p.values.push_back(detail.value);
+  }
+  if (!detail.tensor.empty() && tensors_seen_[it->second].emplace(detail.tensor, true).second) {
+    ++p.count;
+    if (p.tensors.size() < k_examples_max) p.tensors.push_back(detail.tensor);
+  }
 }
 
 void Diagnostics::throw_if_any() const {
-  if (lines_.empty()) return;
-  if (lines_.size() == 1) throw Error(first_kind_, lines_.front());
-  std::string message = fmt::format("{} problems found:", lines_.size());
-  for (std::size_t i = 0; i < lines_.size() && i < k_printed_max; ++i)
-    message += "\n  " + lines_[i];
-  if (lines_.size() > k_printed_max) {
-    message += fmt::format("\n  ... and {} more", lines_.size() - k_printed_max);
-  }
-  throw Error(first_kind_, message);
+  if (!problems_.empty()) throw Error(problems_);
 }
 
 }  // namespace llmerge

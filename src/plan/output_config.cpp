@@ -26,7 +26,7 @@ nlohmann::json* at_dotted(nlohmann::json& j, std::string_view dotted) {
   }
 }
 
-void rebuild_layer_arrays(nlohmann::json& section, const Plan& plan, const char* prefix) {
+void rebuild_layer_arrays(nlohmann::json& section, const MergePlan& plan, const char* prefix) {
   if (!section.is_object()) return;
   for (auto& [key, value] : section.items()) {
     if (!value.is_array() || !is_per_layer_key(key)) continue;
@@ -49,7 +49,7 @@ void rebuild_layer_arrays(nlohmann::json& section, const Plan& plan, const char*
 
 }  // namespace
 
-nlohmann::json build_output_config(const Plan& plan, std::optional<std::int64_t> rectified_vocab) {
+nlohmann::json build_output_config(const MergePlan& plan, std::optional<std::int64_t> rectified_vocab) {
   const Model& donor = plan.models[plan.donor];
   nlohmann::json cfg = donor.config().is_object() ? donor.config() : nlohmann::json::object();
   if (!donor.has_config()) return cfg;
@@ -104,7 +104,7 @@ std::optional<std::string> resolve_chat_template(const std::string& value) {
   return std::nullopt;
 }
 
-std::size_t tokenizer_model_of(const Plan& plan) {
+std::size_t tokenizer_model_of(const MergePlan& plan) {
   const auto& source = plan.config.tokenizer_source;
   if (source && *source != "base") {
     for (std::size_t i = 0; i < plan.model_refs.size(); ++i) {

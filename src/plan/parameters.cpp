@@ -116,12 +116,13 @@ void check_value(double value, const ParameterSpec& spec, SourceLocation where,
                  const std::string& tensor, Diagnostics& diag) {
   if (!std::isfinite(value)) {
     diag.add(ErrorKind::config, where,
-             fmt::format("parameter '{}' is {} for tensor '{}'; it must be a finite number",
-                         spec.name, value, tensor));
+             fmt::format("parameter '{}' must be a finite number", spec.name),
+             {.tensor = tensor, .value = fmt::format("{}", value)});
   } else if (!in_range(value, spec)) {
     diag.add(ErrorKind::config, where,
-             fmt::format("parameter '{}' = {} for tensor '{}' is out of range; it must be {}",
-                         spec.name, value, tensor, describe_range(spec)));
+             fmt::format("parameter '{}' is out of range; it must be {}", spec.name,
+                         describe_range(spec)),
+             {.tensor = tensor, .value = fmt::format("{}", value)});
   }
 }
 
@@ -160,9 +161,9 @@ void resolve_parameters(const MergeConfig& config, const MethodSpec& method,
         out.global.emplace_back(spec.name, *spec.default_value);
       } else {
         diag.add(ErrorKind::config, config.merge_method_location,
-                 fmt::format("merge method '{}' needs parameter '{}' (missing for tensor '{}'); "
-                             "add it under `parameters:`",
-                             method.name, spec.name, out_name));
+                 fmt::format("merge method '{}' needs parameter '{}'", method.name, spec.name),
+                 {.tensor = out_name,
+                  .hint = fmt::format("add `{}:` under the top-level `parameters:`", spec.name)});
       }
       continue;
     }
@@ -177,17 +178,19 @@ void resolve_parameters(const MergeConfig& config, const MethodSpec& method,
         out.per_model[i].emplace_back(spec.name, *spec.default_value);
       } else {
         diag.add(ErrorKind::config, in.location.line ? in.location : slice_location,
-                 fmt::format("merge method '{}' needs parameter '{}' for this model (missing for "
-                             "tensor '{}'); add it under the model's `parameters:`",
-                             method.name, spec.name, in.tensor));
+                 fmt::format("merge method '{}' needs parameter '{}' for this model",
+                             method.name, spec.name),
+                 {.tensor = in.tensor,
+                  .hint = fmt::format("add `{}:` under this model's `parameters:` (or give a "
+                                      "top-level default)",
+                                      spec.name)});
       }
     }
   }
   if (method.check && out.per_model.size() == inputs.size()) {
     const std::string problem = method.check(out);
     if (!problem.empty()) {
-      diag.add(ErrorKind::config, slice_location,
-               fmt::format("tensor '{}': {}", out_name, problem));
+      diag.add(ErrorKind::config, slice_location, problem, {.tensor = out_name});
     }
   }
 }

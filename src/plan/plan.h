@@ -5,7 +5,7 @@
 // every parameter for every output tensor, and proves that every tensor
 // exists with a compatible shape and dtype. It reports *all* problems at once
 // in one Error (one line each, with the YAML location and the tensors and
-// shapes involved). A Plan that exists is valid: the executor and the kernels
+// shapes involved). A MergePlan that exists is valid: the executor and the kernels
 // do not check again.
 //
 // mergekit semantics followed here (mergekit-behaviour.md sections 2 and 4):
@@ -38,12 +38,11 @@
 
 namespace llmerge {
 
-struct PlanOptions {
+struct PlanSettings {
   std::optional<DType> dtype;      // --dtype, overrides the config's `dtype`
   std::optional<DType> out_dtype;  // --out-dtype, overrides `out_dtype`
   bool allow_crimes = false;       // allow models of different architectures
   std::uint64_t shard_size_max = 5'000'000'000;
-  std::uint64_t seed = 0;  // recorded for random methods
   int threads = 1;         // for the memory estimate
   std::int64_t chunk_elements = k_reduce_block;
   // MLX output (mlx-and-formats.md section 2): quantize eligible weights
@@ -53,14 +52,30 @@ struct PlanOptions {
   // With quantized inputs and no `quantize`, the output is quantized like
   // the inputs; `dequantize` writes dense tensors instead.
   bool dequantize = false;
+  // Relative model paths resolve against this directory (empty: the current one).
+  std::filesystem::path base_dir;
+};
+
+// How the executor reads an input (exec/sources.h).
+enum class SourceKind {
+  dense,           // the stored tensor, any float dtype
+  sub_matrix,      // a leading sub-matrix with fewer columns than stored
+  mlx_dequantize,  // an MLX-quantized weight, dequantized per group
+};
+
+// How the executor writes an output (exec/sink.h, output/sinks.h).
+enum class SinkKind {
+  dense,         // rounded to the output dtype
+  mlx_quantize,  // rounded, then MLX-quantized into weight, scales, biases
 };
 
 // One input of an output tensor.
 struct PlannedInput {
-  std::size_t model = 0;            // index into Plan::models
+  std::size_t model = 0;            // index into MergePlan::models
   std::string tensor;               // name in that model
   TensorRef ref;                    // where it is stored
   std::vector<std::int64_t> shape;  // logical shape read (a leading sub-matrix of the stored one)
+  SourceKind source = SourceKind::dense;
 };
 
 struct PlannedTensor {
@@ -75,6 +90,7 @@ struct PlannedTensor {
   // Written MLX-quantized: as "<module>.weight" (packed uint32), ".scales"
   // and ".biases" (in `dtype`) instead of one dense tensor.
   std::optional<QuantParams> quantize;
+  SinkKind sink = SinkKind::dense;
   std::int64_t numel() const;
   std::uint64_t nbytes() const;  // bytes written, all three tensors if quantized
 };
@@ -87,7 +103,7 @@ struct LayerMapping {
   std::vector<std::pair<std::size_t, std::int64_t>> sources;  // (model, source layer)
 };
 
-struct Plan {
+struct MergePlan {
   MergeConfig config;
   const MethodSpec* method = nullptr;
   std::vector<Model> models;              // distinct models, in order of first mention
@@ -102,17 +118,18 @@ struct Plan {
   nlohmann::json out_config;               // the output config.json
   DType compute_dtype_round = DType::F32;  // inputs are rounded to this first (config `dtype`)
   bool round_inputs = false;
-  PlanOptions options;
+  PlanSettings options;
   std::vector<std::string> notes;  // non-fatal remarks for the user
 
   std::uint64_t output_bytes() const;
   // Upper bound of the executor's buffers: threads x (inputs + 1) x chunk x 4 bytes,
   // plus headers. Whole-tensor statistics are streaming, so this does not
   // depend on model size.
-  std::uint64_t peak_memory_estimate() const;
+  // `threads` and `chunk_elements` of 0 take the plan options' values.
+  std::uint64_t peak_memory_estimate(int threads = 0, std::int64_t chunk_elements = 0) const;
 };
 
 // Throws Error(config|shape|io|format|unsupported) listing every problem found.
-Plan make_plan(const MergeConfig& config, const PlanOptions& options);
+MergePlan make_plan(const MergeConfig& config, const PlanSettings& options);
 
 }  // namespace llmerge

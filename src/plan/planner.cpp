@@ -32,25 +32,28 @@ std::uint64_t PlannedTensor::nbytes() const {
   return n * static_cast<std::uint64_t>(dtype_bits(dtype)) / 8;
 }
 
-std::uint64_t Plan::output_bytes() const {
+std::uint64_t MergePlan::output_bytes() const {
   std::uint64_t total = 0;
   for (const auto& t : tensors)
     total += t.nbytes();
   return total;
 }
 
-std::uint64_t Plan::peak_memory_estimate() const {
+std::uint64_t MergePlan::peak_memory_estimate(int threads_override,
+                                              std::int64_t chunk_override) const {
   std::size_t inputs_max = 0;
   for (const auto& t : tensors)
     inputs_max = std::max(inputs_max, t.inputs.size() + (t.base ? 1 : 0));
-  const auto threads = static_cast<std::uint64_t>(std::max(1, options.threads));
+  const auto threads = static_cast<std::uint64_t>(
+      std::max(1, threads_override > 0 ? threads_override : options.threads));
+  const std::int64_t chunk = chunk_override > 0 ? chunk_override : options.chunk_elements;
   bool scratch = false;
   for (const auto& t : tensors)
     scratch = scratch || (t.method != nullptr && t.method->uses_scratch);
   // Per worker: one f32 buffer per input, one for the output, one raw read
   // buffer, and the method's scratch between passes.
   const std::uint64_t per_thread =
-      (inputs_max + 2) * static_cast<std::uint64_t>(options.chunk_elements) * 4 +
+      (inputs_max + 2) * static_cast<std::uint64_t>(chunk) * 4 +
       (scratch ? k_scratch_bytes : 0);
   std::uint64_t headers = 0;
   for (const auto& m : models) {
@@ -112,18 +115,18 @@ struct NormSlice {
 
 struct Planner {
   const MergeConfig& config;
-  Plan& plan;
+  MergePlan& plan;
   Diagnostics diag;
-  std::map<std::string, std::size_t> model_index;  // reference -> Plan::models index
+  std::map<std::string, std::size_t> model_index;  // reference -> MergePlan::models index
 
-  Planner(const MergeConfig& c, Plan& p) : config(c), plan(p), diag(c.file) {}
+  Planner(const MergeConfig& c, MergePlan& p) : config(c), plan(p), diag(c.file) {}
 
   // ---------------------------------------------------------------- models
 
   void open_model(const std::string& ref, SourceLocation where) {
     if (model_index.count(ref)) return;
     try {
-      auto path = resolve_model_reference(ref);
+      auto path = resolve_model_reference(ref, plan.options.base_dir);
       plan.models.push_back(Model::open(path, ref));
       plan.model_refs.push_back(ref);
       model_index[ref] = plan.models.size() - 1;
@@ -183,6 +186,36 @@ struct Planner {
                       "is in Hugging Face layout; llmerge does not convert between the two. "
                       "Use models from the same source",
                       plan.model_refs[*mlx], plan.model_refs[*hf]));
+    }
+  }
+
+  // Models whose hidden sizes differ cannot share a single output tensor, so
+  // this one root cause is reported alone, before the per-tensor checks that
+  // would otherwise fail on every tensor.
+  void check_hidden_sizes() {
+    std::optional<std::int64_t> first;
+    std::size_t first_model = 0;
+    for (std::size_t i = 0; i < plan.models.size(); ++i) {
+      std::optional<std::int64_t> hidden;
+      for (const char* key : {"hidden_size", "n_embd", "d_model"}) {
+        if ((hidden = plan.models[i].config_int(key))) break;
+      }
+      if (!hidden) continue;
+      if (!first) {
+        first = hidden;
+        first_model = i;
+        continue;
+      }
+      if (*hidden == *first) continue;
+      diag.add(ErrorKind::shape, {},
+               fmt::format("hidden size {} in '{}' vs {} in '{}': no element-wise method can "
+                           "merge these, and their layers cannot be stacked into one model",
+                           *first, plan.model_refs[first_model], *hidden, plan.model_refs[i]),
+               {.hint = "merge models of the same architecture and hidden size, such as "
+                        "fine-tunes of one base model (a Polish fine-tune of Mistral-7B with "
+                        "another Mistral-7B fine-tune, say); `llmerge inspect MODEL` shows each "
+                        "model's hidden size"});
+      diag.throw_if_any();
     }
   }
 
@@ -351,9 +384,11 @@ struct Planner {
       }
       if (!ref) {
         diag.add(ErrorKind::shape, src.location,
-                 fmt::format("tensor '{}' is missing from model '{}' (needed for output tensor "
-                             "'{}'); are the models of the same architecture?",
-                             name, plan.model_refs[src.model], out_name));
+                 fmt::format("model '{}' lacks tensors that the merge needs",
+                             plan.model_refs[src.model]),
+                 {.tensor = name,
+                  .hint = "are the models of the same architecture? `llmerge inspect MODEL "
+                          "--tensors` lists what each model holds"});
         missing = true;
         continue;
       }
@@ -464,11 +499,13 @@ struct Planner {
     }
     for (const auto& in : gathered) {
       if (in.shape == first.shape) continue;
-      diag.add(
-          ErrorKind::shape, {},
-          fmt::format("tensor '{}': shape {} in model '{}' but {} in model '{}'{}", out_name,
-                      shape_string(first.shape), plan.model_refs[first.model],
-                      shape_string(in.shape), plan.model_refs[in.model], shape_hint(first, in)));
+      diag.add(ErrorKind::shape, {},
+               fmt::format("tensor shapes differ between model '{}' and model '{}'{}",
+                           plan.model_refs[first.model], plan.model_refs[in.model],
+                           shape_hint(first, in)),
+               {.tensor = out_name,
+                .value = fmt::format("{} vs {}", shape_string(first.shape),
+                                     shape_string(in.shape))});
       return false;
     }
     return true;
@@ -565,8 +602,8 @@ struct Planner {
 
 }  // namespace
 
-Plan make_plan(const MergeConfig& config, const PlanOptions& options) {
-  Plan plan;
+MergePlan make_plan(const MergeConfig& config, const PlanSettings& options) {
+  MergePlan plan;
   plan.config = config;
   plan.options = options;
   Planner planner(plan.config, plan);
@@ -592,6 +629,7 @@ Plan make_plan(const MergeConfig& config, const PlanOptions& options) {
                          *config.chat_template));
   }
   planner.open_models();
+  planner.check_hidden_sizes();
   planner.check_architectures();
   planner.check_layouts();
   auto slices = planner.normalize();
@@ -621,6 +659,7 @@ Plan make_plan(const MergeConfig& config, const PlanOptions& options) {
   assign_output_quantization(plan, diag);
   diag.throw_if_any();
   plan_plain_copies(plan);
+  assign_sources_and_sinks(plan);
   plan.out_config = build_output_config(plan, planner.rectified_vocab);
   plan.tokenizer_model = tokenizer_model_of(plan);
   if (config.chat_template) plan.chat_template = resolve_chat_template(*config.chat_template);

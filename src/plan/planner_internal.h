@@ -40,21 +40,24 @@ void resolve_parameters(const MergeConfig& config, const MethodSpec& method,
 
 // The output config.json: the donor's, with layer count, per-layer arrays,
 // torch_dtype, tie_word_embeddings and (if embeddings were cut) vocab_size updated.
-nlohmann::json build_output_config(const Plan& plan, std::optional<std::int64_t> rectified_vocab);
+nlohmann::json build_output_config(const MergePlan& plan, std::optional<std::int64_t> rectified_vocab);
 
 // The model whose tokenizer files are copied: `tokenizer_source` (base or a
 // model reference), else the base, else the config donor.
-std::size_t tokenizer_model_of(const Plan& plan);
+std::size_t tokenizer_model_of(const MergePlan& plan);
 // The chat template for `chat_template:`: a literal Jinja template is used
 // as-is; "chatml" gives the ChatML template. nullopt for anything else.
 std::optional<std::string> resolve_chat_template(const std::string& value);
 
 // Decides which output tensors are written MLX-quantized (PlannedTensor::quantize).
-void assign_output_quantization(Plan& plan, Diagnostics& diag);
+void assign_output_quantization(MergePlan& plan, Diagnostics& diag);
 // Unscaled passthrough tensors whose bytes would not change are planned as
 // plain copies (PlannedTensor::method = nullptr), skipping the f32 round trip.
-void plan_plain_copies(Plan& plan);
+void plan_plain_copies(MergePlan& plan);
+// Chooses how each input is read and each output written (PlannedInput::source,
+// PlannedTensor::sink), from the storage and the quantization decided above.
+void assign_sources_and_sinks(MergePlan& plan);
 // Writes (or removes) config.json "quantization" / "quantization_config".
-void update_config_quantization(const Plan& plan, nlohmann::json& cfg);
+void update_config_quantization(const MergePlan& plan, nlohmann::json& cfg);
 
 }  // namespace llmerge

@@ -39,7 +39,7 @@ nlohmann::json params_json(const QuantParams& q) {
 
 }  // namespace
 
-void assign_output_quantization(Plan& plan, Diagnostics& diag) {
+void assign_output_quantization(MergePlan& plan, Diagnostics& diag) {
   const auto& requested = plan.options.quantize;
   if (requested) {
     if (auto error = quant_params_error(*requested)) {
@@ -68,7 +68,7 @@ void assign_output_quantization(Plan& plan, Diagnostics& diag) {
   }
 }
 
-void plan_plain_copies(Plan& plan) {
+void plan_plain_copies(MergePlan& plan) {
   for (auto& t : plan.tensors) {
     if (!t.method || t.method->name != "passthrough" || t.quantize || t.inputs.size() != 1)
       continue;
@@ -83,7 +83,7 @@ void plan_plain_copies(Plan& plan) {
   }
 }
 
-void update_config_quantization(const Plan& plan, nlohmann::json& cfg) {
+void update_config_quantization(const MergePlan& plan, nlohmann::json& cfg) {
   cfg.erase("quantization");
   cfg.erase("quantization_config");
   const QuantParams* global = nullptr;
@@ -104,6 +104,25 @@ void update_config_quantization(const Plan& plan, nlohmann::json& cfg) {
   }
   cfg["quantization"] = q;
   cfg["quantization_config"] = q;
+}
+
+void assign_sources_and_sinks(MergePlan& plan) {
+  auto choose = [](PlannedInput& in) {
+    const auto& stored = in.ref.info->shape;
+    if (in.ref.quant) {
+      in.source = SourceKind::mlx_dequantize;
+    } else if (in.shape.size() == 2 && stored.size() == 2 && in.shape[1] != stored[1]) {
+      in.source = SourceKind::sub_matrix;
+    } else {
+      in.source = SourceKind::dense;
+    }
+  };
+  for (auto& t : plan.tensors) {
+    t.sink = t.quantize ? SinkKind::mlx_quantize : SinkKind::dense;
+    if (t.base) choose(*t.base);
+    for (auto& in : t.inputs)
+      choose(in);
+  }
 }
 
 }  // namespace llmerge

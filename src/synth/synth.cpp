@@ -147,13 +147,14 @@ std::vector<Chunk> make_chunks(const std::vector<TensorSpec>& specs) {
 
 // Runs work(chunk, buffer) over all chunks on `threads` threads, each with its
 // own k_chunk_bytes buffer. The first exception stops the others and is rethrown.
-void run_chunks(const std::vector<Chunk>& chunks, int threads,
+void run_chunks(const std::vector<Chunk>& chunks, int threads, const CancelToken& cancel,
                 const std::function<void(const Chunk&, unsigned char*)>& work) {
   std::atomic<std::size_t> next{0};
   std::atomic<bool> failed{false};
   std::exception_ptr error;
   std::mutex error_mutex;
   auto worker = [&] {
+    CancelScope scope(cancel);
     try {
       std::vector<unsigned char> buffer(k_chunk_bytes);
       while (!failed.load(std::memory_order_relaxed)) {
@@ -205,7 +206,7 @@ void write_fresh(const SynthOptions& options, const fs::path& out_dir) {
 
   const auto& specs = writer.tensors();
   const float norm_center = options.family == "gemma2" ? 0.0f : 1.0f;
-  run_chunks(make_chunks(specs), options.threads, [&](const Chunk& c, unsigned char* buf) {
+  run_chunks(make_chunks(specs), options.threads, options.cancel, [&](const Chunk& c, unsigned char* buf) {
     const TensorSpec& spec = specs[c.tensor];
     const std::uint64_t elem = static_cast<std::uint64_t>(dtype_bits(spec.dtype) / 8);
     const bool norm = is_norm_weight(spec);
@@ -277,7 +278,7 @@ void write_like(const SynthOptions& options, const fs::path& out_dir) {
     }
   }
 
-  run_chunks(make_chunks(writer.tensors()), options.threads,
+  run_chunks(make_chunks(writer.tensors()), options.threads, options.cancel,
              [&](const Chunk& c, unsigned char* buf) {
                const TensorSpec& spec = specs[c.tensor];
                const TensorRef& src = sources[c.tensor];

@@ -31,6 +31,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/cancel.h"
 #include "core/dtype.h"
 #include "output/model_writer.h"
 
@@ -62,6 +63,7 @@ struct SynthOptions {
   std::uint64_t shard_size = k_shard_size_default;
   bool force = false;  // replace an existing non-empty out_dir
   int threads = 2;
+  CancelToken cancel;  // cancel() stops the write; nothing is left behind
 };
 
 // The supported families, in the order --help lists them.

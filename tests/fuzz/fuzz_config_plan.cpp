@@ -63,9 +63,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     return 0;
   }
   try {
-    PlanOptions options;
+    PlanSettings options;
     options.shard_size_max = 4096;
-    const Plan plan = make_plan(config, options);
+    const MergePlan plan = make_plan(config, options);
     FUZZ_CHECK(plan.method != nullptr);
     FUZZ_CHECK(!plan.models.empty() && plan.models.size() == plan.model_refs.size());
     for (const PlannedTensor& t : plan.tensors) {

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "output/layout.h"
+#include "output/sinks.h"
 #include "config/config.h"
 #include "core/error.h"
 #include "output/run_merge.h"
@@ -54,8 +55,8 @@ std::string linear_yaml(const fs::path& a, const fs::path& b) {
          "\n    parameters: {weight: 0.5}\n";
 }
 
-Plan plan_for(const std::string& yaml) {
-  return make_plan(parse_config(yaml, "faults.yaml"), PlanOptions{});
+MergePlan plan_for(const std::string& yaml) {
+  return make_plan(parse_config(yaml, "faults.yaml"), PlanSettings{});
 }
 
 // Names in `dir` that llmerge leaves only while working: temp dirs and locks.
@@ -106,7 +107,7 @@ TEST_F(Faults, DiskFullMidWriteIsAnIoErrorAndLeavesTheTargetUntouched) {
   TempDir work;
   const fs::path out = work / "out";
   testing::write_text(out / "keep.txt", "precious");
-  const Plan plan = plan_for(linear_yaml(a(), b()));
+  const MergePlan plan = plan_for(linear_yaml(a(), b()));
   const fs::path report = work / "report.txt";
 
   const pid_t child = ::fork();
@@ -119,7 +120,8 @@ TEST_F(Faults, DiskFullMidWriteIsAnIoErrorAndLeavesTheTargetUntouched) {
       const rlimit limit{4096, 4096};
       ::setrlimit(RLIMIT_FSIZE, &limit);
       try {
-        execute_plan(plan, writer, ExecuteOptions{.threads = 1});
+        WriterSinks sinks(plan, writer);
+        execute_plan(plan, sinks, ExecuteOptions{.threads = 1});
         writer.commit();
       } catch (const Error& e) {
         code = e.kind() == ErrorKind::io ? 0 : 11;
@@ -250,12 +252,12 @@ TEST_F(Interrupt, SigtermMidMergeExits130WithinASecondAndLeavesNothing) {
 TEST_F(Faults, InputTruncatedAfterPlanningIsAnIoErrorNotSigbus) {
   TempDir work;
   fs::copy(a(), work / "a", fs::copy_options::recursive);
-  const Plan plan = plan_for(linear_yaml(work / "a", b()));
+  const MergePlan plan = plan_for(linear_yaml(work / "a", b()));
   const fs::path shard = work / "a" / "model.safetensors";
   fs::resize_file(shard, fs::file_size(shard) / 2);
   ErrorKind kind{};
   const std::string message = error_of(
-      [&] { run_merge(plan, RunOptions{.out_dir = work / "out", .execute = {.threads = 2}}); },
+      [&] { run_merge(plan, RunSettings{.out_dir = work / "out", .execute = {.threads = 2}}); },
       &kind);
   EXPECT_EQ(kind, ErrorKind::io) << message;
   EXPECT_NE(message.find("the file ended at byte"), std::string::npos) << message;
@@ -269,14 +271,14 @@ TEST_F(Faults, InputTruncatedAfterPlanningIsAnIoErrorNotSigbus) {
 TEST_F(Faults, InputReplacedByRenameAfterPlanningMergesTheOriginalData) {
   TempDir work;
   fs::copy(a(), work / "a", fs::copy_options::recursive);
-  const Plan plan = plan_for(linear_yaml(work / "a", b()));
+  const MergePlan plan = plan_for(linear_yaml(work / "a", b()));
   const fs::path shard = work / "a" / "model.safetensors";
   testing::write_text(work / "junk", "not a model");
   fs::rename(work / "junk", shard);
-  run_merge(plan, RunOptions{.out_dir = work / "out", .execute = {.threads = 1}});
+  run_merge(plan, RunSettings{.out_dir = work / "out", .execute = {.threads = 1}});
   TempDir clean;
   run_merge(plan_for(linear_yaml(a(), b())),
-            RunOptions{.out_dir = clean / "out", .execute = {.threads = 1}});
+            RunSettings{.out_dir = clean / "out", .execute = {.threads = 1}});
   EXPECT_EQ(testing::read_text(work / "out" / "model.safetensors"),
             testing::read_text(clean / "out" / "model.safetensors"));
 }
@@ -284,10 +286,10 @@ TEST_F(Faults, InputReplacedByRenameAfterPlanningMergesTheOriginalData) {
 // ---- output overlapping an input ----
 
 TEST_F(Faults, OutputEqualToAnInputModelIsRefusedBeforeAnyWork) {
-  const Plan plan = plan_for(linear_yaml(a(), b()));
+  const MergePlan plan = plan_for(linear_yaml(a(), b()));
   ErrorKind kind{};
   const std::string message = error_of(
-      [&] { run_merge(plan, RunOptions{.out_dir = a(), .writer = {.force = true}}); }, &kind);
+      [&] { run_merge(plan, RunSettings{.out_dir = a(), .writer = {.force = true}}); }, &kind);
   EXPECT_EQ(kind, ErrorKind::config) << message;
   EXPECT_NE(message.find("is input model"), std::string::npos) << message;
   EXPECT_TRUE(fs::exists(a() / "model.safetensors"));
@@ -295,10 +297,10 @@ TEST_F(Faults, OutputEqualToAnInputModelIsRefusedBeforeAnyWork) {
 }
 
 TEST_F(Faults, OutputContainingAnInputModelIsRefusedBeforeAnyWork) {
-  const Plan plan = plan_for(linear_yaml(a(), b()));
+  const MergePlan plan = plan_for(linear_yaml(a(), b()));
   ErrorKind kind{};
   const std::string message = error_of(
-      [&] { run_merge(plan, RunOptions{.out_dir = a().parent_path(), .writer = {.force = true}}); },
+      [&] { run_merge(plan, RunSettings{.out_dir = a().parent_path(), .writer = {.force = true}}); },
       &kind);
   EXPECT_EQ(kind, ErrorKind::config) << message;
   EXPECT_NE(message.find("contains input model"), std::string::npos) << message;
@@ -310,9 +312,9 @@ TEST_F(Faults, OutputContainingAnInputModelIsRefusedBeforeAnyWork) {
 TEST_F(Faults, OutputThatIsASymlinkToAnInputModelIsRefused) {
   TempDir work;
   fs::create_directory_symlink(a(), work / "link");
-  const Plan plan = plan_for(linear_yaml(a(), b()));
+  const MergePlan plan = plan_for(linear_yaml(a(), b()));
   const std::string message = error_of(
-      [&] { run_merge(plan, RunOptions{.out_dir = work / "link", .writer = {.force = true}}); });
+      [&] { run_merge(plan, RunSettings{.out_dir = work / "link", .writer = {.force = true}}); });
   EXPECT_NE(message.find("is input model"), std::string::npos) << message;
   EXPECT_TRUE(fs::exists(a() / "model.safetensors"));
 }
@@ -321,7 +323,7 @@ TEST_F(Faults, OutputThatIsASymlinkToAnInputModelIsRefused) {
 
 TEST_F(Faults, SecondWriterToTheSameOutputIsRefusedAndTheFirstCompletes) {
   TempDir work;
-  const Plan plan = plan_for(linear_yaml(a(), b()));
+  const MergePlan plan = plan_for(linear_yaml(a(), b()));
   const auto specs = plan_tensor_specs(plan);
   {
     ModelWriter first(work / "out", specs);
@@ -333,13 +335,14 @@ TEST_F(Faults, SecondWriterToTheSameOutputIsRefusedAndTheFirstCompletes) {
     EXPECT_NE(message.find("another llmerge run (pid " + std::to_string(::getpid()) + ")"),
               std::string::npos)
         << message;
-    execute_plan(plan, first, ExecuteOptions{.threads = 1});
+    WriterSinks sinks(plan, first);
+    execute_plan(plan, sinks, ExecuteOptions{.threads = 1});
     first.commit();
   }
   EXPECT_NO_THROW(Model::open(work / "out"));
   EXPECT_TRUE(leftovers(work.path()).empty()) << leftovers(work.path())[0];
   // Released: a later run may replace it.
-  EXPECT_NO_THROW(run_merge(plan, RunOptions{.out_dir = work / "out", .writer = {.force = true}}));
+  EXPECT_NO_THROW(run_merge(plan, RunSettings{.out_dir = work / "out", .writer = {.force = true}}));
 }
 
 // Another process holding the lock (as a running llmerge does) makes the CLI
@@ -364,7 +367,7 @@ TEST_F(Faults, CliRefusesAnOutputLockedByAnotherProcess) {
 TEST_F(Faults, StaleLockFileOfADeadProcessIsTakenOver) {
   TempDir work;
   testing::write_text(work / "out.llmerge-lock", "999999999\n");  // nobody holds it
-  run_merge(plan_for(linear_yaml(a(), b())), RunOptions{.out_dir = work / "out"});
+  run_merge(plan_for(linear_yaml(a(), b())), RunSettings{.out_dir = work / "out"});
   EXPECT_NO_THROW(Model::open(work / "out"));
   EXPECT_FALSE(fs::exists(work / "out.llmerge-lock"));
 }

@@ -46,8 +46,8 @@ class PlannerTest : public ::testing::Test {
     return text;
   }
 
-  static Plan plan(const std::string& text) {
-    return make_plan(parse_config(yaml(text), "config.yaml"), PlanOptions{});
+  static MergePlan plan(const std::string& text) {
+    return make_plan(parse_config(yaml(text), "config.yaml"), PlanSettings{});
   }
 
   static std::string plan_error(const std::string& text) {
@@ -59,7 +59,7 @@ class PlannerTest : public ::testing::Test {
     return "(no error)";
   }
 
-  static const PlannedTensor& tensor(const Plan& p, const std::string& name) {
+  static const PlannedTensor& tensor(const MergePlan& p, const std::string& name) {
     for (const auto& t : p.tensors) {
       if (t.name == name) return t;
     }
@@ -77,7 +77,7 @@ TempDir* PlannerTest::dir_ = nullptr;
 bool PlannerTest::ready_ = false;
 
 TEST_F(PlannerTest, SlicesOfDifferentModelsAreRenumberedConsecutively) {
-  const Plan p = plan(R"(
+  const MergePlan p = plan(R"(
 merge_method: passthrough
 slices:
   - sources: [{model: {dir}/a, layer_range: [0, 4]}]
@@ -99,7 +99,7 @@ slices:
 }
 
 TEST_F(PlannerTest, GradientsSpanEachSliceAndFiltersMatchSubstrings) {
-  const Plan p = plan(R"(
+  const MergePlan p = plan(R"(
 merge_method: slerp
 base_model: {dir}/base
 slices:
@@ -132,7 +132,7 @@ parameters:
 }
 
 TEST_F(PlannerTest, PerModelParametersFollowSourceThenSliceThenTopLevel) {
-  const Plan p = plan(R"(
+  const MergePlan p = plan(R"(
 merge_method: ties
 base_model: {dir}/base
 slices:
@@ -168,7 +168,7 @@ parameters:
 }
 
 TEST_F(PlannerTest, ModelsFormAppendsAnUnlistedBaseForTaskVectorMethods) {
-  const Plan p = plan(R"(
+  const MergePlan p = plan(R"(
 merge_method: task_arithmetic
 base_model: {dir}/base
 models:
@@ -182,7 +182,7 @@ models:
 }
 
 TEST_F(PlannerTest, DifferentVocabSizesAreCutToTheCommonRowsAsMergekitDoes) {
-  const Plan p = plan(R"(
+  const MergePlan p = plan(R"(
 merge_method: linear
 models:
   - {model: {dir}/base, parameters: {weight: 1}}
@@ -195,7 +195,7 @@ models:
 }
 
 TEST_F(PlannerTest, OutputConfigRecordsDtypeAndTiedEmbeddingsExplicitly) {
-  const Plan p = plan(R"(
+  const MergePlan p = plan(R"(
 merge_method: linear
 models:
   - {model: {dir}/a, parameters: {weight: 1}}
@@ -238,8 +238,10 @@ models:
   - model: {dir}/b
 )");
   EXPECT_NE(msg.find("problems found"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("'weight' is nan"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("'density' = 1.5"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("'weight' must be a finite number (value nan;"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("'density' is out of range; it must be (0, 1] (value 1.5;"),
+            std::string::npos)
+      << msg;
   EXPECT_NE(msg.find("needs parameter 'weight'"), std::string::npos) << msg;  // model b has none
 }
 
@@ -271,8 +273,10 @@ models:
   - {model: {dir}/a, parameters: {weight: 1}}
   - {model: {dir}/wide, parameters: {weight: 1}}
 )");
-  EXPECT_NE(msg.find("hidden size 64 vs 128"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("/wide'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("hidden size 64 in '"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("/a' vs 128 in '"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("/wide': no element-wise method can merge these"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find("problems found"), std::string::npos) << "one root cause, one problem: " << msg;
 }
 
 TEST_F(PlannerTest, SlerpTakesExactlyOneModelBesidesTheBase) {
@@ -326,9 +330,9 @@ TEST_F(PlannerTest, MissingModelSaysWhereItLooked) {
 }
 
 TEST_F(PlannerTest, MemoryEstimateDoesNotDependOnModelSize) {
-  const Plan small =
+  const MergePlan small =
       plan("merge_method: linear\nmodels:\n  - {model: {dir}/shallow, parameters: {weight: 1}}\n");
-  const Plan large =
+  const MergePlan large =
       plan("merge_method: linear\nmodels:\n  - {model: {dir}/wide, parameters: {weight: 1}}\n");
   // Only headers differ; buffers are chunk-sized.
   EXPECT_LT(std::llabs(static_cast<long long>(small.peak_memory_estimate()) -

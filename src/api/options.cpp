@@ -1,0 +1,217 @@
+// The options table (llmerge/options.h) and the one place option text is parsed.
+#include <algorithm>
+#include <charconv>
+
+#include <fmt/core.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "api/internal.h"
+#include "core/error.h"
+#include "io/mlx_quant.h"
+#include "output/model_writer.h"
+
+namespace llmerge {
+
+namespace {
+
+using T = OptionType;
+using S = OptionScope;
+
+const std::vector<std::string> k_merge_commands{"run", "plan"};
+const std::vector<std::string> k_write_commands{"run", "quantize"};
+const std::vector<std::string> k_all_commands{"run", "plan", "quantize"};
+
+std::vector<OptionInfo> build_table() {
+  return {
+      {"dtype", 0, T::string, S::plan, "the config's", "compute/input dtype, overriding the config's `dtype`: bfloat16, float16 or float32", {}, k_all_commands, {}},
+      {"out_dtype", 0, T::string, S::plan, "the config's", "saved dtype, overriding the config's `out_dtype`", {}, k_merge_commands, {}},
+      {"allow_crimes", 0, T::boolean, S::plan, "false", "allow merging models of different architectures", {}, k_merge_commands, {}},
+      {"out_shard_size", 0, T::string, S::plan, "5B", "largest output shard: 5B (mergekit's default), 500MB, 2GiB, ...", {}, k_all_commands, {}},
+      {"quantize", 0, T::integer, S::plan, "0 (dense)", "write MLX-quantized weights with this many bits: 2, 3, 4, 5, 6 or 8", {}, k_all_commands, {"bits"}},
+      {"q_group_size", 0, T::integer, S::plan, "64", "MLX quantization group size: 32, 64 or 128", {}, k_all_commands, {}},
+      {"q_mode", 0, T::choice, S::plan, "affine", "MLX quantization mode (mxfp4 is read, not yet written)", {"affine", "mxfp4"}, k_all_commands, {}},
+      {"dequantize", 0, T::boolean, S::plan, "false", "write dense weights even when the inputs are MLX-quantized", {}, k_all_commands, {}},
+      {"base_dir", 0, T::string, S::plan, "the current directory", "directory that relative model paths in the config resolve against", {}, {}, {}},
+      {"threads", 'j', T::integer, S::run, "all cores", "worker threads", {}, k_all_commands, {}},
+      {"chunk_elements", 0, T::integer, S::run, "65536", "elements per streamed chunk (rounded up to a multiple of 65536)", {}, k_all_commands, {}},
+      {"random_seed", 0, T::integer, S::run, "0", "seed of the random masks of DARE and DELLA", {}, k_merge_commands, {}},
+      {"copy_tokenizer", 0, T::boolean, S::run, "true", "copy the tokenizer files of the base (or first) model", {}, k_write_commands, {}},
+      {"write_model_card", 0, T::boolean, S::run, "true", "write README.md and mergekit_config.yml", {}, k_write_commands, {}},
+      {"force", 0, T::boolean, S::run, "false", "replace an existing output folder", {}, k_write_commands, {}},
+  };
+}
+
+std::string snake(std::string_view name) {
+  std::string out(name);
+  for (char& c : out)
+    if (c == '-') c = '_';
+  return out;
+}
+
+bool parse_bool(const OptionInfo& o, std::string_view v) {
+  if (v == "true" || v == "1" || v == "yes" || v == "on") return true;
+  if (v == "false" || v == "0" || v == "no" || v == "off") return false;
+  throw Error(ErrorKind::config, fmt::format("option '{}' takes true or false, not '{}'", o.name, v));
+}
+
+std::int64_t parse_int(const OptionInfo& o, std::string_view v, std::int64_t min, std::int64_t max) {
+  std::int64_t out = 0;
+  const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || end != v.data() + v.size()) {
+    throw Error(ErrorKind::config, fmt::format("option '{}' takes a whole number, not '{}'", o.name, v));
+  }
+  if (out < min || out > max) {
+    throw Error(ErrorKind::config,
+                fmt::format("option '{}' must be between {} and {}, not {}", o.name, min, max, out));
+  }
+  return out;
+}
+
+}  // namespace
+
+const std::vector<OptionInfo>& option_table() {
+  static const std::vector<OptionInfo> table = build_table();
+  return table;
+}
+
+const OptionInfo* find_option(std::string_view name) {
+  const std::string key = snake(name);
+  for (const auto& o : option_table()) {
+    if (o.name == key) return &o;
+    for (const auto& a : o.aliases)
+      if (snake(a) == key) return &o;
+  }
+  return nullptr;
+}
+
+void set_option(MergeOptions& options, std::string_view name, std::string_view value) {
+  const OptionInfo* o = find_option(name);
+  if (!o) throw Error(ErrorKind::config, fmt::format("unknown option '{}'", name));
+  PlanOptions& p = options.plan;
+  RunOptions& r = options.run;
+  const std::string& n = o->name;
+  const std::string v(value);
+  if (o->type == T::choice &&
+      std::find(o->choices.begin(), o->choices.end(), v) == o->choices.end()) {
+    throw Error(ErrorKind::config, fmt::format("option '{}' takes one of {}, not '{}'", o->name,
+                                               fmt::join(o->choices, ", "), v));
+  }
+  if (n == "dtype") {
+    p.dtype = v;
+  } else if (n == "out_dtype") {
+    p.out_dtype = v;
+  } else if (n == "allow_crimes") {
+    p.allow_crimes = parse_bool(*o, v);
+  } else if (n == "out_shard_size") {
+    (void)parse_shard_size(v);  // validated now, with the option's name in the error
+    p.out_shard_size = v;
+  } else if (n == "quantize") {
+    p.quantize = static_cast<int>(parse_int(*o, v, 0, 8));
+  } else if (n == "q_group_size") {
+    p.q_group_size = static_cast<int>(parse_int(*o, v, 1, 1 << 20));
+  } else if (n == "q_mode") {
+    p.q_mode = v;
+  } else if (n == "dequantize") {
+    p.dequantize = parse_bool(*o, v);
+  } else if (n == "base_dir") {
+    p.base_dir = v;
+  } else if (n == "threads") {
+    r.threads = static_cast<int>(parse_int(*o, v, 0, 1024));
+  } else if (n == "chunk_elements") {
+    r.chunk_elements = parse_int(*o, v, 1, std::int64_t{1} << 40);
+  } else if (n == "random_seed") {
+    std::uint64_t seed = 0;
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), seed);
+    if (ec != std::errc() || end != v.data() + v.size()) {
+      throw Error(ErrorKind::config,
+                  fmt::format("option 'random_seed' takes a whole number >= 0, not '{}'", v));
+    }
+    r.random_seed = seed;
+  } else if (n == "copy_tokenizer") {
+    r.copy_tokenizer = parse_bool(*o, v);
+  } else if (n == "write_model_card") {
+    r.write_model_card = parse_bool(*o, v);
+  } else if (n == "force") {
+    r.force = parse_bool(*o, v);
+  } else {
+    throw Error(ErrorKind::internal, fmt::format("option '{}' has no setter", n));
+  }
+}
+
+std::string options_schema_json() {
+  nlohmann::ordered_json props = nlohmann::ordered_json::object();
+  for (const auto& o : option_table()) {
+    nlohmann::ordered_json j;
+    switch (o.type) {
+      case T::boolean:
+        j["type"] = "boolean";
+        j["default"] = o.default_text == "true";
+        break;
+      case T::integer:
+        j["type"] = "integer";
+        break;
+      case T::string:
+        j["type"] = "string";
+        break;
+      case T::choice:
+        j["type"] = "string";
+        j["enum"] = o.choices;
+        break;
+    }
+    j["description"] = o.help;
+    j["x-default-text"] = o.default_text;
+    j["x-scope"] = o.scope == S::plan ? "plan" : "run";
+    j["x-commands"] = o.commands;
+    std::string cli = "--" + o.name;
+    for (char& c : cli)
+      if (c == '_') c = '-';
+    j["x-cli"] = cli;
+    j["x-aliases"] = o.aliases;
+    props[o.name] = std::move(j);
+  }
+  nlohmann::ordered_json schema = {
+      {"$schema", "https://json-schema.org/draft/2020-12/schema"},
+      {"title", "llmerge options"},
+      {"type", "object"},
+      {"additionalProperties", false},
+      {"properties", std::move(props)},
+  };
+  return schema.dump(2);
+}
+
+// ------------------------------------------------------ to internal options
+
+namespace api_detail {
+
+PlanSettings to_internal(const PlanOptions& o) {
+  PlanSettings out;
+  auto dtype = [](const std::string& v, const char* name) -> std::optional<DType> {
+    if (v.empty()) return std::nullopt;
+    auto t = dtype_from_torch_name(v);
+    if (!t) {
+      throw Error(ErrorKind::config,
+                  fmt::format("{} '{}' is not a dtype llmerge writes; use bfloat16, float16 or "
+                              "float32",
+                              name, v));
+    }
+    return t;
+  };
+  out.dtype = dtype(o.dtype, "dtype");
+  out.out_dtype = dtype(o.out_dtype, "out_dtype");
+  out.allow_crimes = o.allow_crimes;
+  out.shard_size_max = parse_shard_size(o.out_shard_size);
+  if (o.quantize > 0) {
+    out.quantize = QuantParams{o.quantize, o.q_group_size, parse_quant_mode(o.q_mode)};
+  }
+  out.dequantize = o.dequantize;
+  if (o.quantize > 0 && o.dequantize) {
+    throw Error(ErrorKind::config, "quantize and dequantize exclude each other; give one");
+  }
+  out.base_dir = o.base_dir;
+  return out;
+}
+
+}  // namespace api_detail
+
+}  // namespace llmerge
