@@ -1,5 +1,5 @@
 // YAML text -> MergeConfig (mergekit config.py MergeConfiguration;
-// mergekit-behaviour.md sections 2.1-2.3). Stricter than mergekit on purpose:
+// docs/mergekit-semantics.md §2.1-§2.3). Stricter than mergekit on purpose:
 // unknown keys and wrong types are errors with a location.
 #include "config/config.h"
 

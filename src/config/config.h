@@ -1,7 +1,7 @@
 // The mergekit YAML config, parsed into plain structs. No weights, no model
 // folders: this stage only reads the YAML text.
 //
-// Schema (mergekit/config.py; mergekit-behaviour.md section 2):
+// Schema (mergekit/config.py; docs/mergekit-semantics.md §2):
 //
 //   merge_method: ties               # required
 //   base_model: org/base             # optional; slices may override it

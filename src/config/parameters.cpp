@@ -1,5 +1,5 @@
-// Parameter evaluation (mergekit config.py evaluate_setting; mergekit-behaviour.md
-// section 2.4) and the "did you mean" helper.
+// Parameter evaluation (mergekit config.py evaluate_setting; docs/mergekit-semantics.md
+// §2.4) and the "did you mean" helper.
 #include <algorithm>
 #include <cmath>
 

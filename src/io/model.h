@@ -20,7 +20,7 @@
 
 namespace llmerge {
 
-// An MLX-quantized matrix (mlx-and-formats.md section 2a): `weight` holds
+// An MLX-quantized matrix (docs/formats.md §2a): `weight` holds
 // packed uint32 codes, `<module>.scales` and `<module>.biases` one value per
 // group. The model shows it as one float tensor of its logical shape.
 struct QuantizedWeight {

@@ -12,7 +12,7 @@
 //
 // Parse equals validate: the only way to get a SafetensorsFile is open() or
 // parse_header(), and both reject anything the reference Rust parser rejects
-// (mlx-and-formats.md section 3), plus duplicate names, which serde silently
+// (docs/formats.md §3), plus duplicate names, which serde silently
 // merges. Tensor data is read with pread() into caller buffers, never mmap'd,
 // so a file that shrinks while we read it gives an Error, not SIGBUS.
 #pragma once

@@ -122,7 +122,7 @@ struct MethodSpec {
   bool uses_scratch = false;  // may keep up to TensorContext::scratch_bytes between passes
   // When inputs differ in shape on an embedding, truncate to the common
   // sub-matrix (true; linear, slerp) or to the base's shape (false; the task
-  // arithmetic family). See mergekit-behaviour.md section 1.2.
+  // arithmetic family). See docs/mergekit-semantics.md §1.2.
   bool rectify_to_common = true;
   std::vector<ParameterSpec> parameters;
   std::unique_ptr<TensorMerge> (*make)(const TensorContext&) = nullptr;

@@ -49,7 +49,7 @@ std::string check_weights_do_not_cancel(const ResolvedParameters& params) {
 }
 
 const std::vector<MethodSpec>& method_registry() {
-  // Same order as mergekit's registry table (mergekit-behaviour.md 1.1).
+  // Same order as mergekit's registry (docs/mergekit-semantics.md §1.1).
   static const std::vector<MethodSpec> registry = [] {
     std::vector<MethodSpec> specs;
     specs.push_back(make_linear_spec());

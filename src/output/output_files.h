@@ -1,6 +1,6 @@
 // Everything in an output folder besides the weights: config.json, tokenizer
 // files, generation_config.json, mergekit_config.yml and the README.md model
-// card (mergekit-behaviour.md section 6).
+// card (docs/mergekit-semantics.md §6).
 #pragma once
 
 #include <string>
@@ -11,7 +11,7 @@
 
 namespace llmerge {
 
-// mergekit's tokenizer copy list (mergekit-behaviour.md section 6).
+// mergekit's tokenizer copy list (docs/mergekit-semantics.md §6).
 const std::vector<std::string>& tokenizer_file_names();
 
 struct SideFileOptions {

@@ -1,4 +1,5 @@
-// The output config.json (mergekit-behaviour.md 4.5, plus the fixes noted in docs/methods.md).
+// The output config.json (docs/mergekit-semantics.md §4.5, plus the fixes noted in
+// docs/methods.md).
 #include <algorithm>
 
 #include <fmt/core.h>

@@ -1,4 +1,4 @@
-// Parameter names, types, resolution and ranges (mergekit-behaviour.md 2.4-2.7).
+// Parameter names, types, resolution and ranges (docs/mergekit-semantics.md §2.4-§2.7).
 #include <cmath>
 #include <limits>
 

@@ -8,7 +8,7 @@
 // shapes involved). A MergePlan that exists is valid: the executor and the kernels
 // do not check again.
 //
-// mergekit semantics followed here (mergekit-behaviour.md sections 2 and 4):
+// mergekit semantics followed here (docs/mergekit-semantics.md §2 and §4):
 //  - `models:` becomes one slice whose sources are every model with its full
 //    layer range; a base_model not listed is appended as a source (for
 //    methods that use a base).
@@ -45,7 +45,7 @@ struct PlanSettings {
   std::uint64_t shard_size_max = 5'000'000'000;
   int threads = 1;         // for the memory estimate
   std::int64_t chunk_elements = k_reduce_block;
-  // MLX output (mlx-and-formats.md section 2): quantize eligible weights
+  // MLX output (docs/formats.md §2a): quantize eligible weights
   // (2-D ".weight" tensors whose last dimension divides by the group size,
   // which is what mlx-lm's quantize_model picks) with these parameters.
   std::optional<QuantParams> quantize;

@@ -153,7 +153,7 @@ struct Planner {
 
   // mlx-lm saves some architectures after its sanitize() step: stacked
   // `switch_mlp` experts, conv weights with moved axes, norms stored +1
-  // (mlx-and-formats.md 2b). Such a folder cannot be merged with one in
+  // (docs/formats.md §2b). Such a folder cannot be merged with one in
   // Hugging Face layout: same names, different meaning.
   static bool mlx_own_layout(const Model& model) {
     static const std::set<std::string> k_sanitized_types{
@@ -452,7 +452,7 @@ struct Planner {
   }
 
   // Embedding matrices of different vocab sizes are cut to a common shape as
-  // mergekit does (mergekit-behaviour.md section 1.2); any other shape
+  // mergekit does (docs/mergekit-semantics.md §1.2); any other shape
   // mismatch is an error naming both models.
   bool rectify_shapes(const std::string& out_name, std::vector<PlannedInput>& gathered,
                       std::optional<std::size_t> base_pos) {

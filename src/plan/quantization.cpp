@@ -1,5 +1,5 @@
 // Which output tensors are written MLX-quantized, and the config.json keys
-// mlx-lm reads to load them (mlx-and-formats.md sections 2b and 2d).
+// mlx-lm reads to load them (docs/formats.md §2a, §2b and §2d).
 #include <cmath>
 
 #include <fmt/core.h>

@@ -1,4 +1,4 @@
-// parse_config: mergekit's YAML schema (mergekit-behaviour.md 2.1-2.3) into
+// parse_config: mergekit's YAML schema (docs/mergekit-semantics.md §2.1-§2.3) into
 // MergeConfig, and the located errors for everything it rejects.
 #include <gtest/gtest.h>
 

@@ -2,7 +2,7 @@
 // breadcrumbs[_ties], della[_linear], sce, ram, ramplus_tl, model_stock,
 // nearswap, arcee_fusion), driven through the chunk protocol of method.h
 // against independent double-precision implementations of mergekit's
-// formulas (mergekit-behaviour.md 1.5-1.13), plus RankSelect.
+// formulas (docs/mergekit-semantics.md §1.5-§1.13), plus RankSelect.
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -1,6 +1,6 @@
 // Every merge method driven through the chunk protocol of method.h, against
 // an independent double-precision implementation of mergekit's formulas
-// (mergekit-behaviour.md 1.3, 1.4, 1.8, 1.14), plus the registry.
+// (docs/mergekit-semantics.md §1.3, §1.4, §1.8, §1.14), plus the registry.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -205,7 +205,7 @@ TEST(Registry, DefaultsMatchMergekit) {
   };
   EXPECT_EQ(global_default("linear", "normalize"), 1.0);
   EXPECT_EQ(global_default("slerp", "t"), std::nullopt);
-  // method: normalize, rescale (mergekit-behaviour.md 1.1)
+  // method: normalize, rescale (docs/mergekit-semantics.md §1.1)
   const std::map<std::string, std::pair<double, double>> gta = {{"task_arithmetic", {0, 0}},
                                                                 {"ties", {1, 0}},
                                                                 {"dare_ties", {0, 1}},

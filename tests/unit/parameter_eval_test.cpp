@@ -1,4 +1,4 @@
-// evaluate_parameter follows mergekit's evaluate_setting (mergekit-behaviour.md 2.4);
+// evaluate_parameter follows mergekit's evaluate_setting (docs/mergekit-semantics.md §2.4);
 // expected values are computed by hand from that formula.
 #include <gtest/gtest.h>
 
@@ -101,7 +101,7 @@ TEST(ParameterEval, PositionOutsideUnitIntervalIsClamped) {
   EXPECT_EQ(eval_number(g, "w", std::nan("")), 0.1);
 }
 
-// mergekit examples/gradient-slerp.yml, mergekit-behaviour.md 2.8.
+// mergekit examples/gradient-slerp.yml, docs/mergekit-semantics.md §2.8.
 TEST(ParameterEval, GradientSlerpExampleMatchesHandComputation) {
   const MergeConfig cfg = parse_config(R"(merge_method: slerp
 base_model: a

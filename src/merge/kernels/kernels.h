@@ -65,7 +65,7 @@ void divide_scalar(float* x, float d, std::size_t n);
 void divide(float* x, const float* d, std::size_t n);
 // out[i] = rows[0][i] + rows[1][i] + ... + rows[m-1][i], summed in row order. m >= 1.
 void sum_rows(const float* const* rows, std::size_t m, float* out, std::size_t n);
-// TIES sign consensus over m >= 1 weighted task vectors (mergekit-behaviour.md 1.8 step 4):
+// TIES sign consensus over m >= 1 weighted task vectors (docs/mergekit-semantics.md §1.8 step 4):
 //   s = sum_r rows[r][i];  maj = +1 if s >= 0 else -1 (NaN sum: -1)
 //   keep_r = (sign(rows[r][i]) == maj)      (zeros and NaN never match)
 //   mixed[i]   = sum_r rows[r][i] * keep_r  (products with 0/1, as torch's delta * mask)

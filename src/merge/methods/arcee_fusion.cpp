@@ -4,7 +4,7 @@
 // Reference: Arcee AI, "Arcee Fusion" (mergekit v0.1 release),
 // https://arcee.ai
 //
-// Formula (mergekit-behaviour.md 1.13), base b, other p, rows along the last
+// Formula (docs/mergekit-semantics.md §1.13), base b, other p, rows along the last
 // axis (a 1-D tensor is one row):
 //   P = softmax(p_row) + 1e-8,  Q = softmax(b_row) + 1e-8
 //   KL_row = Σ_row P·log(P/Q)

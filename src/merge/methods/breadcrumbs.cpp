@@ -5,7 +5,7 @@
 // Paper: Davari, Belilovsky, "Model Breadcrumbs: Scaling Multi-Task Model
 // Merging with Sparse Masks", ECCV 2024, https://arxiv.org/abs/2312.06795
 //
-// Formula (mergekit-behaviour.md 1.8, "magnitude_outliers"), per model and
+// Formula (docs/mergekit-semantics.md §1.8, "magnitude_outliers"), per model and
 // tensor, N = numel:
 //   keep = ⌊density·N⌋,  top = ⌊gamma·N⌋,  bottom = max(0, N − keep − top)
 //   sort |δ| ascending (ties: flattened order) and keep the entries at ranks

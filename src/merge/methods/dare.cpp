@@ -5,7 +5,7 @@
 // from Homologous Models as a Free Lunch", ICML 2024,
 // https://arxiv.org/abs/2311.03099
 //
-// Formula (mergekit-behaviour.md 1.8, "bernoulli" sparsification):
+// Formula (docs/mergekit-semantics.md §1.8, "bernoulli" sparsification):
 //   δ_i = x_i − b;  keep each element with probability density_i
 //   rescale: kept · ‖δ_i‖₁ / ‖kept‖₁ unless either norm < 1e-7
 //            (L1 norm matching, as mergekit since #245 -- not the paper's

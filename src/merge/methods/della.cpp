@@ -6,7 +6,7 @@
 // Model Merging through Magnitude-Based Sampling", 2024,
 // https://arxiv.org/abs/2406.11617
 //
-// Formula (mergekit-behaviour.md 1.8, "della_magprune"), per model:
+// Formula (docs/mergekit-semantics.md §1.8, "della_magprune"), per model:
 //   vectors: each vector along axis 1 (the rows of a matrix); a 1-D tensor
 //   is one vector. In a vector of n entries, rank r ∈ 1..n by |δ| ascending
 //   (ties: flattened order):

@@ -5,7 +5,7 @@
 // https://arxiv.org/abs/2603.04972; Karcher, "Riemannian center of mass and
 // mollifier smoothing", CPAM 1977.
 //
-// Formula (mergekit-behaviour.md 1.7), all N inputs (a base model is just
+// Formula (docs/mergekit-semantics.md §1.7), all N inputs (a base model is just
 // another input), each the whole flattened tensor, α_i = 1/N:
 //   n_i = ‖X_i‖,  u_i = X_i / n_i;  keep the inputs with n_i > tol and
 //   renormalise their α to â (no input kept: res = 0)

@@ -4,7 +4,7 @@
 // fine-tuned models improves accuracy without increasing inference time",
 // ICML 2022, https://arxiv.org/abs/2203.05482
 //
-// Formula (mergekit-behaviour.md 1.3), per element:
+// Formula (docs/mergekit-semantics.md §1.3), per element:
 //   res = w_0·x_0, then res = fma(w_i, x_i, res) for i = 1.. in config order
 //   (mergekit 0.1.5 accumulates with torch's addcmul_, fused on the CPU)
 //   res = res / Σ_i w_i                 if normalize

@@ -4,7 +4,7 @@
 // Paper: Jang, Yun, Han, "Model Stock: All we need is just a few fine-tuned
 // models", ECCV 2024, https://arxiv.org/abs/2403.19522
 //
-// Formula (mergekit-behaviour.md 1.11), base w_0, models w_1..w_N (N >= 2),
+// Formula (docs/mergekit-semantics.md §1.11), base w_0, models w_1..w_N (N >= 2),
 // per vector (the flattened tensor; with filter_wise each vector along the
 // last axis, a 1-D tensor being one vector):
 //   o_i = w_i − w_0

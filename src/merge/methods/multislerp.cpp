@@ -3,7 +3,7 @@
 //
 // Reference: Goddard, "Multi-SLERP", https://goddard.blog/posts/multislerp-wow-what-a-cool-idea
 //
-// Formula (mergekit-behaviour.md 1.6), X_i = x_i − b with a base, else x_i,
+// Formula (docs/mergekit-semantics.md §1.6), X_i = x_i − b with a base, else x_i,
 // every vector the whole flattened tensor:
 //   w_i ← w_i / Σ w_j                      if normalize_weights
 //   n_i = ‖X_i‖,  u_i = X_i / (n_i + eps)

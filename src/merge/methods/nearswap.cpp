@@ -4,7 +4,7 @@
 // Reference: alchemonaut, QuartetAnemoi-70B-t0.0001 (model card),
 // https://huggingface.co/alchemonaut/QuartetAnemoi-70B-t0.0001
 //
-// Formula (mergekit-behaviour.md 1.12), per element, base a and other b:
+// Formula (docs/mergekit-semantics.md §1.12), per element, base a and other b:
 //   w   = clamp(t / max(|a − b|, 1e-6), 0, 1)
 //   res = w·b + (1 − w)·a
 // Parameters: global `t` (required; any value, t <= 0 gives the base).

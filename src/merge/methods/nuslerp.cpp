@@ -4,7 +4,7 @@
 // Reference: Shoemake, "Animating rotation with quaternion curves",
 // SIGGRAPH 1985, https://doi.org/10.1145/325165.325242 (mergekit's NuSLERP).
 //
-// Formula (mergekit-behaviour.md 1.5), models x_1, x_2 with weights w_1, w_2:
+// Formula (docs/mergekit-semantics.md §1.5), models x_1, x_2 with weights w_1, w_2:
 //   t = w_2 / (w_1 + w_2), or 0.5 if |w_1 + w_2| < 1e-6
 //   v_k = x_k − b with a base, else x_k
 //   for each vector (the flattened tensor; or each vector along the last

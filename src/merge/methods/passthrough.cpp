@@ -1,7 +1,7 @@
 // passthrough: copy one model's tensor, optionally scaled. The building block
 // of frankenmerges and layer stacking; there is no paper.
 //
-// Formula (mergekit-behaviour.md 1.14): res = x · scale if `scale` is set,
+// Formula (docs/mergekit-semantics.md §1.14): res = x · scale if `scale` is set,
 // else res = x.
 // Parameters: per-model `scale`, optional with no default. mergekit's
 // default is None; here the default is k_parameter_unset (NaN), and NaN

@@ -4,7 +4,7 @@
 // Paper: "Reinforced Agent Merging", arXiv 2601.13572,
 // https://arxiv.org/abs/2601.13572
 //
-// Formula (mergekit-behaviour.md 1.10), per element, with τ_i = x_i − b:
+// Formula (docs/mergekit-semantics.md §1.10), per element, with τ_i = x_i − b:
 //   nz_i = |τ_i| > ε;  c = Σ_i nz_i
 //   ram:         res = b + Σ_i nz_i · (c == 1 ? τ_i : τ_i / c)
 //   ramplus_tl:  per tensor, shared_i = #{elements: nz_i and c > 1},

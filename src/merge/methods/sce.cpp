@@ -4,7 +4,7 @@
 // Paper: Wan et al., "FuseChat: Knowledge Fusion of Chat Models", 2024,
 // https://arxiv.org/abs/2408.07990
 //
-// Formula (mergekit-behaviour.md 1.9), τ_i = x_i − b, i = 1..m:
+// Formula (docs/mergekit-semantics.md §1.9), τ_i = x_i − b, i = 1..m:
 //   select (select_topk < 1):  var = population variance over i of τ_i, per
 //     element; k = ⌊count(var != 0)·select_topk⌋; keep the k elements with
 //     the largest var in every τ_i (ties: flattened order), zero the rest

@@ -5,7 +5,7 @@
 // 1985, https://doi.org/10.1145/325165.325242 (mergekit's version follows a
 // public gist by dvschultz).
 //
-// Formula (mergekit-behaviour.md 1.4), with v0 = base, v1 = the other model,
+// Formula (docs/mergekit-semantics.md §1.4), with v0 = base, v1 = the other model,
 // norms and dot over the whole flattened tensor:
 //   n_k  = v_k / ‖v_k‖  if ‖v_k‖ > 1e-8, else v_k
 //   dot  = n_0 · n_1

@@ -3,7 +3,7 @@
 // Paper: Ilharco et al., "Editing Models with Task Arithmetic", ICLR 2023,
 // https://arxiv.org/abs/2212.04089
 //
-// Formula (mergekit-behaviour.md 1.8, no sparsification, no consensus):
+// Formula (docs/mergekit-semantics.md §1.8, no sparsification, no consensus):
 //   res = b + λ · Σ_i w_i (x_i − b)            (÷ Σ_i w_i first if normalize)
 // See task_arithmetic_core.h for the exact steps.
 // Parameters: per-model `weight` (required), `density` (1.0); global

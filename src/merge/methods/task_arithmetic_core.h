@@ -1,5 +1,5 @@
 // The generalized task arithmetic (GTA) core shared by task_arithmetic,
-// ties, dare_ties and dare_linear (mergekit-behaviour.md 1.8).
+// ties, dare_ties and dare_linear (docs/mergekit-semantics.md §1.8).
 //
 // For each element, with base b and models x_i (config order):
 //   1. δ_i = x_i − b                                       task vectors

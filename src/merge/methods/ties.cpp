@@ -3,7 +3,7 @@
 // Paper: Yadav et al., "TIES-Merging: Resolving Interference When Merging
 // Models", NeurIPS 2023, https://arxiv.org/abs/2306.01708
 //
-// Formula (mergekit-behaviour.md 1.8, "magnitude" sparsification + sign
+// Formula (docs/mergekit-semantics.md §1.8, "magnitude" sparsification + sign
 // consensus), per tensor:
 //   δ_i  = x_i − b;  keep the k_i = ⌊density_i · numel⌋ largest |δ_i| over
 //          the whole flattened tensor, zero the rest
