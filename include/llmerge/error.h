@@ -48,12 +48,12 @@ struct ErrorContext {
 // of range for every layer) is one Problem with `count` > 1.
 struct Problem {
   ErrorKind kind = ErrorKind::config;
-  std::string file;       // the config (or model file) the location refers to
-  int line = 0;           // 1-based; 0 when there is no location
-  int column = 0;         // 1-based; 0 when unknown
-  std::string yaml_path;  // e.g. "slices[0].sources[1].parameters", when known
-  std::string message;    // what is wrong (no location prefix, no tensor list)
-  std::string hint;       // how to fix it, when one is likely
+  std::string file;                  // the config (or model file) the location refers to
+  int line = 0;                      // 1-based; 0 when there is no location
+  int column = 0;                    // 1-based; 0 when unknown
+  std::string yaml_path;             // e.g. "slices[0].sources[1].parameters", when known
+  std::string message;               // what is wrong (no location prefix, no tensor list)
+  std::string hint;                  // how to fix it, when one is likely
   std::vector<std::string> values;   // the distinct values involved (first few)
   std::vector<std::string> tensors;  // the tensors concerned (first few examples)
   std::size_t count = 0;             // how many tensors it concerns (0: not about tensors)

@@ -93,11 +93,11 @@ Plan plan(const Config& config, const PlanOptions& options = {},
           const CancelToken& cancel = CancelToken());
 
 struct RunResult {
-  std::string output;            // the output folder
-  std::size_t tensors = 0;       // output tensors written
-  std::uint64_t bytes = 0;       // weight bytes written
-  std::int64_t layers = 0;       // output layers
-  double seconds = 0;            // wall time of the run
+  std::string output;       // the output folder
+  std::size_t tensors = 0;  // output tensors written
+  std::uint64_t bytes = 0;  // weight bytes written
+  std::int64_t layers = 0;  // output layers
+  double seconds = 0;       // wall time of the run
   std::uint64_t memory_estimate = 0;
 };
 
@@ -106,8 +106,7 @@ struct RunResult {
 RunResult run(const Plan& plan, const std::string& out_dir, const RunOptions& options = {});
 
 // plan() then run(), with the plan's cancellation taken from options.run.cancel.
-RunResult merge(const Config& config, const std::string& out_dir,
-                const MergeOptions& options = {});
+RunResult merge(const Config& config, const std::string& out_dir, const MergeOptions& options = {});
 
 // Writes one model MLX-quantized (options.plan.quantize bits) or dense
 // (options.plan.dequantize): a passthrough merge of one model.

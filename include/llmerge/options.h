@@ -29,14 +29,14 @@
 namespace llmerge {
 
 struct PlanOptions {
-  std::string dtype;             // overrides the config's `dtype` ("" keeps it)
-  std::string out_dtype;         // overrides the config's `out_dtype` ("" keeps it)
-  bool allow_crimes = false;     // allow models of different architectures
+  std::string dtype;                  // overrides the config's `dtype` ("" keeps it)
+  std::string out_dtype;              // overrides the config's `out_dtype` ("" keeps it)
+  bool allow_crimes = false;          // allow models of different architectures
   std::string out_shard_size = "5B";  // largest shard: 5B, 500MB, 2GiB, ...
-  int quantize = 0;              // write MLX-quantized weights with this many bits (0: no)
-  int q_group_size = 64;         // MLX quantization group size
+  int quantize = 0;                   // write MLX-quantized weights with this many bits (0: no)
+  int q_group_size = 64;              // MLX quantization group size
   std::string q_mode = "affine";
-  bool dequantize = false;       // dense output even from MLX-quantized inputs
+  bool dequantize = false;  // dense output even from MLX-quantized inputs
   // Relative model paths in the config resolve against this directory. Empty:
   // the current directory (mergekit's rule, and the CLI's).
   std::string base_dir;
@@ -74,13 +74,13 @@ enum class OptionType { boolean, integer, string, choice };
 enum class OptionScope { plan, run };
 
 struct OptionInfo {
-  std::string name;         // snake_case: the Python keyword and JSON key; CLI --kebab-case
-  char short_flag = 0;      // e.g. 'j' for -j; 0: none
+  std::string name;     // snake_case: the Python keyword and JSON key; CLI --kebab-case
+  char short_flag = 0;  // e.g. 'j' for -j; 0: none
   OptionType type = OptionType::string;
   OptionScope scope = OptionScope::plan;
-  std::string default_text;          // as --help and the web form show it
+  std::string default_text;  // as --help and the web form show it
   std::string help;
-  std::vector<std::string> choices;  // for OptionType::choice
+  std::vector<std::string> choices;   // for OptionType::choice
   std::vector<std::string> commands;  // the CLI subcommands that take it ("run", "plan", ...)
   std::vector<std::string> aliases;   // other accepted names (mergekit's or mlx-lm's spelling)
 };

@@ -130,8 +130,8 @@ RunResult run(const Plan& plan, const std::string& out_dir, const RunOptions& op
   settings.execute.progress_interval_s = options.progress_interval_s;
   if (options.progress) {
     settings.execute.progress = [&options](const ExecuteProgress& e) {
-      options.progress(Progress{e.tensors_done, e.tensors_total, e.bytes_done, e.bytes_total,
-                                e.seconds});
+      options.progress(
+          Progress{e.tensors_done, e.tensors_total, e.bytes_done, e.bytes_total, e.seconds});
     };
   }
   settings.copy_tokenizer = options.copy_tokenizer;

@@ -4,8 +4,8 @@
 #include <fmt/core.h>
 #include <fmt/ranges.h>
 
-#include "core/format.h"
 #include "api/describe.h"
+#include "core/format.h"
 #include "output/layout.h"
 #include "plan/planner_internal.h"
 

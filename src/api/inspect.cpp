@@ -7,8 +7,8 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
-#include "llmerge/llmerge.h"
 #include "io/model.h"
+#include "llmerge/llmerge.h"
 
 namespace llmerge {
 

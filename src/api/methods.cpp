@@ -1,6 +1,6 @@
-// methods_json() and methods_text() (`llmerge methods [--json]`): every merge method with its parameters,
-// generated from the registry (merge/method.h), so it cannot drift from what
-// the planner accepts.
+// methods_json() and methods_text() (`llmerge methods [--json]`): every merge method with its
+// parameters, generated from the registry (merge/method.h), so it cannot drift from what the
+// planner accepts.
 #include <cmath>
 #include <memory>
 #include <string>
@@ -81,13 +81,13 @@ std::string print_text() {
   for (const MethodSpec& spec : method_registry()) {
     out += fmt::format("{:<18} {}\n", spec.name, spec.description);
     out += fmt::format("{:<18} {}; base model: {}; models: {}{}\n", "", spec.pretty_name,
-               base_use_name(spec.base_use), models_text(spec),
-               spec.random ? "; random (uses the seed)" : "");
+                       base_use_name(spec.base_use), models_text(spec),
+                       spec.random ? "; random (uses the seed)" : "");
     for (const ParameterSpec& p : spec.parameters) {
       const bool global = p.scope == ParameterSpec::Scope::global;
       const std::string range = range_text(p);
       out += fmt::format("{:<18}   {:<18} {:<9} {:<8} {:<10} {}\n", "", p.name,
-                 global ? "global" : "per-model", default_text(p), range, p.help);
+                         global ? "global" : "per-model", default_text(p), range, p.help);
     }
     out += "\n";
   }

@@ -100,17 +100,17 @@ int run_run(const RunCommand& c) {
   return write_output(p, c.output, options);
 }
 
-const bool registered = register_command(
-    {"run", "Merge models as a mergekit YAML config says, into a new model folder", 10,
-     [](CLI::App& app) {
-       auto c = std::make_shared<RunCommand>();
-       app.add_option("config", c->config, "mergekit YAML config")->required();
-       add_output_args(app, c->output);
-       c->table.add(app, "run");
-       app.add_flag("--cuda,--lazy-unpickle,--low-cpu-memory", c->torch_only,
-                    "accepted for mergekit compatibility; ignored");
-       return [c] { return run_run(*c); };
-     }});
+const bool registered =
+    register_command({"run", "Merge models as a mergekit YAML config says, into a new model folder",
+                      10, [](CLI::App& app) {
+                        auto c = std::make_shared<RunCommand>();
+                        app.add_option("config", c->config, "mergekit YAML config")->required();
+                        add_output_args(app, c->output);
+                        c->table.add(app, "run");
+                        app.add_flag("--cuda,--lazy-unpickle,--low-cpu-memory", c->torch_only,
+                                     "accepted for mergekit compatibility; ignored");
+                        return [c] { return run_run(*c); };
+                      }});
 
 }  // namespace
 

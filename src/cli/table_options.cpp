@@ -46,9 +46,9 @@ MergeOptions TableOptions::options() const {
   MergeOptions out;
   for (const auto& [name, slot] : slots_) {
     if (slot->option->count() == 0) continue;
-    set_option(out, name,
-               slot->info->type == OptionType::boolean ? (slot->flag ? "true" : "false")
-                                                       : slot->text);
+    set_option(
+        out, name,
+        slot->info->type == OptionType::boolean ? (slot->flag ? "true" : "false") : slot->text);
   }
   return out;
 }

@@ -66,8 +66,8 @@ std::string Problem::to_string() const {
   std::string out = location_prefix(file, line, column) + message;
   std::vector<std::string> extra;
   if (!values.empty()) {
-    extra.push_back(fmt::format("{} {}", values.size() == 1 ? "value" : "values",
-                                fmt::join(values, ", ")));
+    extra.push_back(
+        fmt::format("{} {}", values.size() == 1 ? "value" : "values", fmt::join(values, ", ")));
   }
   if (count > 1) {
     extra.push_back(fmt::format("applies to {} tensors, e.g. {}", count, fmt::join(tensors, ", ")));

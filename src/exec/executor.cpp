@@ -116,8 +116,8 @@ class Executor {
     done_cv_.notify_all();
   }
 
-  void load(const TensorSource& source, DType dtype, std::int64_t begin, std::int64_t n,
-            float* dst, Worker& w) const {
+  void load(const TensorSource& source, DType dtype, std::int64_t begin, std::int64_t n, float* dst,
+            Worker& w) const {
     source.read(begin, n, dst, w.scratch);
     // mergekit casts every input to the config `dtype` before any math.
     if (plan_.round_inputs && dtype_bits(dtype) > dtype_bits(plan_.compute_dtype_round)) {

@@ -18,10 +18,10 @@ namespace llmerge {
 // Per-worker buffers that sources read raw bytes into; sized once.
 struct SourceScratch {
   explicit SourceScratch(std::int64_t chunk);
-  std::vector<unsigned char> raw;      // raw bytes of one chunk (up to 8 bytes an element)
-  std::vector<std::uint32_t> words;    // packed MLX codes of one chunk
-  std::vector<unsigned char> scales;   // one scale per group
-  std::vector<unsigned char> biases;   // one bias per group
+  std::vector<unsigned char> raw;     // raw bytes of one chunk (up to 8 bytes an element)
+  std::vector<std::uint32_t> words;   // packed MLX codes of one chunk
+  std::vector<unsigned char> scales;  // one scale per group
+  std::vector<unsigned char> biases;  // one bias per group
 };
 
 class TensorSource {

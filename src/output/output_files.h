@@ -25,5 +25,4 @@ void write_side_files(const MergePlan& plan, ModelWriter& writer, const SideFile
 // [merge, llmerge], library_name: transformers), the method, the models and the config.
 std::string model_card(const MergePlan& plan, const std::string& title);
 
-
 }  // namespace llmerge

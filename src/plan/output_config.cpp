@@ -50,7 +50,8 @@ void rebuild_layer_arrays(nlohmann::json& section, const MergePlan& plan, const 
 
 }  // namespace
 
-nlohmann::json build_output_config(const MergePlan& plan, std::optional<std::int64_t> rectified_vocab) {
+nlohmann::json build_output_config(const MergePlan& plan,
+                                   std::optional<std::int64_t> rectified_vocab) {
   const Model& donor = plan.models[plan.donor];
   nlohmann::json cfg = donor.config().is_object() ? donor.config() : nlohmann::json::object();
   if (!donor.has_config()) return cfg;

@@ -178,8 +178,8 @@ void resolve_parameters(const MergeConfig& config, const MethodSpec& method,
         out.per_model[i].emplace_back(spec.name, *spec.default_value);
       } else {
         diag.add(ErrorKind::config, in.location.line ? in.location : slice_location,
-                 fmt::format("merge method '{}' needs parameter '{}' for this model",
-                             method.name, spec.name),
+                 fmt::format("merge method '{}' needs parameter '{}' for this model", method.name,
+                             spec.name),
                  {.tensor = in.tensor,
                   .hint = fmt::format("add `{}:` under this model's `parameters:` (or give a "
                                       "top-level default)",

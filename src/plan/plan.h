@@ -43,7 +43,7 @@ struct PlanSettings {
   std::optional<DType> out_dtype;  // --out-dtype, overrides `out_dtype`
   bool allow_crimes = false;       // allow models of different architectures
   std::uint64_t shard_size_max = 5'000'000'000;
-  int threads = 1;         // for the memory estimate
+  int threads = 1;  // for the memory estimate
   std::int64_t chunk_elements = k_reduce_block;
   // MLX output (docs/formats.md §2a): quantize eligible weights
   // (2-D ".weight" tensors whose last dimension divides by the group size,
@@ -106,13 +106,13 @@ struct LayerMapping {
 struct MergePlan {
   MergeConfig config;
   const MethodSpec* method = nullptr;
-  std::vector<Model> models;              // distinct models, in order of first mention
-  std::vector<std::string> model_refs;    // the references as written, parallel to models
-  std::optional<std::size_t> base_model;  // the top-level base, if any
-  std::size_t donor = 0;                  // model whose config.json is used
-  std::size_t tokenizer_model = 0;        // model whose tokenizer files are copied
+  std::vector<Model> models;                 // distinct models, in order of first mention
+  std::vector<std::string> model_refs;       // the references as written, parallel to models
+  std::optional<std::size_t> base_model;     // the top-level base, if any
+  std::size_t donor = 0;                     // model whose config.json is used
+  std::size_t tokenizer_model = 0;           // model whose tokenizer files are copied
   std::optional<std::string> chat_template;  // resolved `chat_template:`, if set
-  std::vector<PlannedTensor> tensors;     // output order
+  std::vector<PlannedTensor> tensors;        // output order
   std::vector<LayerMapping> layer_map;
   std::int64_t out_layers = 0;
   nlohmann::json out_config;               // the output config.json

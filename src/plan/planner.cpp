@@ -9,6 +9,7 @@
 #include <fmt/core.h>
 #include <fmt/ranges.h>
 
+#include "core/cancel.h"
 #include "plan/diagnostics.h"
 #include "plan/plan.h"
 #include "plan/planner_internal.h"
@@ -53,8 +54,7 @@ std::uint64_t MergePlan::peak_memory_estimate(int threads_override,
   // Per worker: one f32 buffer per input, one for the output, one raw read
   // buffer, and the method's scratch between passes.
   const std::uint64_t per_thread =
-      (inputs_max + 2) * static_cast<std::uint64_t>(chunk) * 4 +
-      (scratch ? k_scratch_bytes : 0);
+      (inputs_max + 2) * static_cast<std::uint64_t>(chunk) * 4 + (scratch ? k_scratch_bytes : 0);
   std::uint64_t headers = 0;
   for (const auto& m : models) {
     for (const auto& f : m.files())
@@ -124,6 +124,7 @@ struct Planner {
   // ---------------------------------------------------------------- models
 
   void open_model(const std::string& ref, SourceLocation where) {
+    throw_if_cancelled();
     if (model_index.count(ref)) return;
     try {
       auto path = resolve_model_reference(ref, plan.options.base_dir);
@@ -364,6 +365,7 @@ struct Planner {
   void add_tensor(const NormSlice& slice, std::size_t slice_index, std::int64_t offset,
                   const std::string& out_name, const std::string& suffix, std::int64_t out_layer,
                   double t) {
+    throw_if_cancelled();  // a large recipe stops within a tensor of Ctrl-C
     PlannedTensor tensor;
     tensor.name = out_name;
     tensor.layer = out_layer;
@@ -499,13 +501,13 @@ struct Planner {
     }
     for (const auto& in : gathered) {
       if (in.shape == first.shape) continue;
-      diag.add(ErrorKind::shape, {},
-               fmt::format("tensor shapes differ between model '{}' and model '{}'{}",
-                           plan.model_refs[first.model], plan.model_refs[in.model],
-                           shape_hint(first, in)),
-               {.tensor = out_name,
-                .value = fmt::format("{} vs {}", shape_string(first.shape),
-                                     shape_string(in.shape))});
+      diag.add(
+          ErrorKind::shape, {},
+          fmt::format("tensor shapes differ between model '{}' and model '{}'{}",
+                      plan.model_refs[first.model], plan.model_refs[in.model],
+                      shape_hint(first, in)),
+          {.tensor = out_name,
+           .value = fmt::format("{} vs {}", shape_string(first.shape), shape_string(in.shape))});
       return false;
     }
     return true;

@@ -40,7 +40,8 @@ void resolve_parameters(const MergeConfig& config, const MethodSpec& method,
 
 // The output config.json: the donor's, with layer count, per-layer arrays,
 // torch_dtype, tie_word_embeddings and (if embeddings were cut) vocab_size updated.
-nlohmann::json build_output_config(const MergePlan& plan, std::optional<std::int64_t> rectified_vocab);
+nlohmann::json build_output_config(const MergePlan& plan,
+                                   std::optional<std::int64_t> rectified_vocab);
 
 // The model whose tokenizer files are copied: `tokenizer_source` (base or a
 // model reference), else the base, else the config donor.

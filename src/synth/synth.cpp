@@ -206,19 +206,20 @@ void write_fresh(const SynthOptions& options, const fs::path& out_dir) {
 
   const auto& specs = writer.tensors();
   const float norm_center = options.family == "gemma2" ? 0.0f : 1.0f;
-  run_chunks(make_chunks(specs), options.threads, options.cancel, [&](const Chunk& c, unsigned char* buf) {
-    const TensorSpec& spec = specs[c.tensor];
-    const std::uint64_t elem = static_cast<std::uint64_t>(dtype_bits(spec.dtype) / 8);
-    const bool norm = is_norm_weight(spec);
-    const float center = norm ? norm_center : 0.0f;
-    const float half_width = norm ? k_norm_half_width : k_weight_half_width;
-    dispatch_float(spec.dtype, [&](auto d) {
-      for_each_uniform(
-          stream_key(options.seed, spec.name), c.offset / elem, c.len / elem,
-          [&](std::uint64_t i, float u) { store<d()>(buf, i, center + half_width * u); });
-    });
-    writer.write(c.tensor, c.offset, buf, c.len);
-  });
+  run_chunks(
+      make_chunks(specs), options.threads, options.cancel, [&](const Chunk& c, unsigned char* buf) {
+        const TensorSpec& spec = specs[c.tensor];
+        const std::uint64_t elem = static_cast<std::uint64_t>(dtype_bits(spec.dtype) / 8);
+        const bool norm = is_norm_weight(spec);
+        const float center = norm ? norm_center : 0.0f;
+        const float half_width = norm ? k_norm_half_width : k_weight_half_width;
+        dispatch_float(spec.dtype, [&](auto d) {
+          for_each_uniform(
+              stream_key(options.seed, spec.name), c.offset / elem, c.len / elem,
+              [&](std::uint64_t i, float u) { store<d()>(buf, i, center + half_width * u); });
+        });
+        writer.write(c.tensor, c.offset, buf, c.len);
+      });
   writer.commit();
 }
 

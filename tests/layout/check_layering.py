@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""The folder tree is the architecture: no folder includes from a stage above it.
+
+Stages, lowest first. A folder may include its own headers and those of
+folders before it. The CLI sees only the public API (include/llmerge/) and its
+own headers; src/api/ is the one folder that converts between public and
+internal types. Exits non-zero, listing each offending include.
+"""
+import pathlib
+import re
+import sys
+
+ORDER = ["core", "io", "config", "merge", "plan", "exec", "output", "api"]
+# Tools built beside the engine: they may use any engine stage, nothing above.
+TOOLS = {"synth": set(ORDER)}
+INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+
+
+def main(root: pathlib.Path) -> int:
+    src = root / "src"
+    bad = []
+    for path in sorted(src.rglob("*")):
+        if path.suffix not in {".h", ".cpp"}:
+            continue
+        folder = path.relative_to(src).parts[0]
+        for target in INCLUDE.findall(path.read_text(encoding="utf-8")):
+            top = target.split("/")[0]
+            if top == "llmerge":
+                continue  # the public API may be used everywhere
+            if folder == "cli":
+                if "/" in target:
+                    bad.append(f"{path.relative_to(root)}: the CLI includes internal '{target}'")
+                continue
+            if "/" not in target or not (src / top).is_dir():
+                continue  # a generated or third-party header (hwy/...)
+            if top == folder:
+                continue
+            if folder in TOOLS:
+                if top not in TOOLS[folder]:
+                    bad.append(f"{path.relative_to(root)}: '{target}' ({top}) is not an engine stage")
+                continue
+            if folder not in ORDER or top not in ORDER:
+                bad.append(f"{path.relative_to(root)}: '{target}': unknown stage")
+            elif ORDER.index(top) > ORDER.index(folder):
+                bad.append(f"{path.relative_to(root)}: {folder}/ includes '{target}' from a later stage")
+    # Public headers include only public headers and the standard library.
+    for path in sorted((root / "include" / "llmerge").glob("*.h")):
+        for target in INCLUDE.findall(path.read_text(encoding="utf-8")):
+            if not target.startswith("llmerge/"):
+                bad.append(f"{path.relative_to(root)}: public header includes '{target}'")
+    for line in bad:
+        print(line)
+    print(f"layering: {len(bad)} problem(s); stage order {' < '.join(ORDER)} < cli")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".")))

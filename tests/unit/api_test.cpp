@@ -1,0 +1,277 @@
+// The public API (include/llmerge/) as the CLI, Python and the web server use it:
+// structured problems, several runs in one process, per-run cancellation,
+// parallel runs, the options table. Only public headers are included here.
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "llmerge/llmerge.h"
+#include "llmerge/synth.h"
+#include "test_util.h"
+
+namespace llmerge {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+
+// Every file of a model folder but the model card (whose title is the
+// folder's name), by name, as a hash of its bytes.
+std::map<std::string, std::size_t> folder_bytes(const fs::path& dir) {
+  std::map<std::string, std::size_t> out;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().filename() == "README.md") continue;
+    out[e.path().filename().string()] = std::hash<std::string>{}(testing::read_text(e.path()));
+  }
+  return out;
+}
+
+class Api : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir;
+    SynthSpec base;
+    base.layers = 4;
+    base.hidden = 64;
+    synth((*dir_ / "base").string(), base);
+    SynthSpec like;
+    like.like = (*dir_ / "base").string();
+    like.seed = 1;
+    synth((*dir_ / "a").string(), like);
+    like.seed = 2;
+    synth((*dir_ / "b").string(), like);
+    SynthSpec wide;
+    wide.hidden = 128;
+    synth((*dir_ / "wide").string(), wide);
+    // Big enough (about 30 MB a model) that a merge takes many chunks.
+    SynthSpec big;
+    big.layers = 6;
+    big.hidden = 512;
+    big.intermediate = 1536;
+    big.vocab = 4096;
+    big.dtype = "f32";
+    synth((*dir_ / "big_base").string(), big);
+    SynthSpec big_like;
+    big_like.like = (*dir_ / "big_base").string();
+    big_like.seed = 3;
+    synth((*dir_ / "big_a").string(), big_like);
+  }
+  static void TearDownTestSuite() { delete dir_; }
+
+  static std::string path(const std::string& name) { return (*dir_ / name).string(); }
+
+  static Config ties(const std::string& parameters) {
+    return Config::parse("merge_method: ties\nbase_model: " + path("base") +
+                             "\nmodels:\n  - model: " + path("a") + "\n  - model: " + path("b") +
+                             "\nparameters:\n  " + parameters + "\n",
+                         "ties.yaml");
+  }
+
+  static Config big_slerp() {
+    return Config::parse("merge_method: slerp\nbase_model: " + path("big_base") +
+                             "\nmodels:\n  - model: " + path("big_base") +
+                             "\n  - model: " + path("big_a") + "\nparameters:\n  t: 0.3\n",
+                         "slerp.yaml");
+  }
+
+  static Error plan_error(const Config& config, const PlanOptions& options = {}) {
+    try {
+      (void)plan(config, options);
+    } catch (const Error& e) {
+      return e;
+    }
+    ADD_FAILURE() << "plan succeeded";
+    return Error(ErrorKind::internal, "no error");
+  }
+
+  static TempDir* dir_;
+};
+
+TempDir* Api::dir_ = nullptr;
+
+TEST_F(Api, OneBadParameterIsOneProblemWithItsCountLocationAndValue) {
+  const Error e = plan_error(ties("weight: 0.5\n  density: 1.5"));
+  ASSERT_EQ(e.problems().size(), 1u) << e.what();
+  const Problem& p = e.problems().front();
+  EXPECT_EQ(p.kind, ErrorKind::config);
+  EXPECT_EQ(p.file, "ties.yaml");
+  EXPECT_EQ(p.line, 8);
+  EXPECT_EQ(p.column, 3);  // the `density:` key
+  EXPECT_EQ(p.values, std::vector<std::string>{"1.5"});
+  const std::size_t tensors = plan(ties("weight: 0.5\n  density: 0.5")).tensors().size();
+  EXPECT_EQ(p.count, tensors) << "one count for every tensor the parameter applies to";
+  EXPECT_EQ(p.tensors.size(), 3u);  // a few examples, not all
+  EXPECT_NE(std::string(e.what()).find("applies to " + std::to_string(tensors) + " tensors"),
+            std::string::npos)
+      << e.what();
+}
+
+TEST_F(Api, DifferentHiddenSizesAreOneRootCauseProblem) {
+  const Error e =
+      plan_error(Config::parse("merge_method: linear\nmodels:\n  - model: " + path("a") +
+                               "\n    parameters: {weight: 1}\n  - model: " + path("wide") +
+                               "\n    parameters: {weight: 1}\n"));
+  ASSERT_EQ(e.problems().size(), 1u) << e.what();
+  EXPECT_EQ(e.kind(), ErrorKind::shape);
+  EXPECT_NE(e.problems()[0].message.find("hidden size 64 in"), std::string::npos) << e.what();
+  EXPECT_NE(e.problems()[0].message.find("vs 128 in"), std::string::npos) << e.what();
+  EXPECT_FALSE(e.problems()[0].hint.empty());
+}
+
+TEST_F(Api, ProblemsSerialiseToJson) {
+  const Error e = plan_error(ties("weight: 0.5\n  density: 1.5"));
+  const std::string j = e.problems_json();
+  EXPECT_NE(j.find("\"kind\": \"config\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"line\": 8"), std::string::npos) << j;
+  EXPECT_NE(j.find("\"values\": [\n        \"1.5\""), std::string::npos) << j;
+}
+
+TEST_F(Api, PlanJsonOnTheCliGivesStructuredProblems) {
+  TempDir tmp;
+  testing::write_text(tmp / "bad.yaml", ties("weight: 0.5\n  density: 1.5").text());
+  std::string out;
+  EXPECT_EQ(testing::run_cli("plan --json " + (tmp / "bad.yaml").string(), &out), 2) << out;
+  EXPECT_NE(out.find("\"problems\": ["), std::string::npos) << out;
+  EXPECT_NE(out.find("\"count\": "), std::string::npos) << out;
+}
+
+TEST_F(Api, RunsAfterACancelledRunWorkAndCancelIsPerRun) {
+  TempDir tmp;
+  const Plan p = plan(big_slerp());
+  // Run 1: cancelled from its own progress callback once it has started writing.
+  RunOptions cancelled;
+  cancelled.threads = 1;
+  cancelled.progress_interval_s = 0.001;
+  cancelled.progress = [&cancelled](const Progress& pr) {
+    if (pr.bytes_done > 0) cancelled.cancel.cancel();
+  };
+  try {
+    run(p, (tmp / "one").string(), cancelled);
+    ADD_FAILURE() << "the cancelled run finished";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::interrupted) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(tmp / "one"));
+  std::size_t entries = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(tmp.path()))
+    ++entries;
+  EXPECT_EQ(entries, 0u) << "nothing of the cancelled run is left behind";
+  // Runs 2 and 3, in the same process, complete.
+  const RunResult two = run(p, (tmp / "two").string());
+  const RunResult three = merge(big_slerp(), (tmp / "three").string());
+  EXPECT_EQ(two.tensors, p.tensors().size());
+  EXPECT_EQ(folder_bytes(tmp / "two"), folder_bytes(tmp / "three"));
+}
+
+TEST_F(Api, ParallelRunsGiveTheBytesOfSerialRuns) {
+  TempDir tmp;
+  const Config slerp = big_slerp();
+  const Config t = ties("weight: 0.5\n  density: 0.5");
+  run(plan(slerp), (tmp / "serial_slerp").string());
+  run(plan(t), (tmp / "serial_ties").string());
+  std::exception_ptr error;
+  std::thread other([&] {
+    try {
+      RunOptions o;
+      o.threads = 2;
+      run(plan(slerp), (tmp / "parallel_slerp").string(), o);
+    } catch (...) {
+      error = std::current_exception();
+    }
+  });
+  RunOptions o;
+  o.threads = 2;
+  run(plan(t), (tmp / "parallel_ties").string(), o);
+  other.join();
+  if (error) std::rethrow_exception(error);
+  EXPECT_EQ(folder_bytes(tmp / "serial_slerp"), folder_bytes(tmp / "parallel_slerp"));
+  EXPECT_EQ(folder_bytes(tmp / "serial_ties"), folder_bytes(tmp / "parallel_ties"));
+}
+
+TEST_F(Api, CancellingBeforePlanningInterruptsThePlan) {
+  CancelToken token;
+  token.cancel();
+  try {
+    (void)plan(ties("weight: 0.5\n  density: 0.5"), {}, token);
+    ADD_FAILURE() << "planned despite the cancel";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::interrupted);
+  }
+  // A fresh token: planning works again.
+  EXPECT_NO_THROW((void)plan(ties("weight: 0.5\n  density: 0.5")));
+}
+
+TEST_F(Api, RelativeModelPathsResolveAgainstTheBaseDir) {
+  const Config c = Config::parse(
+      "merge_method: linear\nmodels:\n  - model: a\n    parameters: {weight: 1}\n  - model: b\n"
+      "    parameters: {weight: 1}\n");
+  PlanOptions o;
+  o.base_dir = dir_->path().string();
+  EXPECT_GT(plan(c, o).tensors().size(), 0u);
+  EXPECT_THROW((void)plan(c), Error);  // the current directory has no model 'a'
+}
+
+TEST_F(Api, SetOptionValidatesAndNamesTheOption) {
+  MergeOptions o;
+  set_option(o, "threads", "3");
+  set_option(o, "out-shard-size", "2GiB");
+  set_option(o, "bits", "4");  // an alias of quantize
+  set_option(o, "copy_tokenizer", "false");
+  EXPECT_EQ(o.run.threads, 3);
+  EXPECT_EQ(o.plan.out_shard_size, "2GiB");
+  EXPECT_EQ(o.plan.quantize, 4);
+  EXPECT_FALSE(o.run.copy_tokenizer);
+  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+           {"threads", "many"}, {"force", "maybe"}, {"q_mode", "nf4"}, {"nonsense", "1"}}) {
+    try {
+      set_option(o, name, value);
+      ADD_FAILURE() << name << "=" << value << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::config);
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST_F(Api, EveryTableOptionIsInTheSchemaAndOnTheCommandLine) {
+  const std::string schema = options_schema_json();
+  std::string run_help;
+  ASSERT_EQ(testing::run_cli("run --help", &run_help), 0);
+  for (const OptionInfo& o : option_table()) {
+    EXPECT_NE(schema.find("\"" + o.name + "\": {"), std::string::npos) << o.name;
+    std::string flag = "--" + o.name;
+    std::replace(flag.begin(), flag.end(), '_', '-');
+    const bool on_run = std::find(o.commands.begin(), o.commands.end(), "run") != o.commands.end();
+    EXPECT_EQ(run_help.find(flag) != std::string::npos, on_run) << flag << "\n" << run_help;
+    if (on_run) {
+      EXPECT_NE(run_help.find("(default: " + o.default_text + ")"), std::string::npos) << flag;
+    }
+  }
+}
+
+TEST_F(Api, PlanViewsDescribeTheSameTensors) {
+  const Plan p = plan(ties("weight: 0.5\n  density: 0.5"));
+  const auto tensors = p.tensors();
+  ASSERT_FALSE(tensors.empty());
+  const std::string json = p.json();
+  for (const auto& t : tensors)
+    EXPECT_NE(json.find("\"" + t.name + "\""), std::string::npos) << t.name;
+  EXPECT_NE(p.describe().find("merge method: ties"), std::string::npos);
+  RunOptions one, four;
+  one.threads = 1;
+  four.threads = 4;
+  EXPECT_LT(p.memory_estimate(one), p.memory_estimate(four));
+}
+
+TEST_F(Api, InspectAndMethodsAreJson) {
+  const ModelInfo info = inspect(path("a"));
+  EXPECT_NE(info.json.find("\"hidden_size\": 64"), std::string::npos) << info.json;
+  EXPECT_NE(info.describe.find("hidden size:"), std::string::npos) << info.describe;
+  EXPECT_NE(methods_json().find("\"name\": \"della\""), std::string::npos);
+  EXPECT_STREQ(version(), LLMERGE_VERSION);
+}
+
+}  // namespace
+}  // namespace llmerge
