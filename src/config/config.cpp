@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -135,7 +136,8 @@ struct MapEntry {
 
 class Parser {
  public:
-  explicit Parser(const std::string& file) : file_(file) {}
+  Parser(const std::string& file, std::map<std::pair<int, int>, std::string>& paths)
+      : file_(file), paths_(paths) {}
 
   void parse_document(const YAML::Node& root, MergeConfig& config);
 
@@ -177,6 +179,7 @@ class Parser {
   std::optional<std::string> parse_tokenizer(const YAML::Node& n, SourceLocation at);
 
   const std::string& file_;
+  std::map<std::pair<int, int>, std::string>& paths_;  // MergeConfig::yaml_paths
   std::size_t visits_ = 0;
 };
 
@@ -206,6 +209,7 @@ std::vector<MapEntry> Parser::map_entries(const YAML::Node& map, SourceLocation 
       fail(
           ErrorKind::config, key_at,
           fmt::format("duplicate {}key {}{}", path.empty() ? "top-level " : "", quote(key), where));
+    paths_.try_emplace({key_at.line, key_at.column}, path.empty() ? key : path + "." + key);
     out.push_back({key, key_at, kv.second});
   }
   return out;
@@ -670,7 +674,7 @@ MergeConfig parse_config(std::string_view yaml_text, const std::string& file) {
   MergeConfig config;
   config.file = file;
   config.text = std::string(yaml_text);
-  Parser(file).parse_document(*root, config);
+  Parser(file, config.yaml_paths).parse_document(*root, config);
   return config;
 }
 

@@ -32,6 +32,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -123,6 +124,8 @@ struct MergeConfig {
   SourceLocation tokenizer_source_location;
   std::optional<std::string> chat_template;
   SourceLocation chat_template_location;
+  // The YAML path of the key at each (line, column): "slices[0].sources[1].model".
+  std::map<std::pair<int, int>, std::string> yaml_paths;
 };
 
 // Parses YAML text. `file` names the config in messages. Throws Error(config)

@@ -20,6 +20,10 @@ void Diagnostics::add(ErrorKind kind, SourceLocation where, const std::string& m
     p.line = where.line;
     p.column = where.line > 0 ? where.column : 0;
     p.yaml_path = detail.yaml_path;
+    if (p.yaml_path.empty() && config_ && where.line > 0) {
+      const auto it_path = config_->yaml_paths.find({where.line, where.column});
+      if (it_path != config_->yaml_paths.end()) p.yaml_path = it_path->second;
+    }
     p.message = message;
     p.hint = detail.hint;
     problems_.push_back(std::move(p));

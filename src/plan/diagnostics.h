@@ -28,7 +28,9 @@ struct ProblemDetail {
 
 class Diagnostics {
  public:
-  explicit Diagnostics(std::string file) : file_(std::move(file)) {}
+  // `config` (optional) gives problems the YAML path of their location.
+  explicit Diagnostics(std::string file, const MergeConfig* config = nullptr)
+      : file_(std::move(file)), config_(config) {}
 
   // Records a problem at a YAML location (line 0: no location).
   void add(ErrorKind kind, SourceLocation where, const std::string& message,
@@ -40,6 +42,7 @@ class Diagnostics {
  private:
   using Key = std::tuple<int, int, int, std::string, std::string>;
   std::string file_;
+  const MergeConfig* config_ = nullptr;
   std::vector<Problem> problems_;
   std::map<Key, std::size_t> index_;  // cause -> position in problems_
   std::vector<std::map<std::string, bool>> tensors_seen_;

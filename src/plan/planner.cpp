@@ -119,7 +119,7 @@ struct Planner {
   Diagnostics diag;
   std::map<std::string, std::size_t> model_index;  // reference -> MergePlan::models index
 
-  Planner(const MergeConfig& c, MergePlan& p) : config(c), plan(p), diag(c.file) {}
+  Planner(const MergeConfig& c, MergePlan& p) : config(c), plan(p), diag(c.file, &c) {}
 
   // ---------------------------------------------------------------- models
 

@@ -99,6 +99,7 @@ TEST_F(Api, OneBadParameterIsOneProblemWithItsCountLocationAndValue) {
   EXPECT_EQ(p.file, "ties.yaml");
   EXPECT_EQ(p.line, 8);
   EXPECT_EQ(p.column, 3);  // the `density:` key
+  EXPECT_EQ(p.yaml_path, "parameters.density");
   EXPECT_EQ(p.values, std::vector<std::string>{"1.5"});
   const std::size_t tensors = plan(ties("weight: 0.5\n  density: 0.5")).tensors().size();
   EXPECT_EQ(p.count, tensors) << "one count for every tensor the parameter applies to";

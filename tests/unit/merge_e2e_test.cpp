@@ -84,6 +84,7 @@ bool MergeEndToEnd::ready_ = false;
 TEST_F(MergeEndToEnd, EveryExampleConfigMerges) {
   int count = 0;
   for (const auto& e : fs::directory_iterator(root() / "examples")) {
+    if (e.path().extension() != ".yaml") continue;  // the C++ example and its CMakeLists
     const std::string name = e.path().stem().string();
     std::string log;
     ASSERT_EQ(run_in(root(), "run examples/" + name + ".yaml -o out/" + name + " --force -q", &log),
