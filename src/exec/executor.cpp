@@ -6,7 +6,10 @@
 #include <condition_variable>
 #include <exception>
 #include <mutex>
+#include <system_error>
 #include <thread>
+
+#include <fmt/core.h>
 
 #include "core/cancel.h"
 #include "core/error.h"
@@ -52,8 +55,16 @@ class Executor {
         std::max(1, options_.threads > 0 ? options_.threads : default_thread_count());
     const auto start = std::chrono::steady_clock::now();
     std::vector<std::thread> pool;
-    for (int i = 0; i < threads; ++i)
-      pool.emplace_back([this] { work(); });
+    pool.reserve(static_cast<std::size_t>(threads));
+    try {
+      for (int i = 0; i < threads; ++i)
+        pool.emplace_back([this] { work(); });
+    } catch (const std::system_error& e) {
+      stop_and_join(pool);
+      throw Error(ErrorKind::io, fmt::format("cannot start worker thread {} of {}: {}; try fewer "
+                                             "threads (-j)",
+                                             pool.size() + 1, threads, e.what()));
+    }
 
     auto report = [&] {
       if (!options_.progress) return;
@@ -65,7 +76,9 @@ class Executor {
       p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       options_.progress(p);
     };
-    {
+    // A progress callback may throw (Python raises KeyboardInterrupt from it):
+    // the workers stop at their next chunk and are joined before it propagates.
+    try {
       std::unique_lock lock(mutex_);
       const auto interval = std::chrono::duration<double>(options_.progress_interval_s);
       while (running_ > 0 || !started_all(threads)) {
@@ -75,6 +88,9 @@ class Executor {
         report();
         lock.lock();
       }
+    } catch (...) {
+      stop_and_join(pool);
+      throw;
     }
     for (auto& t : pool)
       t.join();
@@ -84,6 +100,20 @@ class Executor {
 
  private:
   bool started_all(int threads) const { return started_ == threads; }
+
+  void stop_and_join(std::vector<std::thread>& pool) {
+    failed_.store(true);
+    for (auto& t : pool)
+      if (t.joinable()) t.join();
+  }
+
+  // Between chunks: this run's cancel token, or another worker's failure.
+  void check_stop() const {
+    throw_if_cancelled();
+    if (failed_.load(std::memory_order_relaxed)) {
+      throw Error(ErrorKind::interrupted, "stopped: another part of the run failed");
+    }
+  }
 
   void work() {
     {
@@ -165,7 +195,7 @@ class Executor {
     const std::uint64_t total = in.ref.info->nbytes();
     const std::uint64_t step = w.scratch.raw.size();
     for (std::uint64_t off = 0; off < total; off += step) {
-      throw_if_cancelled();
+      check_stop();
       const std::uint64_t len = std::min(step, total - off);
       in.ref.file->read(*in.ref.info, off, w.scratch.raw.data(), len);
       sink.write_bytes(off, w.scratch.raw.data(), len);
@@ -195,14 +225,14 @@ class Executor {
     const std::int64_t numel = ctx.numel;
     for (int pass = 0; pass < merge->passes(); ++pass) {
       for (std::int64_t begin = 0; begin < numel; begin += chunk_) {
-        throw_if_cancelled();
+        check_stop();
         const std::int64_t n = std::min(chunk_, numel - begin);
         merge->observe(pass, load_chunk(t, inputs, begin, n, w));
       }
       merge->end_pass(pass);
     }
     for (std::int64_t begin = 0; begin < numel; begin += chunk_) {
-      throw_if_cancelled();
+      check_stop();
       const std::int64_t n = std::min(chunk_, numel - begin);
       merge->compute(load_chunk(t, inputs, begin, n, w), w.out.data());
       bytes_done_.fetch_add(sink->write_values(begin, n, w.out.data()));

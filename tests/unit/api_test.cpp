@@ -166,6 +166,23 @@ TEST_F(Api, RunsAfterACancelledRunWorkAndCancelIsPerRun) {
   EXPECT_EQ(folder_bytes(tmp / "two"), folder_bytes(tmp / "three"));
 }
 
+TEST_F(Api, AProgressCallbackThatThrowsAbortsTheRunAndLeavesNothing) {
+  TempDir tmp;
+  RunOptions o;
+  o.threads = 2;
+  o.progress_interval_s = 0.001;
+  o.progress = [](const Progress& p) {
+    if (p.bytes_done > 0) throw std::runtime_error("stop from the callback");
+  };
+  try {
+    run(plan(big_slerp()), (tmp / "out").string(), o);
+    ADD_FAILURE() << "the run finished";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "stop from the callback");
+  }
+  EXPECT_TRUE(fs::is_empty(tmp.path()));
+}
+
 TEST_F(Api, ParallelRunsGiveTheBytesOfSerialRuns) {
   TempDir tmp;
   const Config slerp = big_slerp();
