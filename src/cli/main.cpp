@@ -9,8 +9,9 @@
 #include <fmt/core.h>
 
 #include "cli/command.h"
-#include "core/cancel.h"
+#include "cli/signals.h"
 #include "core/error.h"
+#include "core/format.h"
 
 namespace llmerge::cli {
 
@@ -19,16 +20,6 @@ namespace {
 std::vector<Command>& command_table() {
   static std::vector<Command> table;
   return table;
-}
-
-extern "C" void on_signal(int signum) {
-  if (cancel_requested()) {
-    // Second signal: the user insists. Default action, immediately.
-    std::signal(signum, SIG_DFL);
-    std::raise(signum);
-    return;
-  }
-  request_cancel();
 }
 
 }  // namespace
@@ -46,11 +37,8 @@ bool stderr_is_tty() {
 
 int main(int argc, char** argv) {
   using namespace llmerge;
-  std::signal(SIGINT, cli::on_signal);
-  std::signal(SIGTERM, cli::on_signal);
-  // Past a file size limit (ulimit -f) a write should fail with EFBIG, which
-  // the writer reports and cleans up after, rather than kill the process.
-  std::signal(SIGXFSZ, SIG_IGN);
+  cli::ensure_standard_fds();
+  cli::install_signal_handlers();  // cli/signals.h: which signals, which exit codes
 
   CLI::App app{"llmerge: merge large language models, natively (mergekit YAML compatible)"};
   app.set_version_flag("--version", std::string("llmerge ") + LLMERGE_VERSION);
@@ -74,10 +62,14 @@ int main(int argc, char** argv) {
   try {
     return action ? action() : 0;
   } catch (const Error& e) {
-    fmt::print(stderr, "llmerge: error: {}\n", e.what());
-    return exit_code_for(e.kind());
+    cli::print_best_effort(stderr, fmt::format("llmerge: error: {}\n", terminal_safe(e.what())));
+    return e.kind() == ErrorKind::interrupted ? cli::interrupted_exit_code()
+                                              : exit_code_for(e.kind());
   } catch (const std::exception& e) {
-    fmt::print(stderr, "llmerge: internal error: {}\n", e.what());
+    // A write that failed after SIGPIPE (stdout's reader went away) is the signal's doing.
+    if (cli::received_signal() != 0) return cli::interrupted_exit_code();
+    cli::print_best_effort(stderr,
+                           fmt::format("llmerge: internal error: {}\n", terminal_safe(e.what())));
     return 1;
   }
 }

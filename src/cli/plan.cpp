@@ -6,6 +6,7 @@
 #include "api/describe.h"
 #include "cli/command.h"
 #include "cli/merge_options.h"
+#include "core/format.h"
 
 namespace llmerge::cli {
 
@@ -21,7 +22,7 @@ int run_plan(const PlanCommand& c) {
   if (c.json) {
     fmt::print("{}\n", plan_to_json(plan).dump(2));
   } else {
-    fmt::print("{}", describe_plan(plan));
+    fmt::print("{}", terminal_safe(describe_plan(plan)));
   }
   return 0;
 }

@@ -7,6 +7,7 @@
 #include "cli/command.h"
 #include "cli/merge_options.h"
 #include "cli/run.h"
+#include "cli/signals.h"
 #include "core/error.h"
 #include "core/format.h"
 #include "output/run_merge.h"
@@ -45,13 +46,16 @@ int write_output(const Plan& plan, const OutputOptions& c, const MergeOptions& m
   }
   const std::string out = c.out_option.empty() ? c.out_positional : c.out_option;
   if (out.empty()) throw Error(ErrorKind::config, "no output directory: give one with -o OUT");
-  for (const auto& note : plan.notes) {
-    if (!c.quiet) fmt::print(stderr, "note: {}\n", note);
-  }
+  const auto print_note = [quiet = c.quiet](const std::string& note) {
+    if (!quiet) print_best_effort(stderr, fmt::format("note: {}\n", terminal_safe(note)));
+  };
+  for (const auto& note : plan.notes)
+    print_note(note);
   RunOptions options;
   options.out_dir = out;
   options.writer.shard_size_max = plan.options.shard_size_max;
   options.writer.force = c.force;
+  options.writer.note = print_note;
   options.execute.threads = plan.options.threads;
   options.execute.chunk_elements = merge.chunk_elements;
   options.execute.seed = merge.seed;
@@ -61,18 +65,17 @@ int write_output(const Plan& plan, const OutputOptions& c, const MergeOptions& m
   if (!c.quiet) {
     options.execute.progress_interval_s = tty ? 0.2 : 5.0;
     options.execute.progress = [tty](const ExecuteProgress& p) {
-      if (tty) {
-        fmt::print(stderr, "\r\033[K{}", progress_line(p));
-      } else {
-        fmt::print(stderr, "{}\n", progress_line(p));
-      }
+      // Best effort: a full or closed stderr never stops the merge.
+      print_best_effort(stderr, tty ? fmt::format("\r\033[K{}", progress_line(p))
+                                    : fmt::format("{}\n", progress_line(p)));
     };
   }
   run_merge(plan, options);
   if (!c.quiet) {
-    if (tty) fmt::print(stderr, "\n");
-    fmt::print("wrote {} ({} tensors, {}, {} layers)\n", out, plan.tensors.size(),
-               human_bytes(plan.output_bytes()), plan.out_layers);
+    if (tty) print_best_effort(stderr, "\n");
+    print_best_effort(stdout, fmt::format("wrote {} ({} tensors, {}, {} layers)\n",
+                                          terminal_safe(out), plan.tensors.size(),
+                                          human_bytes(plan.output_bytes()), plan.out_layers));
   }
   return 0;
 }
@@ -87,9 +90,9 @@ struct RunCommand {
 
 int run_run(const RunCommand& c) {
   if (c.torch_only && !c.output.quiet) {
-    fmt::print(stderr,
-               "note: --cuda, --lazy-unpickle and --low-cpu-memory are mergekit/torch "
-               "options; llmerge always streams on the CPU and ignores them\n");
+    print_best_effort(stderr,
+                      "note: --cuda, --lazy-unpickle and --low-cpu-memory are mergekit/torch "
+                      "options; llmerge always streams on the CPU and ignores them\n");
   }
   return write_output(plan_from_options(c.merge), c.output, c.merge);
 }

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace llmerge {
 
@@ -12,5 +13,14 @@ std::string with_commas(std::uint64_t n);
 std::string human_count(std::uint64_t n);
 // 1536 -> "1.5 KiB", 5000000000 -> "4.66 GiB"
 std::string human_bytes(std::uint64_t n);
+
+}  // namespace llmerge
+
+namespace llmerge {
+
+// Text from untrusted sources (YAML values, tensor names, config.json
+// values, paths) made safe for a terminal: control bytes other than newline
+// and tab (ESC sequences could rewrite the screen) become "\xNN".
+std::string terminal_safe(std::string_view text);
 
 }  // namespace llmerge

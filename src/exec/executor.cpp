@@ -8,6 +8,8 @@
 #include <mutex>
 #include <thread>
 
+#include <fmt/core.h>
+
 #include "core/cancel.h"
 #include "core/error.h"
 #include "io/mlx_quant.h"
@@ -60,8 +62,21 @@ class Executor {
         std::max(1, options_.threads > 0 ? options_.threads : default_thread_count());
     const auto start = std::chrono::steady_clock::now();
     std::vector<std::thread> pool;
-    for (int i = 0; i < threads; ++i)
-      pool.emplace_back([this] { work(); });
+    try {
+      pool.reserve(static_cast<std::size_t>(threads));
+      for (int i = 0; i < threads; ++i)
+        pool.emplace_back([this] { work(); });
+    } catch (const std::exception& e) {
+      // Out of threads (EAGAIN) or memory: stop the workers already started
+      // and join them; destroying a joinable std::thread would abort.
+      failed_.store(true);
+      for (auto& t : pool)
+        t.join();
+      throw Error(ErrorKind::io,
+                  fmt::format("cannot start {} worker threads ({} started): {}; use fewer "
+                              "--threads",
+                              threads, pool.size(), e.what()));
+    }
 
     auto report = [&] {
       if (!options_.progress) return;
@@ -71,7 +86,12 @@ class Executor {
       p.bytes_done = bytes_done_.load();
       p.bytes_total = bytes_total_;
       p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      options_.progress(p);
+      // Progress is best effort: a failing callback (stderr on a full disk)
+      // must not stop the merge, nor leave the workers joinable.
+      try {
+        options_.progress(p);
+      } catch (...) {
+      }
     };
     {
       std::unique_lock lock(mutex_);
@@ -100,16 +120,23 @@ class Executor {
       ++running_;
     }
     Worker w;
-    w.inputs.resize(inputs_max_);
-    for (auto& buf : w.inputs)
-      buf.resize(static_cast<std::size_t>(chunk_));
-    w.out.resize(static_cast<std::size_t>(chunk_));
-    w.raw.resize(static_cast<std::size_t>(chunk_) * 8);
-    // Group sizes are at least 32 and codes at most 8 bits wide.
-    w.words.resize(static_cast<std::size_t>(chunk_) / 4);
-    w.scales.resize(static_cast<std::size_t>(chunk_) / 32 * 4);
-    w.biases.resize(static_cast<std::size_t>(chunk_) / 32 * 4);
     try {
+      try {
+        w.inputs.resize(inputs_max_);
+        for (auto& buf : w.inputs)
+          buf.resize(static_cast<std::size_t>(chunk_));
+        w.out.resize(static_cast<std::size_t>(chunk_));
+        w.raw.resize(static_cast<std::size_t>(chunk_) * 8);
+        // Group sizes are at least 32 and codes at most 8 bits wide.
+        w.words.resize(static_cast<std::size_t>(chunk_) / 4);
+        w.scales.resize(static_cast<std::size_t>(chunk_) / 32 * 4);
+        w.biases.resize(static_cast<std::size_t>(chunk_) / 32 * 4);
+      } catch (const std::bad_alloc&) {
+        throw Error(ErrorKind::io,
+                    fmt::format("out of memory allocating a worker's chunk buffers ({} elements "
+                                "x {} inputs); use a smaller --chunk-elements or fewer --threads",
+                                chunk_, inputs_max_));
+      }
       for (;;) {
         if (failed_.load()) break;
         const std::size_t i = next_.fetch_add(1);
@@ -117,14 +144,21 @@ class Executor {
         run_tensor(i, w);
         tensors_done_.fetch_add(1);
       }
+    } catch (const std::bad_alloc&) {
+      record(std::make_exception_ptr(
+          Error(ErrorKind::io, "out of memory during the merge; use fewer --threads")));
     } catch (...) {
-      std::lock_guard lock(mutex_);
-      if (!error_) error_ = std::current_exception();
-      failed_.store(true);
+      record(std::current_exception());
     }
     std::lock_guard lock(mutex_);
     --running_;
     done_cv_.notify_all();
+  }
+
+  void record(std::exception_ptr e) {
+    std::lock_guard lock(mutex_);
+    if (!error_) error_ = std::move(e);
+    failed_.store(true);
   }
 
   // Reads elements [begin, begin + n) of the input's logical (possibly cut) view as raw bytes.
@@ -184,8 +218,10 @@ class Executor {
       read_raw(in, begin, n, w.raw.data());
       kernels::load_f32(dtype, w.raw.data(), dst, static_cast<std::size_t>(n));
     }
-    // mergekit casts every input to the config `dtype` before any math.
-    if (plan_.round_inputs && dtype_bits(dtype) > dtype_bits(plan_.compute_dtype_round)) {
+    // mergekit casts every input to the config `dtype` before any math: f32
+    // inputs, and the other 16-bit format too (f16 -> bf16 loses mantissa,
+    // bf16 -> f16 loses range).
+    if (plan_.round_inputs && dtype != plan_.compute_dtype_round) {
       round_f32_to(plan_.compute_dtype_round, dst, static_cast<std::size_t>(n));
     }
   }

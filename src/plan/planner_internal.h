@@ -54,6 +54,14 @@ void assign_output_quantization(Plan& plan, Diagnostics& diag);
 // Unscaled passthrough tensors whose bytes would not change are planned as
 // plain copies (PlannedTensor::method = nullptr), skipping the f32 round trip.
 void plan_plain_copies(Plan& plan);
+// The chosen tokenizer's token ids must all have an embedding row and be
+// below the output vocab_size (docs/RELIABILITY.md, class 1).
+void check_tokenizer_fits_embeddings(const Plan& plan, Diagnostics& diag);
+// The donor's config.json becomes the output's; a folder without one is refused,
+// a lone .safetensors file gets a note.
+void check_donor_config(Plan& plan, Diagnostics& diag);
+// Refuses a --chunk-elements whose buffers would not fit in physical memory.
+void check_chunk_memory(const Plan& plan, Diagnostics& diag);
 // Writes (or removes) config.json "quantization" / "quantization_config".
 void update_config_quantization(const Plan& plan, nlohmann::json& cfg);
 
