@@ -60,7 +60,12 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   try {
-    return action ? action() : 0;
+    const int rc = action ? action() : 0;
+    // Buffered stdout is written here; its reader may have gone (SIGPIPE).
+    if (std::fflush(stdout) != 0 && cli::received_signal() != 0) {
+      return cli::interrupted_exit_code();
+    }
+    return rc;
   } catch (const Error& e) {
     cli::print_best_effort(stderr, fmt::format("llmerge: error: {}\n", terminal_safe(e.what())));
     return e.kind() == ErrorKind::interrupted ? cli::interrupted_exit_code()

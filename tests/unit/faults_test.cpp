@@ -11,6 +11,7 @@
 #include <spawn.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -27,6 +28,9 @@
 #include "test_util.h"
 
 extern char** environ;
+
+// cli/signals.h's k_term_grace_s (the CLI is not a library the tests link).
+constexpr int k_term_grace_s_for_tests = 3;
 
 namespace llmerge {
 namespace {
@@ -246,6 +250,51 @@ TEST_F(Interrupt, SigintMidMergeExits130WithinASecondAndLeavesNothing) {
 
 TEST_F(Interrupt, SigtermMidMergeExits143WithinASecondAndLeavesNothing) {
   interrupt_with(SIGTERM);
+}
+
+// The terminal closing (SIGHUP) and the reader of our output going away
+// (SIGPIPE) end the run as Ctrl-C does.
+TEST_F(Interrupt, SighupMidMergeExits129WithinASecondAndLeavesNothing) {
+  interrupt_with(SIGHUP);
+}
+
+TEST_F(Interrupt, SigpipeMidMergeExits141WithinASecondAndLeavesNothing) {
+  interrupt_with(SIGPIPE);
+}
+
+// An impatient second Ctrl-C does not cut the cleanup short.
+TEST_F(Interrupt, SecondSigintStillCleansUp) {
+  interrupt_with(SIGINT, SIGINT);
+}
+
+// SIGTERM ends the process even where no cancellation point is reached: here
+// llmerge blocks opening a config that is a FIFO nobody writes to.
+TEST_F(Interrupt, SigtermEndsTheProcessEvenWhenItIsBlocked) {
+  TempDir work;
+  const fs::path fifo = work / "config.yaml";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  const std::string cmd = "exec " + std::string(LLMERGE_CLI_PATH) + " plan " + fifo.string() +
+                          " 2>" + (work / "err.txt").string();
+  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+  pid_t pid = 0;
+  ASSERT_EQ(::posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ),
+            0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // blocked in open()
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, WNOHANG), 0) << "it did not block";
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  const auto sent = Clock::now();
+  while (::waitpid(pid, &status, WNOHANG) != pid) {
+    if (Clock::now() - sent > std::chrono::seconds(20)) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      FAIL() << "SIGTERM did not end the process";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 143);
+  EXPECT_LT(Clock::now() - sent, std::chrono::seconds(k_term_grace_s_for_tests + 2));
 }
 
 // ---- inputs that change during the merge ----
