@@ -201,7 +201,8 @@ std::vector<MapEntry> Parser::map_entries(const YAML::Node& map, SourceLocation 
         merges.emplace_back(kv.second, value_at);
       } else if (kv.second.IsSequence()) {
         for (const YAML::Node& item : kv.second) {
-          if (!item.IsMap()) fail_type(item, location_of(item, value_at), path, "a mapping to merge");
+          if (!item.IsMap())
+            fail_type(item, location_of(item, value_at), path, "a mapping to merge");
           merges.emplace_back(item, location_of(item, value_at));
         }
       } else {

@@ -78,17 +78,17 @@ std::string read_regular_file(const fs::path& path, std::uint64_t size_max) {
                 {.file = path.string()});
   }
   if (!S_ISREG(st.st_mode)) {
-    throw Error(ErrorKind::io,
-                fmt::format("is {}, not a regular file; refusing to read it",
-                            file_type_name(st.st_mode)),
-                {.file = path.string()});
+    throw Error(
+        ErrorKind::io,
+        fmt::format("is {}, not a regular file; refusing to read it", file_type_name(st.st_mode)),
+        {.file = path.string()});
   }
   const auto size = static_cast<std::uint64_t>(st.st_size);
   if (size > size_max) {
-    throw Error(ErrorKind::format,
-                fmt::format("file is {} bytes, over the {} byte limit for a side file", size,
-                            size_max),
-                {.file = path.string()});
+    throw Error(
+        ErrorKind::format,
+        fmt::format("file is {} bytes, over the {} byte limit for a side file", size, size_max),
+        {.file = path.string()});
   }
   std::string text(static_cast<std::size_t>(size), '\0');
   std::size_t done = 0;

@@ -247,8 +247,8 @@ void copy_regular_file(const fs::path& from, const fs::path& to, std::uint64_t s
   }
   if (static_cast<std::uint64_t>(st.st_size) > size_max) {
     throw Error(ErrorKind::format,
-                fmt::format("file is {} bytes, over the {} byte limit for a side file",
-                            st.st_size, size_max),
+                fmt::format("file is {} bytes, over the {} byte limit for a side file", st.st_size,
+                            size_max),
                 ErrorContext{.file = from.string()});
   }
   const int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -716,17 +716,17 @@ void ModelWriter::commit() {
     const bool named_ok = ::lstat(shard.path.c_str(), &named) == 0;
     if (!held_ok || !named_ok || held.st_dev != named.st_dev || held.st_ino != named.st_ino ||
         static_cast<std::uint64_t>(named.st_size) != plan_.file_sizes[i]) {
-      throw Error(ErrorKind::io,
-                  fmt::format("shard '{}' {} in the temporary folder '{}' (was it removed or "
-                              "changed during the merge?); the output was not written",
-                              plan_.files[i],
-                              !named_ok ? std::string("is missing")
-                              : held.st_ino != named.st_ino
-                                  ? std::string("was replaced")
-                                  : fmt::format("is {} bytes, not {}", named.st_size,
-                                                plan_.file_sizes[i]),
-                              temp_dir_.string()),
-                  ErrorContext{.file = shard.path.string()});
+      throw Error(
+          ErrorKind::io,
+          fmt::format("shard '{}' {} in the temporary folder '{}' (was it removed or "
+                      "changed during the merge?); the output was not written",
+                      plan_.files[i],
+                      !named_ok ? std::string("is missing")
+                      : held.st_ino != named.st_ino
+                          ? std::string("was replaced")
+                          : fmt::format("is {} bytes, not {}", named.st_size, plan_.file_sizes[i]),
+                      temp_dir_.string()),
+          ErrorContext{.file = shard.path.string()});
     }
   }
   for (const auto& shard : shards_) {

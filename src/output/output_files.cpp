@@ -34,12 +34,12 @@ namespace {
 // control bytes in a path cannot break the front matter.
 std::string yaml_scalar(const std::string& s) {
   const auto safe = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '/' || c == '-' || c == '+' || c == '@';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '/' || c == '-' || c == '+' || c == '@';
   };
   const bool plain = !s.empty() && std::all_of(s.begin(), s.end(), safe) && s.front() != '-' &&
-                     s.front() != '@' && s != "null" && s != "true" && s != "false" &&
-                     s != "yes" && s != "no";
+                     s.front() != '@' && s != "null" && s != "true" && s != "false" && s != "yes" &&
+                     s != "no";
   if (plain) return s;
   return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

@@ -9,8 +9,8 @@
 #include <fmt/core.h>
 
 #include "core/error.h"
-#include "output/output_files.h"
 #include "output/layout.h"
+#include "output/output_files.h"
 
 namespace llmerge {
 

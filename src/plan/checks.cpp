@@ -76,10 +76,9 @@ std::uint64_t tokenizer_token_count(const std::filesystem::path& dir, std::strin
     if (tc.is_object() && decoder != tc.end() && decoder->is_object()) {
       for (const auto& [key, value] : decoder->items()) {
         std::uint64_t id = 0;
-        const bool digits = !key.empty() && key.size() <= 18 &&
-                            std::all_of(key.begin(), key.end(), [](char c) {
-                              return c >= '0' && c <= '9';
-                            });
+        const bool digits =
+            !key.empty() && key.size() <= 18 &&
+            std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; });
         if (!digits) continue;
         id = std::stoull(key);
         take(id + 1, "tokenizer_config.json");
@@ -162,14 +161,14 @@ void check_donor_config(Plan& plan, Diagnostics& diag) {
   if (donor.has_config()) return;
   const auto where = plan.base_model ? plan.config.base_model_location : SourceLocation{};
   if (std::filesystem::is_directory(donor.path())) {
-    diag.add(ErrorKind::io, where,
-             fmt::format("model '{}' gives the output its config.json (it is the {} model) but "
-                         "has none: '{}' does not exist, so the output's config.json would be {{}}, "
-                         "which transformers cannot load. Restore the file (an incomplete "
-                         "download?) or use a model that has one as the {} model",
-                         plan.model_refs[plan.donor], plan.base_model ? "base" : "first",
-                         (donor.path() / "config.json").string(),
-                         plan.base_model ? "base" : "first"));
+    diag.add(
+        ErrorKind::io, where,
+        fmt::format("model '{}' gives the output its config.json (it is the {} model) but "
+                    "has none: '{}' does not exist, so the output's config.json would be {{}}, "
+                    "which transformers cannot load. Restore the file (an incomplete "
+                    "download?) or use a model that has one as the {} model",
+                    plan.model_refs[plan.donor], plan.base_model ? "base" : "first",
+                    (donor.path() / "config.json").string(), plan.base_model ? "base" : "first"));
     return;
   }
   plan.notes.push_back(
@@ -189,8 +188,8 @@ void check_chunk_memory(const Plan& plan, Diagnostics& diag) {
     inputs = std::max(inputs, t.inputs.size() + 1);
   const long double per_element = 4.0L * static_cast<long double>(inputs + 1) + 8.0L + 1.25L;
   const int threads = plan.options.threads > 0
-                            ? plan.options.threads
-                            : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+                          ? plan.options.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const long double rounded =
       std::ceil(static_cast<long double>(std::max<std::int64_t>(chunk, 1)) / k_reduce_block) *
       k_reduce_block;

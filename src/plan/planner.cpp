@@ -412,8 +412,8 @@ struct Planner {
                            d == DType::I16 || d == DType::U16 || d == DType::I32 ||
                            d == DType::U32 || d == DType::I64 || d == DType::U64;
       const std::string_view name = out_name;
-      const bool parameter_name = name.ends_with(".weight") || name.ends_with(".bias") ||
-                                  is_embedding_name(name);
+      const bool parameter_name =
+          name.ends_with(".weight") || name.ends_with(".bias") || is_embedding_name(name);
       if (!integer || parameter_name) {
         diag.add(ErrorKind::unsupported, {},
                  fmt::format("tensor '{}' is {} in model '{}'; merge method '{}' merges only "
@@ -425,8 +425,8 @@ struct Planner {
         return false;
       }
     }
-    copied_buffers.push_back(fmt::format("'{}' ({})", out_name,
-                                         dtype_name(gathered.front().ref.dtype())));
+    copied_buffers.push_back(
+        fmt::format("'{}' ({})", out_name, dtype_name(gathered.front().ref.dtype())));
     return true;
   }
 

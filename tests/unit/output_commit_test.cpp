@@ -157,8 +157,11 @@ TEST(OutputCommitLock, SymlinkPlantedAtTheLockPathIsNotFollowed) {
   testing::write_text(work / "victim", "precious");
   fs::create_symlink(work / "victim", work / "out.llmerge-lock");
   ErrorKind kind{};
-  const std::string message =
-      error_of([&] { ModelWriter writer(work / "out", {{"a", DType::U8, {2}}}); }, &kind);
+  const std::string message = error_of(
+      [&] {
+        ModelWriter writer(work / "out", {{"a", DType::U8, {2}}});
+      },
+      &kind);
   EXPECT_EQ(kind, ErrorKind::io) << message;
   EXPECT_TRUE(contains(message, "is a symlink")) << message;
   EXPECT_EQ(testing::read_text(work / "victim"), "precious");
@@ -189,9 +192,8 @@ TEST_F(OutputCommit, ForceRefusesAFolderThatIsNotAPreviousOutput) {
   TempDir rerun;
   ASSERT_EQ(testing::run_cli("run " + cfg + " -o " + (rerun / "out").string() + " -q", &log), 0)
       << log;
-  EXPECT_EQ(testing::run_cli("run " + cfg + " -o " + (rerun / "out").string() + " --force -q",
-                             &log),
-            0)
+  EXPECT_EQ(
+      testing::run_cli("run " + cfg + " -o " + (rerun / "out").string() + " --force -q", &log), 0)
       << log;
 }
 
@@ -203,8 +205,11 @@ TEST(OutputCommitMounts, OutputThatIsAMountPointIsRefusedBeforeAnyWork) {
   Mount tmpfs("tmpfs", work / "mnt", "tmpfs", 0, "size=1m");
   if (!tmpfs.ok()) GTEST_SKIP() << "mount(2) not permitted here";
   ErrorKind kind{};
-  const std::string message =
-      error_of([&] { ModelWriter writer(work / "mnt", {{"a", DType::U8, {2}}}); }, &kind);
+  const std::string message = error_of(
+      [&] {
+        ModelWriter writer(work / "mnt", {{"a", DType::U8, {2}}});
+      },
+      &kind);
   EXPECT_EQ(kind, ErrorKind::io) << message;
   EXPECT_TRUE(contains(message, "is a mount point")) << message;
   EXPECT_EQ(listing(work.path()), std::vector<std::string>{"mnt"});  // no temp folder, no lock
@@ -227,8 +232,8 @@ TEST_F(OutputCommit, OutputBindMountedOntoAnInputIsRefusedBeforeAnyWork) {
   if (!bind.ok()) GTEST_SKIP() << "mount(2) not permitted here";
   const Plan p = plan(linear(a(), b()));
   for (const fs::path& out : {work / "out", work / "out" / "sub"}) {
-    const std::string message = error_of(
-        [&] { run_merge(p, RunOptions{.out_dir = out, .writer = {.force = true}}); });
+    const std::string message =
+        error_of([&] { run_merge(p, RunOptions{.out_dir = out, .writer = {.force = true}}); });
     EXPECT_TRUE(contains(message, out == work / "out" ? "is input model" : "is inside input model"))
         << message;
   }
@@ -362,9 +367,7 @@ TEST_F(OutputCommit, DeeplyNestedTokenizerConfigIsAFormatErrorNotACrash) {
 TEST_F(OutputCommit, OversizedSideFileIsRefused) {
   TempDir work;
   fs::copy(a(), work / "a", fs::copy_options::recursive);
-  {
-    std::ofstream(work / "a" / "merges.txt").put('x');
-  }
+  { std::ofstream(work / "a" / "merges.txt").put('x'); }
   fs::resize_file(work / "a" / "merges.txt", k_copy_file_max + 1);  // sparse
   const Plan p = plan(linear(work / "a", b()));
   const std::string message = error_of([&] { run_merge(p, RunOptions{.out_dir = work / "out"}); });

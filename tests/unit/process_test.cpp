@@ -100,9 +100,8 @@ TEST_F(Process, FullStderrNeverAbortsTheMerge) {
 TEST_F(Process, ClosedStderrIsNeitherFatalNorReusedForOutputFiles) {
   TempDir work;
   ASSERT_EQ(sh(k_cli + " run " + config().string() + " -o " + (work / "ref").string() + " -q"), 0);
-  EXPECT_EQ(sh(k_cli + " run " + config().string() + " -o " + (work / "out").string() +
-               " 2>&- >&-"),
-            0);
+  EXPECT_EQ(
+      sh(k_cli + " run " + config().string() + " -o " + (work / "out").string() + " 2>&- >&-"), 0);
   // Progress written to a reused fd 2 would have landed in a shard or the lock.
   EXPECT_EQ(testing::read_text(work / "out" / "model.safetensors"),
             testing::read_text(work / "ref" / "model.safetensors"));
@@ -124,9 +123,8 @@ TEST_F(Process, ClosedStdoutPipeEndsThePlanWith141) {
   const char* argv[] = {k_cli.c_str(), "plan", cfg.c_str(), nullptr};
   // The test runner may ignore SIGPIPE; llmerge installs its own handler anyway.
   pid_t pid = 0;
-  ASSERT_EQ(::posix_spawn(&pid, k_cli.c_str(), &actions, nullptr, const_cast<char**>(argv),
-                          environ),
-            0);
+  ASSERT_EQ(
+      ::posix_spawn(&pid, k_cli.c_str(), &actions, nullptr, const_cast<char**>(argv), environ), 0);
   posix_spawn_file_actions_destroy(&actions);
   ::close(fds[1]);
   int status = 0;
@@ -153,15 +151,14 @@ TEST_F(Process, HugeChunkElementsIsRefusedByThePlanWithTheMemoryItNeeds) {
   options.chunk_elements = std::int64_t{1} << 45;
   options.threads = 4;
   ErrorKind kind{};
-  const std::string message = error_of(
-      [&] { make_plan(parse_config(linear(a(), b()), "m.yaml"), options); }, &kind);
+  const std::string message =
+      error_of([&] { make_plan(parse_config(linear(a(), b()), "m.yaml"), options); }, &kind);
   EXPECT_EQ(kind, ErrorKind::config) << message;
   EXPECT_TRUE(contains(message, "--chunk-elements 35184372088832 needs about")) << message;
   EXPECT_TRUE(contains(message, "more than this machine's")) << message;
   std::string log;
-  EXPECT_EQ(testing::run_cli("plan " + config().string() + " --chunk-elements 35184372088832",
-                             &log),
-            2)
+  EXPECT_EQ(
+      testing::run_cli("plan " + config().string() + " --chunk-elements 35184372088832", &log), 2)
       << log;
 }
 
@@ -226,9 +223,10 @@ TEST_F(Process, ModelCardFrontMatterSurvivesPathsWithNewlinesAndColons) {
   TempDir work;
   const fs::path odd = work / "we: ird\nname #x";
   fs::copy(a(), odd, fs::copy_options::recursive);
-  std::string yaml = "merge_method: linear\nmodels:\n  - model: \"" + work.path().string() +
-                     "/we: ird\\nname #x\"\n    parameters: {weight: 0.5}\n  - model: " +
-                     b().string() + "\n    parameters: {weight: 0.5}\n";
+  std::string yaml =
+      "merge_method: linear\nmodels:\n  - model: \"" + work.path().string() +
+      "/we: ird\\nname #x\"\n    parameters: {weight: 0.5}\n  - model: " + b().string() +
+      "\n    parameters: {weight: 0.5}\n";
   const Plan plan = make_plan(parse_config(yaml, "m.yaml"), PlanOptions{});
   const std::string card = model_card(plan, "title\nwith: newline");
   // The front matter is exactly: ---, base_model:, one item per model, and the fixed lines.
@@ -258,8 +256,10 @@ TEST_F(Process, ModelCardCodeFenceCannotBeClosedByTheConfig) {
 TEST_F(Process, UntrustedStringsReachTheTerminalEscaped) {
   TempDir work;
   // A YAML escape (no raw control byte in the file) that becomes ESC in a value.
-  testing::write_text(work / "m.yaml", "merge_method: \"\\e]0;pwned\\a\\e[2J\"\nmodels:\n"
-                                       "  - model: " + a().string() + "\n");
+  testing::write_text(work / "m.yaml",
+                      "merge_method: \"\\e]0;pwned\\a\\e[2J\"\nmodels:\n"
+                      "  - model: " +
+                          a().string() + "\n");
   std::string log;
   EXPECT_EQ(testing::run_cli("plan " + (work / "m.yaml").string(), &log), 2) << log;
   EXPECT_FALSE(contains(log, "\x1b")) << log;
