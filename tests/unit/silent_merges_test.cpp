@@ -415,18 +415,18 @@ TEST_F(SilentMerges, CancelDuringPlanningStopsItWithinASecond) {
   // An alias keeps the text short whatever the path's length (the config cap is 1 MiB).
   std::string yaml = "merge_method: passthrough\nslices:\n  - sources: [{model: &m " +
                      m("bf16a") + ", layer_range: [0, 2]}]\n";
-  for (int i = 1; i < 12000; ++i)
+  for (int i = 1; i < 20000; ++i)
     yaml += "  - sources: [{model: *m, layer_range: [0, 2]}]\n";
   const MergeConfig config = parse_config(yaml, "m.yaml");
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   (void)make_plan(config, PlanOptions{});
   const auto full = Clock::now() - start;
-  ASSERT_GT(full, std::chrono::milliseconds(300)) << "the recipe plans too fast to interrupt";
+  ASSERT_GT(full, std::chrono::milliseconds(100)) << "the recipe plans too fast to interrupt";
 
   reset_cancel();
   std::thread ctrl_c([] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
     request_cancel();
   });
   ErrorKind kind{};
@@ -436,7 +436,7 @@ TEST_F(SilentMerges, CancelDuringPlanningStopsItWithinASecond) {
   ctrl_c.join();
   reset_cancel();
   EXPECT_EQ(kind, ErrorKind::interrupted) << message;
-  EXPECT_LT(took, std::chrono::milliseconds(50) + std::chrono::seconds(1));
+  EXPECT_LT(took, std::chrono::milliseconds(20) + std::chrono::seconds(1));
   EXPECT_LT(took, full);
 }
 
