@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/command.h"
+#include "core/format.h"
 #include "io/model.h"
 
 namespace llmerge::cli {
@@ -133,7 +134,8 @@ nlohmann::ordered_json to_json(const Model& m, const Facts& f, bool tensors) {
 
 void print_text(const Model& m, const Facts& f, bool tensors) {
   auto line = [](std::string_view key, const std::string& value) {
-    fmt::print("{:<17}{}\n", std::string(key) + ":", value);
+    // Paths and config.json values are untrusted: no raw control bytes to the terminal.
+    fmt::print("{:<17}{}\n", std::string(key) + ":", terminal_safe(value));
   };
   line("model", m.path().string());
   std::string arch = f.architecture.value_or("(unknown)");
@@ -190,8 +192,8 @@ void print_text(const Model& m, const Facts& f, bool tensors) {
   }
   fmt::print("\n");
   for (const auto& r : rows) {
-    fmt::print("{:<{}}  {:<{}}  {:<{}}  {}\n", r.name, w_name, r.dtype, w_dtype, r.shape, w_shape,
-               r.file);
+    fmt::print("{:<{}}  {:<{}}  {:<{}}  {}\n", terminal_safe(r.name), w_name, r.dtype, w_dtype,
+               r.shape, w_shape, terminal_safe(r.file));
   }
 }
 

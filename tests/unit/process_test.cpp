@@ -273,6 +273,16 @@ TEST_F(Process, UntrustedStringsReachTheTerminalEscaped) {
   EXPECT_EQ(testing::run_cli("plan " + (work / "m2.yaml").string(), &log), 2) << log;
   EXPECT_FALSE(contains(log, "\x1b")) << log;
   EXPECT_TRUE(contains(log, "\\x1b[31mevil")) << log;
+  // A tensor name, listed by inspect.
+  {
+    ModelWriter writer(work / "t", {{"evil\x1b[2Jname", DType::U8, {2}}});
+    const unsigned char bytes[2] = {1, 2};
+    writer.write(0, 0, bytes, 2);
+    writer.commit();
+  }
+  EXPECT_EQ(testing::run_cli("inspect " + (work / "t").string() + " --tensors", &log), 0) << log;
+  EXPECT_FALSE(contains(log, "\x1b")) << log;
+  EXPECT_TRUE(contains(log, "evil\\x1b[2Jname")) << log;
 }
 
 }  // namespace
