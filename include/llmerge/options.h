@@ -62,6 +62,9 @@ struct RunOptions {
   // and once at the end. It may throw to abort the run (nothing is left behind).
   std::function<void(const Progress&)> progress;
   double progress_interval_s = 0.5;
+  // Called with remarks made while writing (a stale temporary folder of a
+  // killed run removed, say), on the thread that called run().
+  std::function<void(const std::string&)> note;
   CancelToken cancel;  // cancel() from any thread or signal handler stops this run only
 };
 

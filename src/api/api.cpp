@@ -123,6 +123,7 @@ RunResult run(const Plan& plan, const std::string& out_dir, const RunOptions& op
   settings.out_dir = out_dir;
   settings.writer.shard_size_max = p.options.shard_size_max;
   settings.writer.force = options.force;
+  if (options.note) settings.writer.note = options.note;
   settings.execute.threads = thread_count(options);
   settings.execute.chunk_elements = options.chunk_elements;
   settings.execute.seed = options.random_seed;

@@ -6,6 +6,7 @@
 
 #include "command.h"
 #include "llmerge/llmerge.h"
+#include "llmerge/text.h"
 
 namespace llmerge::cli {
 
@@ -31,7 +32,7 @@ const bool registered = register_command({
           app.add_flag("--json", args->json, "Print the information as a JSON object");
           return std::function<int()>([args] {
             const ModelInfo info = inspect(args->model, args->tensors);
-            fmt::print("{}", args->json ? info.json + "\n" : info.describe);
+            fmt::print("{}", args->json ? info.json + "\n" : terminal_safe(info.describe));
             return 0;
           });
         },

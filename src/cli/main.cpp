@@ -10,6 +10,8 @@
 
 #include "command.h"
 #include "llmerge/llmerge.h"
+#include "llmerge/text.h"
+#include "signals.h"
 
 namespace llmerge::cli {
 
@@ -18,19 +20,6 @@ namespace {
 std::vector<Command>& command_table() {
   static std::vector<Command> table;
   return table;
-}
-
-// The flag of this process's run, set before the handlers are installed.
-std::atomic<bool>* g_cancel_flag = nullptr;
-
-extern "C" void on_signal(int signum) {
-  if (g_cancel_flag->load(std::memory_order_relaxed)) {
-    // Second signal: the user insists. Default action, immediately.
-    std::signal(signum, SIG_DFL);
-    std::raise(signum);
-    return;
-  }
-  g_cancel_flag->store(true, std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -53,12 +42,8 @@ bool stderr_is_tty() {
 
 int main(int argc, char** argv) {
   using namespace llmerge;
-  cli::g_cancel_flag = cli::run_cancel_token().flag();
-  std::signal(SIGINT, cli::on_signal);
-  std::signal(SIGTERM, cli::on_signal);
-  // Past a file size limit (ulimit -f) a write should fail with EFBIG, which
-  // the writer reports and cleans up after, rather than kill the process.
-  std::signal(SIGXFSZ, SIG_IGN);
+  cli::ensure_standard_fds();
+  cli::install_signal_handlers();  // cli/signals.h: which signals, which exit codes
 
   CLI::App app{"llmerge: merge large language models, natively (mergekit YAML compatible)"};
   app.set_version_flag("--version", std::string("llmerge ") + version());
@@ -80,12 +65,21 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   try {
-    return action ? action() : 0;
+    const int rc = action ? action() : 0;
+    // Buffered stdout is written here; its reader may have gone (SIGPIPE).
+    if (std::fflush(stdout) != 0 && cli::received_signal() != 0) {
+      return cli::interrupted_exit_code();
+    }
+    return rc;
   } catch (const Error& e) {
-    fmt::print(stderr, "llmerge: error: {}\n", e.what());
-    return exit_code_for(e.kind());
+    cli::print_best_effort(stderr, fmt::format("llmerge: error: {}\n", terminal_safe(e.what())));
+    return e.kind() == ErrorKind::interrupted ? cli::interrupted_exit_code()
+                                              : exit_code_for(e.kind());
   } catch (const std::exception& e) {
-    fmt::print(stderr, "llmerge: internal error: {}\n", e.what());
+    // A write that failed after SIGPIPE (stdout's reader went away) is the signal's doing.
+    if (cli::received_signal() != 0) return cli::interrupted_exit_code();
+    cli::print_best_effort(stderr,
+                           fmt::format("llmerge: internal error: {}\n", terminal_safe(e.what())));
     return 1;
   }
 }

@@ -6,6 +6,7 @@
 #include "command.h"
 #include "llmerge/llmerge.h"
 #include "table_options.h"
+#include "llmerge/text.h"
 
 namespace llmerge::cli {
 
@@ -20,7 +21,8 @@ struct PlanCommand {
 int run_plan(const PlanCommand& c) {
   const MergeOptions options = c.table.options();
   if (!c.json) {
-    fmt::print("{}", plan(Config::load(c.config), options.plan, run_cancel_token()).describe());
+    fmt::print("{}",
+               terminal_safe(plan(Config::load(c.config), options.plan, run_cancel_token()).describe()));
     return 0;
   }
   // With --json, problems are printed as JSON on stdout too, for tools.

@@ -6,6 +6,8 @@
 #include <fmt/core.h>
 
 #include "command.h"
+#include "llmerge/text.h"
+#include "signals.h"
 #include "table_options.h"
 
 namespace llmerge::cli {
@@ -54,28 +56,29 @@ std::string output_dir(const OutputArgs& c) {
 
 int write_output(const Plan& plan, const OutputArgs& c, MergeOptions options) {
   const std::string out = output_dir(c);
-  if (!c.quiet) {
-    for (const auto& note : plan.notes())
-      fmt::print(stderr, "note: {}\n", note);
-  }
+  const auto print_note = [quiet = c.quiet](const std::string& note) {
+    if (!quiet) print_best_effort(stderr, fmt::format("note: {}\n", terminal_safe(note)));
+  };
+  for (const auto& note : plan.notes())
+    print_note(note);
   RunOptions& run = options.run;
   run.cancel = run_cancel_token();
+  run.note = print_note;
   const bool tty = stderr_is_tty();
   if (!c.quiet) {
     run.progress_interval_s = tty ? 0.2 : 5.0;
     run.progress = [tty](const Progress& p) {
-      if (tty) {
-        fmt::print(stderr, "\r\033[K{}", progress_line(p));
-      } else {
-        fmt::print(stderr, "{}\n", progress_line(p));
-      }
+      // Best effort: a full or closed stderr never stops the merge.
+      print_best_effort(stderr, tty ? fmt::format("\r\033[K{}", progress_line(p))
+                                    : fmt::format("{}\n", progress_line(p)));
     };
   }
   const RunResult r = llmerge::run(plan, out, run);
   if (!c.quiet) {
-    if (tty) fmt::print(stderr, "\n");
-    fmt::print("wrote {} ({} tensors, {}, {} layers)\n", out, r.tensors, human_bytes(r.bytes),
-               r.layers);
+    if (tty) print_best_effort(stderr, "\n");
+    print_best_effort(stdout, fmt::format("wrote {} ({} tensors, {}, {} layers)\n",
+                                          terminal_safe(out), r.tensors, human_bytes(r.bytes),
+                                          r.layers));
   }
   return 0;
 }
@@ -91,9 +94,9 @@ struct RunCommand {
 
 int run_run(const RunCommand& c) {
   if (c.torch_only && !c.output.quiet) {
-    fmt::print(stderr,
-               "note: --cuda, --lazy-unpickle and --low-cpu-memory are mergekit/torch "
-               "options; llmerge always streams on the CPU and ignores them\n");
+    print_best_effort(stderr,
+                      "note: --cuda, --lazy-unpickle and --low-cpu-memory are mergekit/torch "
+                      "options; llmerge always streams on the CPU and ignores them\n");
   }
   const MergeOptions options = c.table.options();
   const Plan p = plan(Config::load(c.config), options.plan, run_cancel_token());

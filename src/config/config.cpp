@@ -188,6 +188,7 @@ std::vector<MapEntry> Parser::map_entries(const YAML::Node& map, SourceLocation 
                                           const std::vector<std::string>* allowed) {
   std::vector<MapEntry> out;
   std::set<std::string> seen;
+  std::vector<std::pair<YAML::Node, SourceLocation>> merges;  // `<<:` sources, in order
   const std::string where = path.empty() ? "" : " in " + path;
   for (const auto& kv : map) {
     const SourceLocation key_at = location_of(kv.first, at);
@@ -195,6 +196,24 @@ std::vector<MapEntry> Parser::map_entries(const YAML::Node& map, SourceLocation 
     if (!kv.first.IsScalar())
       fail_type(kv.first, key_at, path.empty() ? "top level" : path, "string keys");
     const std::string& key = kv.first.Scalar();
+    // A YAML merge key (`<<: *defaults`, or a list of aliases), as PyYAML
+    // reads it: the mapping's own keys win, then earlier sources over later.
+    if (key == "<<" && !is_quoted(kv.first)) {
+      const SourceLocation value_at = location_of(kv.second, key_at);
+      if (kv.second.IsMap()) {
+        merges.emplace_back(kv.second, value_at);
+      } else if (kv.second.IsSequence()) {
+        for (const YAML::Node& item : kv.second) {
+          if (!item.IsMap())
+            fail_type(item, location_of(item, value_at), path, "a mapping to merge");
+          merges.emplace_back(item, location_of(item, value_at));
+        }
+      } else {
+        fail_type(kv.second, value_at, path.empty() ? "<<" : path + ".<<",
+                  "a mapping (or a list of mappings) to merge");
+      }
+      continue;
+    }
     if (allowed && std::find(allowed->begin(), allowed->end(), key) == allowed->end()) {
       std::string message =
           fmt::format("unknown {}key {}{}", path.empty() ? "top-level " : "", quote(key), where);
@@ -211,6 +230,11 @@ std::vector<MapEntry> Parser::map_entries(const YAML::Node& map, SourceLocation 
           fmt::format("duplicate {}key {}{}", path.empty() ? "top-level " : "", quote(key), where));
     paths_.try_emplace({key_at.line, key_at.column}, path.empty() ? key : path + "." + key);
     out.push_back({key, key_at, kv.second});
+  }
+  for (const auto& [source, source_at] : merges) {
+    for (auto& entry : map_entries(source, source_at, path, allowed)) {
+      if (seen.insert(entry.key).second) out.push_back(std::move(entry));
+    }
   }
   return out;
 }
@@ -631,6 +655,28 @@ MergeConfig parse_config(std::string_view yaml_text, const std::string& file) {
         ErrorKind::config, 0, 0,
         fmt::format("config is {} bytes; the limit is {} (a merge config is a few kilobytes)",
                     yaml_text.size(), k_text_bytes_max));
+  // YAML allows no control characters but tab, newline and carriage return
+  // (YAML 1.2, c-printable); yaml-cpp would call a NUL "unknown escape character".
+  {
+    int line = 1;
+    int column = 1;
+    for (const char ch : yaml_text) {
+      const auto c = static_cast<unsigned char>(ch);
+      if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
+        throw error(ErrorKind::config, line, column,
+                    fmt::format("invalid YAML: control byte 0x{:02X}{} at line {}, column {}; a "
+                                "config may hold only printable text (was the file saved as "
+                                "text?)",
+                                c, c == 0 ? " (NUL)" : "", line, column));
+      }
+      if (c == '\n') {
+        ++line;
+        column = 1;
+      } else if ((c & 0xC0) != 0x80) {  // count characters, not UTF-8 continuation bytes
+        ++column;
+      }
+    }
+  }
   std::vector<YAML::Node> documents;
   try {
     const std::string text(yaml_text);

@@ -1,8 +1,11 @@
 // Human-readable numbers for messages and reports.
 #pragma once
 
+#include "llmerge/text.h"  // terminal_safe
+
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace llmerge {
 
@@ -14,3 +17,4 @@ std::string human_count(std::uint64_t n);
 std::string human_bytes(std::uint64_t n);
 
 }  // namespace llmerge
+

@@ -59,7 +59,9 @@ class Executor {
     try {
       for (int i = 0; i < threads; ++i)
         pool.emplace_back([this] { work(); });
-    } catch (const std::system_error& e) {
+    } catch (const std::exception& e) {
+      // Out of threads (EAGAIN) or memory: stop the workers already started
+      // and join them; destroying a joinable std::thread would abort.
       stop_and_join(pool);
       throw Error(ErrorKind::io, fmt::format("cannot start worker thread {} of {}: {}; try fewer "
                                              "threads (-j)",
@@ -74,7 +76,12 @@ class Executor {
       p.bytes_done = bytes_done_.load();
       p.bytes_total = bytes_total_;
       p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      options_.progress(p);
+      // Progress is best effort: a failing callback (stderr on a full disk)
+      // must not stop the merge, nor leave the workers joinable.
+      try {
+        options_.progress(p);
+      } catch (...) {
+      }
     };
     // A progress callback may throw (Python raises KeyboardInterrupt from it):
     // the workers stop at their next chunk and are joined before it propagates.
@@ -100,6 +107,12 @@ class Executor {
 
  private:
   bool started_all(int threads) const { return started_ == threads; }
+
+  void record(std::exception_ptr e) {
+    std::lock_guard lock(mutex_);
+    if (!error_) error_ = std::move(e);
+    failed_.store(true);
+  }
 
   void stop_and_join(std::vector<std::thread>& pool) {
     failed_.store(true);
@@ -136,10 +149,11 @@ class Executor {
         run_tensor(i, w);
         tensors_done_.fetch_add(1);
       }
+    } catch (const std::bad_alloc&) {
+      record(std::make_exception_ptr(
+          Error(ErrorKind::io, "out of memory during the merge; use fewer --threads")));
     } catch (...) {
-      std::lock_guard lock(mutex_);
-      if (!error_) error_ = std::current_exception();
-      failed_.store(true);
+      record(std::current_exception());
     }
     std::lock_guard lock(mutex_);
     --running_;
@@ -149,8 +163,10 @@ class Executor {
   void load(const TensorSource& source, DType dtype, std::int64_t begin, std::int64_t n, float* dst,
             Worker& w) const {
     source.read(begin, n, dst, w.scratch);
-    // mergekit casts every input to the config `dtype` before any math.
-    if (plan_.round_inputs && dtype_bits(dtype) > dtype_bits(plan_.compute_dtype_round)) {
+    // mergekit casts every input to the config `dtype` before any math: f32
+    // inputs, and the other 16-bit format too (f16 -> bf16 loses mantissa,
+    // bf16 -> f16 loses range).
+    if (plan_.round_inputs && dtype != plan_.compute_dtype_round) {
       round_f32_to(plan_.compute_dtype_round, dst, static_cast<std::size_t>(n));
     }
   }

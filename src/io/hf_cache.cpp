@@ -4,12 +4,11 @@
 //   <cache>/models--<org>--<name>/refs/<revision>       file holding a commit hash
 //   <cache>/models--<org>--<name>/snapshots/<commit>/   the files of that commit
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
 
 #include <fmt/core.h>
 
 #include "core/error.h"
+#include "io/files.h"
 #include "io/model.h"
 
 namespace llmerge {
@@ -74,10 +73,13 @@ fs::path hub_cache_dir() {
   return {};
 }
 
+// The commit named by a ref file; "" if there is none. A FIFO or device in
+// its place is refused without blocking (read_regular_file).
 std::string read_ref(const fs::path& path) {
-  std::ifstream in(path);
-  std::string hash;
-  if (in) std::getline(in, hash);
+  std::error_code ec;
+  if (!fs::exists(fs::symlink_status(path, ec)) || !fs::exists(fs::status(path, ec))) return "";
+  std::string hash = read_regular_file(path, 4096);
+  if (const auto eol = hash.find('\n'); eol != std::string::npos) hash.resize(eol);
   while (!hash.empty() && (hash.back() == '\r' || hash.back() == ' ' || hash.back() == '\t')) {
     hash.pop_back();
   }

@@ -10,6 +10,7 @@
 #include <fmt/ranges.h>
 
 #include "core/error.h"
+#include "io/files.h"
 
 namespace llmerge {
 
@@ -17,85 +18,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// config.json and index files of real models are kilobytes to a few MB.
-constexpr std::uintmax_t k_json_file_max = 100'000'000;
 // A layer index above this is not a layer index (and would make count absurd).
 constexpr std::int64_t k_layer_index_max = 1'000'000;
-
-std::string read_json_file(const fs::path& path) {
-  std::error_code ec;
-  const auto size = fs::file_size(path, ec);
-  if (ec) throw Error(ErrorKind::io, "cannot read: " + ec.message(), {.file = path.string()});
-  if (size > k_json_file_max) {
-    throw Error(ErrorKind::format,
-                fmt::format("file is {} bytes, too large for a JSON side file", size),
-                {.file = path.string()});
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(ErrorKind::io, "cannot open for reading", {.file = path.string()});
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw Error(ErrorKind::io, "read failed", {.file = path.string()});
-  return ss.str();
-}
-
-// Real config.json files nest a few levels; nlohmann's parser copes with any
-// depth, but copying, comparing and dumping the result recurse, so a file of
-// "[[[[..." would overflow the stack later on.
-constexpr std::size_t k_json_depth_max = 1000;
-
-void check_json_depth(const std::string& text, const fs::path& path) {
-  std::size_t depth = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\')
-        ++i;
-      else if (c == '"')
-        in_string = false;
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > k_json_depth_max) {
-        throw Error(ErrorKind::format,
-                    fmt::format("JSON is nested more than {} levels deep", k_json_depth_max),
-                    {.file = path.string()});
-      }
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-}
-
-nlohmann::json parse_json_file(const fs::path& path) {
-  const std::string text = read_json_file(path);
-  check_json_depth(text, path);
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    // e.byte is 1-based and points just past the offending character.
-    ErrorContext context{.file = path.string(), .line = 1, .column = 1};
-    const std::size_t end = std::min<std::size_t>(e.byte > 0 ? e.byte - 1 : 0, text.size());
-    for (std::size_t i = 0; i < end; ++i) {
-      if (text[i] == '\n') {
-        ++context.line;
-        context.column = 1;
-      } else {
-        ++context.column;
-      }
-    }
-    std::string what = e.what();
-    // nlohmann prefixes "[json.exception.parse_error.101] parse error at line..: ".
-    if (auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
-    throw Error(ErrorKind::format, "invalid JSON: " + what, context);
-  } catch (const nlohmann::json::exception& e) {
-    // E.g. out_of_range 406, a number too large for a double ("1e999").
-    std::string what = e.what();
-    if (auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
-    throw Error(ErrorKind::format, "invalid JSON: " + what, {.file = path.string()});
-  }
-}
 
 bool is_plain_file_name(const std::string& name) {
   return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos &&
@@ -170,6 +94,7 @@ LayerStructure detect_layers(const std::vector<std::string>& tensor_names,
   struct Candidate {
     std::size_t tensors = 0;
     std::int64_t max_index = -1;
+    std::set<std::int64_t> indices;
   };
   std::map<std::string, Candidate> candidates;
   for (const auto& name : tensor_names) {
@@ -188,6 +113,7 @@ LayerStructure detect_layers(const std::vector<std::string>& tensor_names,
           auto& c = candidates[name.substr(0, start - 1)];
           ++c.tensors;
           c.max_index = std::max(c.max_index, index);
+          c.indices.insert(index);
         }
         break;  // only the first numeric component counts
       }
@@ -225,6 +151,19 @@ LayerStructure detect_layers(const std::vector<std::string>& tensor_names,
   if (best) {
     out.prefix = *best_prefix;
     out.count = best->max_index + 1;
+    // Every layer from 0 to the last must have tensors: a stray
+    // "model.layers.1000000.x" must not make a model of a million layers.
+    if (static_cast<std::int64_t>(best->indices.size()) != out.count) {
+      std::int64_t gap = 0;
+      while (best->indices.count(gap))
+        ++gap;
+      throw Error(ErrorKind::format,
+                  fmt::format("model '{}': layer tensors are not contiguous: '{}.{}' has no "
+                              "tensors but '{}.{}' does ({} of {} layer indices present); the "
+                              "model folder is damaged or not a transformer",
+                              model_name, out.prefix, gap, out.prefix, best->max_index,
+                              best->indices.size(), out.count));
+    }
   }
   if (config_count && *config_count != out.count) {
     const std::string found =

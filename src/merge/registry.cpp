@@ -1,3 +1,4 @@
+#include <cmath>
 #include <string>
 
 #include "core/error.h"
@@ -40,12 +41,18 @@ double ResolvedParameters::model_value(std::size_t model, std::string_view name)
 }
 
 std::string check_weights_do_not_cancel(const ResolvedParameters& params) {
-  double sum = 0;
+  // Summed in f32 in config order, as linear does: weights that cancel only
+  // in double (1 and -0.9999999999) still sum to 0 in f32.
+  if (params.per_model.empty()) return "";
+  float sum = 0;
   for (std::size_t i = 0; i < params.per_model.size(); ++i)
-    sum += params.model_value(i, "weight");
-  if (sum != 0 || params.per_model.empty()) return "";
-  return "the weights sum to zero, so normalizing divides by zero; change a weight or turn "
-         "normalization off";
+    sum += static_cast<float>(params.model_value(i, "weight"));
+  if (!std::isfinite(sum)) {
+    return "the weights sum to infinity in f32 arithmetic; use smaller weights";
+  }
+  if (std::abs(sum) >= 1e-30f) return "";
+  return "the weights sum to zero (in f32 arithmetic), so normalizing divides by zero; change a "
+         "weight or turn normalization off";
 }
 
 const std::vector<MethodSpec>& method_registry() {

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "output/output_files.h"
 
 namespace llmerge {
 
@@ -150,7 +151,129 @@ fs::path sibling(const fs::path& dir, std::string_view suffix) {
   return dir.parent_path() / (dir.filename().string() + fmt::format("{}{}", suffix, ::getpid()));
 }
 
+bool is_shard_file_name(std::string_view name) {
+  if (name == k_single_file) return true;
+  // model-00001-of-00003.safetensors
+  if (name.size() != 32 || !name.starts_with("model-") || name.substr(11, 4) != "-of-" ||
+      !name.ends_with(".safetensors")) {
+    return false;
+  }
+  const auto digits = [](std::string_view d) {
+    return std::all_of(d.begin(), d.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  return digits(name.substr(6, 5)) && digits(name.substr(15, 5));
+}
+
+// Why `dir` is not a previous llmerge output that --force may replace, or ""
+// if it is one. Like `git clone`, which refuses a non-empty target, but
+// allowing a rerun over its own output: nothing else is ever deleted.
+std::string not_a_previous_output(const fs::path& dir) {
+  std::error_code ec;
+  bool weights = false;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    const auto st = entry.symlink_status(ec);
+    if (!fs::is_regular_file(st)) {
+      return fmt::format("'{}' is {}", name,
+                         fs::is_directory(st) ? "a folder" : "not a regular file");
+    }
+    if (!is_output_file_name(name)) return fmt::format("'{}' is not a file llmerge writes", name);
+    weights |= name == k_single_file || name == k_index_file;
+  }
+  if (ec) return fmt::format("it cannot be listed ({})", ec.message());
+  if (!weights) return "it holds no model.safetensors or index, so it is not a model output";
+  return "";
+}
+
+// Removes "<name>.llmerge-tmp-<pid>" and "<name>.llmerge-old-<pid>" folders
+// next to `out_dir`. Called with the lock held: the run that made them is dead.
+void remove_stale_temporaries(const fs::path& out_dir,
+                              const std::function<void(const std::string&)>& note) {
+  const std::string base = out_dir.filename().string();
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (const auto& entry : fs::directory_iterator(out_dir.parent_path(), ec)) {
+    const std::string name = entry.path().filename().string();
+    for (std::string_view suffix : {".llmerge-tmp-", ".llmerge-old-"}) {
+      const std::string head = base + std::string(suffix);
+      if (!name.starts_with(head) || name.size() == head.size()) continue;
+      const std::string_view pid = std::string_view(name).substr(head.size());
+      if (!std::all_of(pid.begin(), pid.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+        continue;
+      }
+      if (fs::is_directory(entry.symlink_status(ec))) stale.push_back(entry.path());
+    }
+  }
+  for (const auto& dir : stale) {
+    std::uint64_t bytes = 0;
+    for (const auto& f : fs::recursive_directory_iterator(dir, ec)) {
+      if (f.is_regular_file(ec)) bytes += f.file_size(ec);
+    }
+    fs::remove_all(dir, ec);
+    if (!note) continue;
+    note(ec ? fmt::format("cannot remove '{}' ({} bytes), left by an interrupted llmerge run: "
+                          "{}; remove it by hand",
+                          dir.string(), bytes, ec.message())
+            : fmt::format("removed '{}' ({} bytes), left by an interrupted llmerge run",
+                          dir.string(), bytes));
+  }
+}
+
 }  // namespace
+
+bool is_output_file_name(std::string_view name) {
+  if (is_shard_file_name(name) || name == k_index_file || name == "config.json" ||
+      name == "README.md" || name == "mergekit_config.yml") {
+    return true;
+  }
+  const auto& tokenizer = tokenizer_file_names();
+  return std::find(tokenizer.begin(), tokenizer.end(), name) != tokenizer.end();
+}
+
+void copy_regular_file(const fs::path& from, const fs::path& to, std::uint64_t size_max) {
+  const int in = ::open(from.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (in < 0) throw io_error("cannot open", from, errno);
+  struct Closer {
+    int fd;
+    ~Closer() {
+      if (fd >= 0) ::close(fd);
+    }
+  } in_closer{in};
+  struct stat st {};
+  if (::fstat(in, &st) != 0) throw io_error("cannot stat", from, errno);
+  if (!S_ISREG(st.st_mode)) {
+    throw Error(ErrorKind::io, "is not a regular file (a FIFO, device or folder); not copying it",
+                ErrorContext{.file = from.string()});
+  }
+  if (static_cast<std::uint64_t>(st.st_size) > size_max) {
+    throw Error(ErrorKind::format,
+                fmt::format("file is {} bytes, over the {} byte limit for a side file", st.st_size,
+                            size_max),
+                ErrorContext{.file = from.string()});
+  }
+  const int out = ::open(to.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (out < 0) throw io_error("cannot create", to, errno);
+  Closer out_closer{out};
+  std::vector<char> buffer(std::size_t{1} << 20);
+  std::uint64_t offset = 0;
+  for (;;) {
+    const ssize_t n = ::read(in, buffer.data(), buffer.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw io_error("cannot read", from, errno);
+    }
+    if (n == 0) break;
+    offset += static_cast<std::uint64_t>(n);
+    if (offset > size_max) {
+      throw Error(ErrorKind::format, "file grew past the side-file size limit while copying",
+                  ErrorContext{.file = from.string()});
+    }
+    pwrite_all(out, buffer.data(), static_cast<std::uint64_t>(n),
+               offset - static_cast<std::uint64_t>(n), to);
+  }
+  const int fd = std::exchange(out_closer.fd, -1);
+  if (::close(fd) != 0) throw io_error("cannot close", to, errno);
+}
 
 std::uint64_t TensorSpec::nbytes() const {
   std::uint64_t numel = 1;
@@ -346,8 +469,26 @@ struct ModelWriter::OutputLock {
     // Retry if the file we locked was unlinked by its previous owner in the
     // meantime: a lock on a removed file would not exclude anyone.
     for (int attempt = 0; attempt < 100; ++attempt) {
-      fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      // O_NOFOLLOW: a symlink planted at the lock path must not get its target
+      // truncated (git's lock files are created the same careful way).
+      fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+      if (fd < 0 && errno == ELOOP) {
+        throw Error(ErrorKind::io,
+                    fmt::format("the output lock path '{}' is a symlink; llmerge never follows "
+                                "it. Remove it if no llmerge run is writing this output",
+                                path.string()),
+                    ErrorContext{.file = path.string()});
+      }
       if (fd < 0) throw io_error("cannot create the output lock file", path, errno);
+      struct stat lock_stat {};
+      if (::fstat(fd, &lock_stat) != 0 || !S_ISREG(lock_stat.st_mode)) {
+        ::close(fd);
+        fd = -1;
+        throw Error(ErrorKind::io,
+                    fmt::format("the output lock path '{}' is not a regular file; remove it",
+                                path.string()),
+                    ErrorContext{.file = path.string()});
+      }
       if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
         const int err = errno;
         std::string owner(32, '\0');
@@ -397,6 +538,29 @@ ModelWriter::ModelWriter(fs::path out_dir, std::vector<TensorSpec> tensors,
   plan_ = plan_shards(tensors_, options_.shard_size_max, options_.format);
 
   std::error_code ec;
+  if (fs::is_symlink(fs::symlink_status(out_dir_, ec))) {
+    throw Error(ErrorKind::io,
+                fmt::format("output path '{}' is a symlink (to '{}'); the finished folder is "
+                            "renamed into place, which would replace the link rather than write "
+                            "where it points. Give the real path",
+                            out_dir_.string(), fs::read_symlink(out_dir_, ec).string()),
+                ErrorContext{.file = out_dir_.string()});
+  }
+  // The temporary sibling must be on the output's file system, or the final
+  // rename fails after the whole model was written (EXDEV).
+  struct stat out_stat {};
+  struct stat parent_stat {};
+  if (::stat(out_dir_.c_str(), &out_stat) == 0 && S_ISDIR(out_stat.st_mode) &&
+      ::stat(out_dir_.parent_path().c_str(), &parent_stat) == 0 &&
+      out_stat.st_dev != parent_stat.st_dev) {
+    throw Error(ErrorKind::io,
+                fmt::format("output directory '{}' is a mount point (another file system than "
+                            "its parent); llmerge writes a temporary sibling folder and renames "
+                            "it into place, which cannot cross file systems. Write to a folder "
+                            "inside it instead, e.g. '{}'",
+                            out_dir_.string(), (out_dir_ / "model").string()),
+                ErrorContext{.file = out_dir_.string()});
+  }
   fs::create_directories(out_dir_.parent_path(), ec);
   if (ec) throw io_error("cannot create parent directory", out_dir_.parent_path(), ec.value());
   lock_ = std::make_unique<OutputLock>(out_dir_.parent_path() /
@@ -407,14 +571,25 @@ ModelWriter::ModelWriter(fs::path out_dir, std::vector<TensorSpec> tensors,
       throw Error(ErrorKind::io, "output path exists and is not a directory",
                   ErrorContext{.file = out_dir_.string()});
     }
-    if (!options_.force && !fs::is_empty(out_dir_, ec)) {
-      throw Error(ErrorKind::io,
-                  fmt::format("output directory '{}' exists and is not empty; use --force to "
-                              "replace it",
-                              out_dir_.string()),
-                  ErrorContext{.file = out_dir_.string()});
+    if (!fs::is_empty(out_dir_, ec)) {
+      if (!options_.force) {
+        throw Error(ErrorKind::io,
+                    fmt::format("output directory '{}' exists and is not empty; use --force to "
+                                "replace it",
+                                out_dir_.string()),
+                    ErrorContext{.file = out_dir_.string()});
+      }
+      if (const std::string why = not_a_previous_output(out_dir_); !why.empty()) {
+        throw Error(ErrorKind::io,
+                    fmt::format("output directory '{}' is not a previous llmerge output ({}); "
+                                "--force replaces only an empty folder or an earlier output, "
+                                "never other files. Move them away or choose another output",
+                                out_dir_.string(), why),
+                    ErrorContext{.file = out_dir_.string()});
+      }
     }
   }
+  remove_stale_temporaries(out_dir_, options_.note);
   // A leftover from a crashed run that had the same pid.
   fs::remove_all(temp_dir_, ec);
   if (ec) throw io_error("cannot remove stale temporary directory", temp_dir_, ec.value());
@@ -494,9 +669,15 @@ fs::path side_file_path(const fs::path& temp_dir, std::string_view relative_name
                             relative_name));
   }
   const fs::path path = temp_dir / rel;
-  std::error_code ec;
-  fs::create_directories(path.parent_path(), ec);
-  if (ec) throw io_error("cannot create directory", path.parent_path(), ec.value());
+  // Subfolders only: a temporary folder removed under us stays removed.
+  if (rel.has_parent_path()) {
+    if (!fs::is_directory(temp_dir)) {
+      throw io_error("the temporary output folder has disappeared", temp_dir, ENOENT);
+    }
+    std::error_code ec;
+    fs::create_directories(path.parent_path(), ec);
+    if (ec) throw io_error("cannot create directory", path.parent_path(), ec.value());
+  }
   return path;
 }
 
@@ -509,13 +690,7 @@ void ModelWriter::write_file(std::string_view relative_name, std::string_view co
 
 void ModelWriter::copy_file(const fs::path& from, std::string_view relative_name) {
   if (committed_) throw Error(ErrorKind::internal, "copy_file after commit");
-  const fs::path to = side_file_path(temp_dir_, relative_name, plan_);
-  std::error_code ec;
-  fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
-  if (ec) {
-    throw Error(ErrorKind::io, fmt::format("cannot copy to '{}': {}", to.string(), ec.message()),
-                ErrorContext{.file = from.string()});
-  }
+  copy_regular_file(from, side_file_path(temp_dir_, relative_name, plan_));
 }
 
 void ModelWriter::commit() {
@@ -531,6 +706,29 @@ void ModelWriter::commit() {
     }
   }
 
+  // Every shard must still be in the temporary folder, complete: something
+  // may have removed the folder (a cleanup script) or a file in it mid-run.
+  for (std::size_t i = 0; i < shards_.size(); ++i) {
+    const Shard& shard = *shards_[i];
+    struct stat held {};
+    struct stat named {};
+    const bool held_ok = ::fstat(shard.fd, &held) == 0;
+    const bool named_ok = ::lstat(shard.path.c_str(), &named) == 0;
+    if (!held_ok || !named_ok || held.st_dev != named.st_dev || held.st_ino != named.st_ino ||
+        static_cast<std::uint64_t>(named.st_size) != plan_.file_sizes[i]) {
+      throw Error(
+          ErrorKind::io,
+          fmt::format("shard '{}' {} in the temporary folder '{}' (was it removed or "
+                      "changed during the merge?); the output was not written",
+                      plan_.files[i],
+                      !named_ok ? std::string("is missing")
+                      : held.st_ino != named.st_ino
+                          ? std::string("was replaced")
+                          : fmt::format("is {} bytes, not {}", named.st_size, plan_.file_sizes[i]),
+                      temp_dir_.string()),
+          ErrorContext{.file = shard.path.string()});
+    }
+  }
   for (const auto& shard : shards_) {
     if (full_fsync(shard->fd) != 0) throw io_error("cannot fsync", shard->path, errno);
   }
@@ -570,6 +768,13 @@ void ModelWriter::commit() {
                   fmt::format("output directory '{}' exists and is not empty; use --force to "
                               "replace it",
                               out_dir_.string()),
+                  ErrorContext{.file = out_dir_.string()});
+    }
+    if (const std::string why = not_a_previous_output(out_dir_); !why.empty()) {
+      throw Error(ErrorKind::io,
+                  fmt::format("output directory '{}' changed during the merge and is no longer "
+                              "a previous llmerge output ({}); not replacing it",
+                              out_dir_.string(), why),
                   ErrorContext{.file = out_dir_.string()});
     }
     const fs::path old_dir = sibling(out_dir_, ".llmerge-old-");

@@ -33,6 +33,7 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -60,9 +61,29 @@ std::uint64_t parse_shard_size(std::string_view text);
 
 struct ModelWriterOptions {
   std::uint64_t shard_size_max = k_shard_size_default;
-  bool force = false;         // allow replacing an existing non-empty output directory
+  // Allow replacing an existing non-empty output directory -- only one that
+  // is a previous llmerge (or mergekit) output: config.json, the weights,
+  // and nothing but the files llmerge writes (is_output_file_name).
+  bool force = false;
   std::string format = "pt";  // header __metadata__ "format" (see plan_shards)
+  // Told about things worth a user's attention that are not errors: stale
+  // temporary folders of killed runs, removed when the lock is taken.
+  std::function<void(const std::string&)> note;
 };
+
+// The names llmerge writes into an output folder: shards, the index,
+// config.json, README.md, mergekit_config.yml and the tokenizer files.
+bool is_output_file_name(std::string_view name);
+
+// Side files are untrusted: at most this many bytes are copied (the same cap
+// as for JSON side files, io/files.h).
+inline constexpr std::uint64_t k_copy_file_max = 100'000'000;
+
+// Copies the regular file `from` (refused if it is not one: FIFO, device,
+// directory; never blocks) of at most `size_max` bytes to `to`, keeping the
+// OS's error: Error(io) "cannot write '<to>': No space left on device".
+void copy_regular_file(const std::filesystem::path& from, const std::filesystem::path& to,
+                       std::uint64_t size_max = k_copy_file_max);
 
 // Where each tensor lands; computed by plan_shards without touching the disk,
 // so `llmerge plan` can print it.
@@ -84,8 +105,12 @@ ShardPlan plan_shards(const std::vector<TensorSpec>& tensors, std::uint64_t shar
 
 class ModelWriter {
  public:
-  // Refuses (Error(io)) an existing non-empty `out_dir` unless options.force,
-  // and an `out_dir` that is a file. Creates the temporary sibling directory
+  // Refuses (Error(io)) an existing non-empty `out_dir` unless options.force
+  // and it is a previous output, an `out_dir` that is a file, a symlink, or
+  // a mount point (the temporary sibling would be on another file system),
+  // and a lock path that is not a regular file (never followed). Removes
+  // stale "<out_dir>.llmerge-tmp-<pid>" folders of killed runs once it holds
+  // the lock, telling options.note. Creates the temporary sibling directory
   // "<out_dir>.llmerge-tmp-<pid>" and all shard files at their final sizes with
   // their headers written. Duplicate tensor names are Error(internal).
   ModelWriter(std::filesystem::path out_dir, std::vector<TensorSpec> tensors,
@@ -110,8 +135,10 @@ class ModelWriter {
   void copy_file(const std::filesystem::path& from, std::string_view relative_name);
 
   // Verifies every tensor byte was written (Error(internal) naming the first
-  // incomplete tensor otherwise), fsyncs the files, writes the index, and
-  // renames the temporary directory to out_dir (replacing it if force).
+  // incomplete tensor otherwise) and that every shard is still in the
+  // temporary directory at its full size (Error(io) if something removed or
+  // truncated it), fsyncs the files, writes the index, and renames the
+  // temporary directory to out_dir (replacing it if force).
   void commit();
 
  private:

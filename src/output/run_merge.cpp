@@ -1,6 +1,10 @@
 #include "output/run_merge.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <optional>
+#include <vector>
 
 #include <fmt/core.h>
 
@@ -27,23 +31,69 @@ bool is_within(const fs::path& inner, const fs::path& outer) {
   return !rel.empty() && *rel.begin() != "..";
 }
 
+// The file itself, by device and inode: a bind mount or a second path to
+// the same folder has another name but the same identity.
+struct FileId {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool operator==(const FileId&) const = default;
+};
+
+std::optional<FileId> file_id(const fs::path& p) {
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return std::nullopt;
+  return FileId{st.st_dev, st.st_ino};
+}
+
+// `path` and each of its existing ancestors, by identity.
+std::vector<FileId> ids_up_from(fs::path path) {
+  std::vector<FileId> ids;
+  for (;;) {
+    if (auto id = file_id(path)) ids.push_back(*id);
+    if (!path.has_relative_path()) break;
+    path = path.parent_path();
+  }
+  return ids;
+}
+
+bool contains_id(const std::vector<FileId>& ids, const std::optional<FileId>& id) {
+  return id && std::find(ids.begin(), ids.end(), *id) != ids.end();
+}
+
 }  // namespace
 
 void check_output_path(const MergePlan& plan, const fs::path& out_dir) {
+  std::error_code ec;
+  const fs::path given = fs::absolute(out_dir).lexically_normal();
+  const fs::path out_name = given.has_filename() ? given : given.parent_path();
   const fs::path out = normalized(out_dir);
+  const auto out_ancestors = ids_up_from(out);
+  const auto out_id = file_id(out);
   for (std::size_t i = 0; i < plan.models.size(); ++i) {
-    fs::path model = normalized(plan.models[i].path());
-    if (fs::is_regular_file(model)) model = model.parent_path();
-    if (is_within(out, model) || is_within(model, out)) {
+    // A lone .safetensors file is protected itself, not the folder it is in.
+    const fs::path model = normalized(plan.models[i].path());
+    const auto model_id = file_id(model);
+    const bool same = out == model || (out_id && out_id == model_id);
+    const bool inside = is_within(out, model) || contains_id(out_ancestors, model_id);
+    const bool contains = is_within(model, out) || contains_id(ids_up_from(model), out_id);
+    if (same || inside || contains) {
       throw Error(ErrorKind::config,
                   fmt::format("output directory '{}' {} input model '{}' ({}); writing there could "
                               "destroy the input. Choose another output directory",
                               out_dir.string(),
-                              out == model            ? "is"
-                              : is_within(out, model) ? "is inside"
-                                                      : "contains",
+                              same     ? "is"
+                              : inside ? "is inside"
+                                       : "contains",
                               plan.model_refs[i], model.string()));
     }
+  }
+  // After the input checks, so a link to an input is named as the input.
+  if (fs::is_symlink(fs::symlink_status(out_name, ec))) {
+    throw Error(ErrorKind::config,
+                fmt::format("output path '{}' is a symlink (to '{}'); the finished folder is "
+                            "renamed into place, which would replace the link rather than write "
+                            "where it points. Give the real path",
+                            out_dir.string(), fs::read_symlink(out_name, ec).string()));
   }
 }
 

@@ -112,11 +112,26 @@ std::optional<Found> lookup(std::initializer_list<const ParameterMap*> levels,
   return std::nullopt;
 }
 
+// Methods compute in f32 (about 1e-38 to 3e38). A parameter multiplies
+// weights, is summed, and is divided by, so a value that passes a check in
+// double can still give inf or 0/0 in f32: 1e39 is inf, 1e-320 is 0. Nonzero
+// parameters must lie in [1e-30, 1e30], which leaves eight orders of
+// magnitude for the tensors' own values (docs/RELIABILITY.md, class 4).
+constexpr double k_parameter_abs_max = 1e30;
+constexpr double k_parameter_abs_min = 1e-30;
+
 void check_value(double value, const ParameterSpec& spec, SourceLocation where,
                  const std::string& tensor, Diagnostics& diag) {
   if (!std::isfinite(value)) {
     diag.add(ErrorKind::config, where,
              fmt::format("parameter '{}' must be a finite number", spec.name),
+             {.tensor = tensor, .value = fmt::format("{}", value)});
+  } else if (spec.type == ParameterSpec::Type::number && value != 0 &&
+             (std::abs(value) > k_parameter_abs_max || std::abs(value) < k_parameter_abs_min)) {
+    diag.add(ErrorKind::config, where,
+             fmt::format("parameter '{}' cannot give a finite result in f32 arithmetic; a nonzero "
+                         "value must have a magnitude between {} and {}",
+                         spec.name, k_parameter_abs_min, k_parameter_abs_max),
              {.tensor = tensor, .value = fmt::format("{}", value)});
   } else if (!in_range(value, spec)) {
     diag.add(ErrorKind::config, where,
@@ -151,6 +166,7 @@ void resolve_parameters(const MergeConfig& config, const MethodSpec& method,
                         Diagnostics& diag) {
   out.global.clear();
   out.per_model.assign(inputs.size(), {});
+  bool missing = false;
   for (const auto& spec : method.parameters) {
     if (spec.scope == ParameterSpec::Scope::global) {
       auto found = lookup({slice_parameters, &config.parameters}, spec.name, out_name, t);
@@ -160,6 +176,7 @@ void resolve_parameters(const MergeConfig& config, const MethodSpec& method,
       } else if (spec.default_value) {
         out.global.emplace_back(spec.name, *spec.default_value);
       } else {
+        missing = true;
         diag.add(ErrorKind::config, config.merge_method_location,
                  fmt::format("merge method '{}' needs parameter '{}'", method.name, spec.name),
                  {.tensor = out_name,
@@ -177,17 +194,28 @@ void resolve_parameters(const MergeConfig& config, const MethodSpec& method,
       } else if (spec.default_value) {
         out.per_model[i].emplace_back(spec.name, *spec.default_value);
       } else {
+        missing = true;
+        // Set nowhere: one message per model entry. Set only through filters
+        // that miss this tensor: name the tensor, and suggest a default.
+        const bool filtered = (in.parameters && find_parameter(*in.parameters, spec.name)) ||
+                              (slice_parameters && find_parameter(*slice_parameters, spec.name)) ||
+                              find_parameter(config.parameters, spec.name);
         diag.add(ErrorKind::config, in.location.line ? in.location : slice_location,
-                 fmt::format("merge method '{}' needs parameter '{}' for this model", method.name,
-                             spec.name),
+                 filtered
+                     ? fmt::format("merge method '{}' needs parameter '{}' for this model, and no "
+                                   "filter matches these tensors",
+                                   method.name, spec.name)
+                     : fmt::format("merge method '{}' needs parameter '{}' for this model",
+                                   method.name, spec.name),
                  {.tensor = in.tensor,
-                  .hint = fmt::format("add `{}:` under this model's `parameters:` (or give a "
-                                      "top-level default)",
-                                      spec.name)});
+                  .hint = filtered ? "add a default: a last entry `- value: 1.0` with no filter"
+                                   : fmt::format("add `parameters: {{{}: 1.0}}` to the model entry",
+                                                 spec.name)});
       }
     }
   }
-  if (method.check && out.per_model.size() == inputs.size()) {
+  // A check reads every parameter; with one missing there is nothing to check.
+  if (method.check && !missing && out.per_model.size() == inputs.size()) {
     const std::string problem = method.check(out);
     if (!problem.empty()) {
       diag.add(ErrorKind::config, slice_location, problem, {.tensor = out_name});

@@ -124,7 +124,7 @@ struct Planner {
   // ---------------------------------------------------------------- models
 
   void open_model(const std::string& ref, SourceLocation where) {
-    throw_if_cancelled();
+    throw_if_cancelled();  // Ctrl-C during planning (opening models reads every header)
     if (model_index.count(ref)) return;
     try {
       auto path = resolve_model_reference(ref, plan.options.base_dir);
@@ -365,7 +365,7 @@ struct Planner {
   void add_tensor(const NormSlice& slice, std::size_t slice_index, std::int64_t offset,
                   const std::string& out_name, const std::string& suffix, std::int64_t out_layer,
                   double t) {
-    throw_if_cancelled();  // a large recipe stops within a tensor of Ctrl-C
+    throw_if_cancelled();  // a large recipe plans for seconds; Ctrl-C must stop it at once
     PlannedTensor tensor;
     tensor.name = out_name;
     tensor.layer = out_layer;
@@ -404,6 +404,7 @@ struct Planner {
         gathered.begin(), gathered.end(),
         [](const PlannedInput& in) { return dtype_is_mergeable_float(in.ref.dtype()); });
     if (!all_float) {
+      if (plan.method->name != "passthrough" && !refuse_unmergeable(out_name, gathered)) return;
       plan_copy(std::move(tensor), gathered, base_pos);
       return;
     }
@@ -429,6 +430,38 @@ struct Planner {
                        t, tensor.params, diag);
     (void)slice_index;
     plan.tensors.push_back(std::move(tensor));
+  }
+
+  // A tensor that is not F16/BF16/F32/F64 cannot go through a float merge.
+  // Float8/4/6 (quantized weights) and integer or bool tensors named like
+  // parameters (".weight", ".bias", embeddings) are refused: copying one
+  // model's value into a merge would be silently wrong. Other integer and
+  // bool tensors are buffers (position ids, masks), not meant to be merged:
+  // they are copied, and the plan says so. Returns true to copy.
+  bool refuse_unmergeable(const std::string& out_name, const std::vector<PlannedInput>& gathered) {
+    for (const auto& in : gathered) {
+      const DType d = in.ref.dtype();
+      if (dtype_is_mergeable_float(d)) continue;
+      const bool integer = d == DType::BOOL || d == DType::U8 || d == DType::I8 ||
+                           d == DType::I16 || d == DType::U16 || d == DType::I32 ||
+                           d == DType::U32 || d == DType::I64 || d == DType::U64;
+      const std::string_view name = out_name;
+      const bool parameter_name =
+          name.ends_with(".weight") || name.ends_with(".bias") || is_embedding_name(name);
+      if (!integer || parameter_name) {
+        diag.add(ErrorKind::unsupported, {},
+                 fmt::format("tensor '{}' is {} in model '{}'; merge method '{}' merges only "
+                             "F16, BF16, F32 and F64 weights, and copying one model's {} value "
+                             "into a merge would be silently wrong. Convert the model to a float "
+                             "dtype first (or use passthrough)",
+                             out_name, dtype_name(d), plan.model_refs[in.model], plan.method->name,
+                             dtype_name(d)));
+        return false;
+      }
+    }
+    copied_buffers.push_back(
+        fmt::format("'{}' ({})", out_name, dtype_name(gathered.front().ref.dtype())));
+    return true;
   }
 
   // Non-float tensors (e.g. int64 position ids) are copied from the first input.
@@ -600,6 +633,7 @@ struct Planner {
   }
 
   std::optional<std::int64_t> rectified_vocab;
+  std::vector<std::string> copied_buffers;  // integer buffers copied unmerged, for a note
 };
 
 }  // namespace
@@ -655,6 +689,19 @@ MergePlan make_plan(const MergeConfig& config, const PlanSettings& options) {
   }
 
   planner.plan_tensors(slices);
+  if (!planner.copied_buffers.empty()) {
+    const auto& list = planner.copied_buffers;
+    std::string names;
+    for (std::size_t i = 0; i < list.size() && i < 5; ++i)
+      names += (i ? ", " : "") + list[i];
+    if (list.size() > 5) names += fmt::format(" and {} more", list.size() - 5);
+    plan.notes.push_back(fmt::format(
+        "{} integer tensor(s) are buffers, not weights, and are copied unmerged from the first "
+        "model that has them: {}",
+        list.size(), names));
+  }
+  check_donor_config(plan, diag);
+  check_chunk_memory(plan, diag);
   if (plan.tensors.empty() && diag.empty()) {
     diag.add(ErrorKind::config, {}, "the merge produces no tensors");
   }
@@ -665,6 +712,8 @@ MergePlan make_plan(const MergeConfig& config, const PlanSettings& options) {
   plan.out_config = build_output_config(plan, planner.rectified_vocab);
   plan.tokenizer_model = tokenizer_model_of(plan);
   if (config.chat_template) plan.chat_template = resolve_chat_template(*config.chat_template);
+  check_tokenizer_fits_embeddings(plan, diag);
+  diag.throw_if_any();
   return plan;
 }
 

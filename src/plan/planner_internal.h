@@ -58,6 +58,14 @@ void plan_plain_copies(MergePlan& plan);
 // Chooses how each input is read and each output written (PlannedInput::source,
 // PlannedTensor::sink), from the storage and the quantization decided above.
 void assign_sources_and_sinks(MergePlan& plan);
+// The chosen tokenizer's token ids must all have an embedding row and be
+// below the output vocab_size (docs/RELIABILITY.md, class 1).
+void check_tokenizer_fits_embeddings(const MergePlan& plan, Diagnostics& diag);
+// The donor's config.json becomes the output's; a folder without one is refused,
+// a lone .safetensors file gets a note.
+void check_donor_config(MergePlan& plan, Diagnostics& diag);
+// Refuses a --chunk-elements whose buffers would not fit in physical memory.
+void check_chunk_memory(const MergePlan& plan, Diagnostics& diag);
 // Writes (or removes) config.json "quantization" / "quantization_config".
 void update_config_quantization(const MergePlan& plan, nlohmann::json& cfg);
 

@@ -76,8 +76,8 @@ void plan_plain_copies(MergePlan& plan) {
     const bool unscaled = std::isnan(t.params.model_value(0, "scale"));
     const bool same_bytes =
         !in.ref.quant && in.ref.info->dtype == t.dtype && in.shape == in.ref.info->shape;
-    const bool rounding =
-        plan.round_inputs && dtype_bits(in.ref.info->dtype) > dtype_bits(plan.compute_dtype_round);
+    // Inputs are rounded to `dtype` whenever they are in another format (the executor's rule).
+    const bool rounding = plan.round_inputs && in.ref.info->dtype != plan.compute_dtype_round;
     // Converting to f32 and back would give the same bits: copy them instead.
     if (unscaled && same_bytes && !rounding) t.method = nullptr;
   }

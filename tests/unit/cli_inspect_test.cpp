@@ -115,7 +115,13 @@ TEST(CliSynth, RefusesANonEmptyOutputUnlessForced) {
   std::string log;
   EXPECT_EQ(run_cli("synth " + out, &log), 2) << log;
   EXPECT_EQ(testing::read_text(tmp / "m" / "keep.txt"), "mine");
-  EXPECT_EQ(run_cli("synth " + out + " --force", &log), 0) << log;
+  // --force replaces only a previous output, never a folder of other files.
+  EXPECT_EQ(run_cli("synth " + out + " --force", &log), 2) << log;
+  EXPECT_TRUE(contains(log, "not a previous llmerge output")) << log;
+  EXPECT_EQ(testing::read_text(tmp / "m" / "keep.txt"), "mine");
+  std::filesystem::remove(tmp / "m" / "keep.txt");
+  EXPECT_EQ(run_cli("synth " + out, &log), 0) << log;
+  EXPECT_EQ(run_cli("synth " + out + " --force --seed 7", &log), 0) << log;
   EXPECT_TRUE(std::filesystem::exists(tmp / "m" / "model.safetensors"));
 }
 

@@ -11,6 +11,7 @@
 #include <spawn.h>
 #include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,6 +29,9 @@
 #include "test_util.h"
 
 extern char** environ;
+
+// cli/signals.h's k_term_grace_s (the CLI is not a library the tests link).
+constexpr int k_term_grace_s_for_tests = 3;
 
 namespace llmerge {
 namespace {
@@ -106,7 +110,9 @@ bool Faults::ready_ = false;
 TEST_F(Faults, DiskFullMidWriteIsAnIoErrorAndLeavesTheTargetUntouched) {
   TempDir work;
   const fs::path out = work / "out";
-  testing::write_text(out / "keep.txt", "precious");
+  // A previous output, which --force may replace (but only once the new one is complete).
+  testing::write_text(out / "config.json", "{}");
+  testing::write_text(out / "model.safetensors", "precious");
   const MergePlan plan = plan_for(linear_yaml(a(), b()));
   const fs::path report = work / "report.txt";
 
@@ -137,8 +143,8 @@ TEST_F(Faults, DiskFullMidWriteIsAnIoErrorAndLeavesTheTargetUntouched) {
   const std::string message = testing::read_text(report);
   EXPECT_NE(message.find("cannot write"), std::string::npos) << message;
   EXPECT_NE(message.find("File too large"), std::string::npos) << message;
-  EXPECT_EQ(testing::read_text(out / "keep.txt"), "precious");
-  EXPECT_EQ(std::distance(fs::directory_iterator(out), fs::directory_iterator()), 1);
+  EXPECT_EQ(testing::read_text(out / "model.safetensors"), "precious");
+  EXPECT_EQ(std::distance(fs::directory_iterator(out), fs::directory_iterator()), 2);
   EXPECT_TRUE(leftovers(work.path()).empty()) << leftovers(work.path())[0];
 }
 
@@ -190,7 +196,7 @@ class Interrupt : public ::testing::Test {
 
   // Starts the merge, waits until its temporary output exists, sends
   // `signum`, and checks the exit: 130, within a second, nothing left.
-  static void interrupt_with(int signum) {
+  static void interrupt_with(int signum, int second_signum = 0) {
     const fs::path root = dir_->path();
     const std::string out = "out-" + std::to_string(signum);
     const std::string cmd = "cd '" + root.string() + "' && exec " + LLMERGE_CLI_PATH +
@@ -216,6 +222,7 @@ class Interrupt : public ::testing::Test {
                          << testing::read_text(root / "err.txt");
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // into the tensors
     ASSERT_EQ(::kill(pid, signum), 0);
+    if (second_signum != 0) ASSERT_EQ(::kill(pid, second_signum), 0);  // the impatient user
     const auto sent = Clock::now();
     while (::waitpid(pid, &status, WNOHANG) != pid) {
       if (Clock::now() - sent > std::chrono::seconds(20)) {
@@ -227,7 +234,7 @@ class Interrupt : public ::testing::Test {
     }
     const auto took = Clock::now() - sent;
     ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
-    EXPECT_EQ(WEXITSTATUS(status), 130) << testing::read_text(root / "err.txt");
+    EXPECT_EQ(WEXITSTATUS(status), 128 + signum) << testing::read_text(root / "err.txt");
     EXPECT_LT(took, std::chrono::seconds(1))
         << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
     EXPECT_FALSE(fs::exists(root / out));
@@ -243,8 +250,53 @@ TEST_F(Interrupt, SigintMidMergeExits130WithinASecondAndLeavesNothing) {
   interrupt_with(SIGINT);
 }
 
-TEST_F(Interrupt, SigtermMidMergeExits130WithinASecondAndLeavesNothing) {
+TEST_F(Interrupt, SigtermMidMergeExits143WithinASecondAndLeavesNothing) {
   interrupt_with(SIGTERM);
+}
+
+// The terminal closing (SIGHUP) and the reader of our output going away
+// (SIGPIPE) end the run as Ctrl-C does.
+TEST_F(Interrupt, SighupMidMergeExits129WithinASecondAndLeavesNothing) {
+  interrupt_with(SIGHUP);
+}
+
+TEST_F(Interrupt, SigpipeMidMergeExits141WithinASecondAndLeavesNothing) {
+  interrupt_with(SIGPIPE);
+}
+
+// An impatient second Ctrl-C does not cut the cleanup short.
+TEST_F(Interrupt, SecondSigintStillCleansUp) {
+  interrupt_with(SIGINT, SIGINT);
+}
+
+// SIGTERM ends the process even where no cancellation point is reached: here
+// llmerge blocks opening a config that is a FIFO nobody writes to.
+TEST_F(Interrupt, SigtermEndsTheProcessEvenWhenItIsBlocked) {
+  TempDir work;
+  const fs::path fifo = work / "config.yaml";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  const std::string cmd = "exec " + std::string(LLMERGE_CLI_PATH) + " plan " + fifo.string() +
+                          " 2>" + (work / "err.txt").string();
+  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+  pid_t pid = 0;
+  ASSERT_EQ(::posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ),
+            0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // blocked in open()
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, WNOHANG), 0) << "it did not block";
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  const auto sent = Clock::now();
+  while (::waitpid(pid, &status, WNOHANG) != pid) {
+    if (Clock::now() - sent > std::chrono::seconds(20)) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      FAIL() << "SIGTERM did not end the process";
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status);
+  EXPECT_EQ(WEXITSTATUS(status), 143);
+  EXPECT_LT(Clock::now() - sent, std::chrono::seconds(k_term_grace_s_for_tests + 2));
 }
 
 // ---- inputs that change during the merge ----

@@ -284,8 +284,17 @@ TEST(ModelFolder, DetectLayersUsesTheMostCommonPrefixAndNestedConfigKeys) {
   const std::vector<std::string> names = {
       "model.layers.0.mlp.weight",
       "model.layers.0.attn.weight",
+      "model.layers.0.norm.weight",
+      "model.layers.0.ffn.weight",
       "model.layers.1.mlp.weight",
       "model.layers.1.attn.weight",
+      "model.layers.1.norm.weight",
+      "model.layers.1.ffn.weight",
+      "vision.blocks.0.weight",
+      "vision.blocks.1.weight",
+      "vision.blocks.2.weight",
+      "vision.blocks.3.weight",
+      "vision.blocks.4.weight",
       "vision.blocks.5.weight",
       "model.embed_tokens.weight",
       "layers.7",  // the index is the last component: not a layered name

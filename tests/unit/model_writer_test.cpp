@@ -445,7 +445,7 @@ TEST(ModelWriter, ParseShardSizeRejectsZeroNegativeGarbageAndOverflow) {
 TEST(ModelWriter, DestroyingWithoutCommitRemovesTempAndLeavesTargetUntouched) {
   TempDir tmp;
   const fs::path out = tmp / "out";
-  write_text(out / "keep.txt", "precious");
+  write_text(out / "model.safetensors", "precious");  // a previous output
   ModelWriterOptions options;
   options.force = true;
   fs::path temp_dir;
@@ -460,8 +460,8 @@ TEST(ModelWriter, DestroyingWithoutCommitRemovesTempAndLeavesTargetUntouched) {
   EXPECT_THROW(failing_merge(), std::runtime_error);
   EXPECT_FALSE(temp_dir.empty());
   EXPECT_FALSE(fs::exists(temp_dir));
-  EXPECT_EQ(dir_listing(out), std::vector<std::string>{"keep.txt"});
-  EXPECT_EQ(read_text(out / "keep.txt"), "precious");
+  EXPECT_EQ(dir_listing(out), std::vector<std::string>{"model.safetensors"});
+  EXPECT_EQ(read_text(out / "model.safetensors"), "precious");
   EXPECT_EQ(dir_listing(tmp.path()), std::vector<std::string>{"out"});
 }
 
@@ -493,7 +493,10 @@ TEST(ModelWriter, NonEmptyTargetIsRefusedWithoutForce) {
 TEST(ModelWriter, NonEmptyTargetIsReplacedWithForce) {
   TempDir tmp;
   const fs::path out = tmp / "out";
-  write_text(out / "old.txt", "old");
+  write_text(out / "model-00001-of-00002.safetensors", "old");  // a previous output
+  write_text(out / "model-00002-of-00002.safetensors", "old");
+  write_text(out / "model.safetensors.index.json", "{}");
+  write_text(out / "README.md", "old");
   ModelWriterOptions options;
   options.force = true;
   {

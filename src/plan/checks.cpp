@@ -1,0 +1,213 @@
+// Whole-plan checks that need the finished tensor list: the tokenizer must
+// fit the embeddings, the config donor must have a config.json, and the
+// chunk buffers must fit in memory. Each reports through Diagnostics.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <thread>
+
+#include <fmt/core.h>
+
+#include "core/format.h"
+#include "io/files.h"
+#include "plan/planner_internal.h"
+
+namespace llmerge {
+
+namespace {
+
+// Token-id tables: one row per token. (Not "wpe", which is per position.)
+bool is_token_table(std::string_view name) {
+  for (std::string_view part :
+       {"embed_tokens.", "wte.", "word_embeddings.", "tok_embeddings.", "lm_head."}) {
+    if (name.find(part) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
+// Largest id + 1 of a JSON id (0 if it is not a non-negative integer).
+std::uint64_t id_end(const nlohmann::json& id) {
+  if (id.is_number_unsigned()) {
+    const auto v = id.get<std::uint64_t>();
+    return v == UINT64_MAX ? v : v + 1;
+  }
+  if (id.is_number_integer() && id.get<std::int64_t>() >= 0) {
+    return static_cast<std::uint64_t>(id.get<std::int64_t>()) + 1;
+  }
+  return 0;
+}
+
+// How many token ids the tokenizer files of `dir` use: the largest id + 1
+// over tokenizer.json (model.vocab, added_tokens), tokenizer_config.json
+// (added_tokens_decoder), added_tokens.json and vocab.json. 0 if none.
+std::uint64_t tokenizer_token_count(const std::filesystem::path& dir, std::string& from) {
+  std::uint64_t count = 0;
+  auto take = [&](std::uint64_t n, const char* file) {
+    if (n > count) {
+      count = n;
+      from = file;
+    }
+  };
+  if (auto path = find_side_file(dir, "tokenizer.json")) {
+    const nlohmann::json tok = parse_json_file(*path);
+    if (tok.is_object()) {
+      if (auto model = tok.find("model"); model != tok.end() && model->is_object()) {
+        if (auto vocab = model->find("vocab"); vocab != model->end()) {
+          if (vocab->is_object()) {
+            take(vocab->size(), "tokenizer.json");
+            for (const auto& [piece, id] : vocab->items())
+              take(id_end(id), "tokenizer.json");
+          } else if (vocab->is_array()) {  // Unigram: [[piece, score], ...]
+            take(vocab->size(), "tokenizer.json");
+          }
+        }
+      }
+      if (auto added = tok.find("added_tokens"); added != tok.end() && added->is_array()) {
+        for (const auto& t : *added) {
+          if (t.is_object() && t.contains("id")) take(id_end(t["id"]), "tokenizer.json");
+        }
+      }
+    }
+  }
+  if (auto path = find_side_file(dir, "tokenizer_config.json")) {
+    const nlohmann::json tc = parse_json_file(*path);
+    const auto decoder = tc.is_object() ? tc.find("added_tokens_decoder") : tc.end();
+    if (tc.is_object() && decoder != tc.end() && decoder->is_object()) {
+      for (const auto& [key, value] : decoder->items()) {
+        std::uint64_t id = 0;
+        const bool digits =
+            !key.empty() && key.size() <= 18 &&
+            std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (!digits) continue;
+        id = std::stoull(key);
+        take(id + 1, "tokenizer_config.json");
+      }
+    }
+  }
+  for (const char* file : {"added_tokens.json", "vocab.json"}) {
+    if (auto path = find_side_file(dir, file)) {
+      const nlohmann::json j = parse_json_file(*path);
+      if (!j.is_object()) continue;
+      if (std::string_view(file) == "vocab.json") take(j.size(), file);
+      for (const auto& [piece, id] : j.items())
+        take(id_end(id), file);
+    }
+  }
+  return count;
+}
+
+std::optional<std::int64_t> json_int(const nlohmann::json& j, std::string_view dotted) {
+  const nlohmann::json* node = &j;
+  while (true) {
+    const auto dot = dotted.find('.');
+    if (!node->is_object()) return std::nullopt;
+    auto it = node->find(std::string(dotted.substr(0, dot)));
+    if (it == node->end()) return std::nullopt;
+    node = &*it;
+    if (dot == std::string_view::npos) break;
+    dotted.remove_prefix(dot + 1);
+  }
+  if (node->is_number_integer()) return node->get<std::int64_t>();
+  return std::nullopt;
+}
+
+}  // namespace
+
+void check_tokenizer_fits_embeddings(const MergePlan& plan, Diagnostics& diag) {
+  const Model& model = plan.models[plan.tokenizer_model];
+  if (!std::filesystem::is_directory(model.path())) return;
+  std::optional<std::int64_t> rows;
+  std::string table;
+  for (const auto& t : plan.tensors) {
+    if (t.shape.size() != 2 || !is_token_table(t.name)) continue;
+    if (!rows || t.shape[0] < *rows) {
+      rows = t.shape[0];
+      table = t.name;
+    }
+  }
+  auto vocab = json_int(plan.out_config, "vocab_size");
+  if (!vocab) vocab = json_int(plan.out_config, "text_config.vocab_size");
+  if (!rows && !vocab) return;
+  std::string from;
+  std::uint64_t tokens = 0;
+  try {
+    tokens = tokenizer_token_count(model.path(), from);
+  } catch (const Error& e) {
+    diag.add(e.kind(), plan.config.tokenizer_source_location,
+             fmt::format("tokenizer of model '{}': {}", plan.model_refs[plan.tokenizer_model],
+                         e.what()));
+    return;
+  }
+  const std::int64_t limit = rows && vocab ? std::min(*rows, *vocab) : rows ? *rows : *vocab;
+  if (tokens <= static_cast<std::uint64_t>(std::max<std::int64_t>(limit, 0))) return;
+  diag.add(ErrorKind::shape, plan.config.tokenizer_source_location,
+           fmt::format("the tokenizer copied from model '{}' ({}) uses {} token ids ({}), but the "
+                       "output has {} embedding rows{} and vocab_size {}: every token id from "
+                       "{} up would be out of range in the merged model. Name the model with the "
+                       "smallest vocabulary in `tokenizer_source:`, or merge models whose "
+                       "vocabularies match (a union of tokenizers is not supported yet)",
+                       plan.model_refs[plan.tokenizer_model],
+                       plan.config.tokenizer_source
+                           ? "tokenizer_source: " + *plan.config.tokenizer_source
+                           : std::string("the base or first model"),
+                       tokens, from, rows ? std::to_string(*rows) : "?",
+                       rows ? fmt::format(" in '{}'", table) : "",
+                       vocab ? std::to_string(*vocab) : "unset", limit));
+}
+
+void check_donor_config(MergePlan& plan, Diagnostics& diag) {
+  const Model& donor = plan.models[plan.donor];
+  if (donor.has_config()) return;
+  const auto where = plan.base_model ? plan.config.base_model_location : SourceLocation{};
+  if (std::filesystem::is_directory(donor.path())) {
+    diag.add(
+        ErrorKind::io, where,
+        fmt::format("model '{}' gives the output its config.json (it is the {} model) but "
+                    "has none: '{}' does not exist, so the output's config.json would be {{}}, "
+                    "which transformers cannot load. Restore the file (an incomplete "
+                    "download?) or use a model that has one as the {} model",
+                    plan.model_refs[plan.donor], plan.base_model ? "base" : "first",
+                    (donor.path() / "config.json").string(), plan.base_model ? "base" : "first"));
+    return;
+  }
+  plan.notes.push_back(
+      fmt::format("model '{}' is a lone .safetensors file with no config.json next to it; the "
+                  "output's config.json is {{}}: copy the right config.json into the output "
+                  "before loading it",
+                  plan.model_refs[plan.donor]));
+}
+
+void check_chunk_memory(const MergePlan& plan, Diagnostics& diag) {
+  const std::int64_t chunk = plan.options.chunk_elements;
+  // The executor's chunk buffers (exec/executor.cpp, Worker): one f32 buffer
+  // per input and the base, one for the output, 8 raw bytes per element, and
+  // about 1.3 bytes per element for quantized codes, scales and biases.
+  std::size_t inputs = 0;
+  for (const auto& t : plan.tensors)
+    inputs = std::max(inputs, t.inputs.size() + 1);
+  const long double per_element = 4.0L * static_cast<long double>(inputs + 1) + 8.0L + 1.25L;
+  const int threads = plan.options.threads > 0
+                          ? plan.options.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const long double rounded =
+      std::ceil(static_cast<long double>(std::max<std::int64_t>(chunk, 1)) / k_reduce_block) *
+      k_reduce_block;
+  const long double need = rounded * per_element * threads;
+  const long double pages = static_cast<long double>(::sysconf(_SC_PHYS_PAGES));
+  const long double page = static_cast<long double>(::sysconf(_SC_PAGESIZE));
+  const long double memory = pages > 0 && page > 0 ? pages * page : 0;
+  if (memory > 0 && need > memory) {
+    const auto clamp = [](long double v) {
+      return v >= 1.8e19L ? UINT64_MAX : static_cast<std::uint64_t>(v);
+    };
+    diag.add(ErrorKind::config, {},
+             fmt::format("--chunk-elements {} needs about {} of chunk buffers ({} thread(s) x "
+                         "{} buffers), more than this machine's {} of memory; use a smaller "
+                         "--chunk-elements (the default, {}, is also the fastest)",
+                         chunk, human_bytes(clamp(need)), threads, inputs + 1,
+                         human_bytes(clamp(memory)), k_reduce_block));
+  }
+}
+
+}  // namespace llmerge
