@@ -63,9 +63,10 @@ class Executor {
       // Out of threads (EAGAIN) or memory: stop the workers already started
       // and join them; destroying a joinable std::thread would abort.
       stop_and_join(pool);
-      throw Error(ErrorKind::io, fmt::format("cannot start worker thread {} of {}: {}; try fewer "
-                                             "threads (-j)",
-                                             pool.size() + 1, threads, e.what()));
+      throw Error(ErrorKind::io,
+                  fmt::format("cannot start {} worker threads ({} started): {}; use fewer "
+                              "--threads",
+                              threads, pool.size(), e.what()));
     }
 
     auto report = [&] {
@@ -76,12 +77,9 @@ class Executor {
       p.bytes_done = bytes_done_.load();
       p.bytes_total = bytes_total_;
       p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      // Progress is best effort: a failing callback (stderr on a full disk)
-      // must not stop the merge, nor leave the workers joinable.
-      try {
-        options_.progress(p);
-      } catch (...) {
-      }
+      // A callback that throws aborts the run (below). Callers whose
+      // progress is best effort (the CLI's stderr) must not throw.
+      options_.progress(p);
     };
     // A progress callback may throw (Python raises KeyboardInterrupt from it):
     // the workers stop at their next chunk and are joined before it propagates.

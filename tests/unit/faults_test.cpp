@@ -234,7 +234,9 @@ class Interrupt : public ::testing::Test {
                          << testing::read_text(root / "err.txt");
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // into the tensors
     ASSERT_EQ(::kill(pid, signum), 0);
-    if (second_signum != 0) ASSERT_EQ(::kill(pid, second_signum), 0);  // the impatient user
+    if (second_signum != 0) {
+      ASSERT_EQ(::kill(pid, second_signum), 0);  // the impatient user
+    }
     const auto sent = Clock::now();
     while (::waitpid(pid, &status, WNOHANG) != pid) {
       if (Clock::now() - sent > std::chrono::seconds(20)) {

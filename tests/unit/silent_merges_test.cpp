@@ -279,7 +279,8 @@ TEST_F(SilentMerges, ParametersOutsideTheF32RangeAreRefused) {
                            "\nparameters: {lambda: 1e39}\nmodels:\n  - model: " + m("bf16b") +
                            "\n    parameters: {weight: 1}\n";
   const std::string lambda = error_of([&] { plan_yaml(yaml); });
-  EXPECT_TRUE(contains(lambda, "parameter 'lambda' = 1e+39")) << lambda;
+  EXPECT_TRUE(contains(lambda, "parameter 'lambda' cannot give a finite result")) << lambda;
+  EXPECT_TRUE(contains(lambda, "(value 1e+39;")) << lambda;
   EXPECT_NO_THROW(plan_yaml(with("1e20", "1e-20")));
 }
 
@@ -325,7 +326,7 @@ TEST_F(SilentMerges, MissingWeightExitsTwoWithTheModelEntryLocationAndAHint) {
            "\n    parameters:\n      weight:\n        - filter: mlp\n          value: 0.3\n"
            "  - model: " +
            m("bf16b") + "\n    parameters: {weight: 0.5}\n",
-       "no filter matches tensor"},
+       "no filter matches these tensors"},
   };
   for (const auto& c : cases) {
     testing::write_text(work / "m.yaml", c.yaml);
