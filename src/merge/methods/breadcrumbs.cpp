@@ -20,8 +20,7 @@
 //
 // The two cut-off ranks are found exactly by RankSelect (rank_select.h) in
 // two histogram passes over |δ|'s bits, or one when the keys with low bits
-// fit TensorContext::scratch_bytes (bf16 checkpoints); rescale adds a pass
-// for the norms.
+// fit the odd-key budget (bf16 fine-tunes); rescale adds a pass for the norms.
 //
 // Differences from mergekit:
 // - mergekit up to v0.1.4 sliced [bottom : −top], which is empty when
@@ -52,9 +51,10 @@ class OutlierSparsifier final : public gta::Sparsifier {
     const auto top = static_cast<std::int64_t>(gamma * n);
     low_ = std::max<std::int64_t>(0, numel - keep - top);
     high_ = low_ + keep - 1;  // last kept rank
-    const std::size_t odd_keys_max = context.scratch_bytes / sizeof(std::uint32_t) /
-                                     std::max<std::size_t>(context.model_count, 1);
-    if (keep > 0) select_.emplace(std::vector<std::int64_t>{low_, high_}, odd_keys_max);
+    if (keep > 0) {
+      select_.emplace(std::vector<std::int64_t>{low_, high_}, gta::odd_keys_budget(context),
+                      /*key_bits=*/31);
+    }
   }
 
   int passes() const override {
@@ -64,8 +64,7 @@ class OutlierSparsifier final : public gta::Sparsifier {
 
   void observe(int pass, std::int64_t /*begin*/, const float* delta, std::size_t n) override {
     if (pass == 0 || (pass == 1 && low_pass_needed_)) {
-      for (std::size_t i = 0; i < n; ++i)
-        select_->add(pass, magnitude_key(delta[i]));
+      select_->add_all(pass, delta, n, magnitude_key);
       return;
     }
     masked_.resize(n);

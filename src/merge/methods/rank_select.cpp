@@ -1,6 +1,7 @@
 #include "merge/methods/rank_select.h"
 
 #include <algorithm>
+#include <bit>
 #include <utility>
 
 namespace llmerge {
@@ -22,52 +23,63 @@ std::pair<std::uint32_t, std::int64_t> find_bucket(const std::vector<std::uint64
 
 }  // namespace
 
-RankSelect::RankSelect(std::vector<std::int64_t> ranks, std::size_t odd_keys_max)
+RankSelect::RankSelect(std::vector<std::int64_t> ranks, std::size_t odd_keys_max, int key_bits)
     : ranks_(std::move(ranks)),
-      histogram_(k_buckets, 0),
+      high_buckets_(std::size_t{1} << (key_bits - 16)),
       results_(ranks_.size()),
       odd_keys_max_(odd_keys_max) {}
 
+void RankSelect::fold_lanes() {
+  if (histogram_.empty()) histogram_.assign(high_buckets_, 0);
+  for (std::size_t b = 0; b < high_buckets_; ++b) {
+    const std::uint32_t* lane = &lanes_[b * k_lanes];
+    histogram_[b] += std::uint64_t{lane[0]} + lane[1] + lane[2] + lane[3];
+  }
+  std::fill(lanes_.begin(), lanes_.end(), 0);
+  unfolded_ = 0;
+}
+
 void RankSelect::end_pass(int pass) {
-  if (pass == 0) {
-    for (const std::int64_t rank : ranks_) {
-      const auto [bucket, below] = find_bucket(histogram_, rank);
-      const auto it = std::find(buckets_.begin(), buckets_.end(), bucket);
-      bucket_of_rank_.push_back(static_cast<std::size_t>(it - buckets_.begin()));
-      if (it == buckets_.end()) buckets_.push_back(bucket);
-      below_bucket_.push_back(below);
-    }
-    if (odd_keys_max_ > 0) {
-      // Every key was seen: a bucket's even keys (no low bits) are its least,
-      // and its odd keys, sorted, follow them.
-      std::sort(odd_keys_.begin(), odd_keys_.end());
-      for (std::size_t r = 0; r < ranks_.size(); ++r) {
-        const std::uint32_t bucket = buckets_[bucket_of_rank_[r]];
-        const auto first =
-            std::partition_point(odd_keys_.begin(), odd_keys_.end(),
-                                 [&](std::uint32_t k) { return (k >> 16) < bucket; });
-        const auto last = std::partition_point(
-            first, odd_keys_.end(), [&](std::uint32_t k) { return (k >> 16) == bucket; });
-        const auto even = static_cast<std::int64_t>(histogram_[bucket]) - (last - first);
-        const std::int64_t offset = ranks_[r] - below_bucket_[r];
-        Result& result = results_[r];
-        if (offset < even) {
-          result = {bucket << 16, below_bucket_[r], even};
-          continue;
-        }
-        const std::uint32_t key = first[offset - even];
-        const auto [lo, hi] = std::equal_range(first, last, key);
-        result = {key, below_bucket_[r] + even + (lo - first), hi - lo};
-      }
-      done_ = true;
-      std::vector<std::uint32_t>().swap(odd_keys_);
-      std::vector<std::uint64_t>().swap(histogram_);
-      return;
-    }
-    std::vector<std::uint64_t>().swap(histogram_);
-    low_.assign(buckets_.size(), std::vector<std::uint64_t>(k_buckets, 0));
+  if (pass != 0) {
+    finish();
     return;
   }
+  if (!lanes_.empty()) fold_lanes();
+  if (histogram_.empty()) histogram_.assign(high_buckets_, 0);
+  std::vector<std::uint32_t>().swap(lanes_);
+  std::vector<std::uint64_t> bucket_count;
+  for (const std::int64_t rank : ranks_) {
+    const auto [bucket, below] = find_bucket(histogram_, rank);
+    const auto it = std::find(buckets_.begin(), buckets_.end(), bucket);
+    bucket_of_rank_.push_back(static_cast<std::size_t>(it - buckets_.begin()));
+    if (it == buckets_.end()) {
+      buckets_.push_back(bucket);
+      bucket_count.push_back(histogram_[bucket]);
+    }
+    below_bucket_.push_back(below);
+  }
+  std::vector<std::uint64_t>().swap(histogram_);
+  low_.assign(buckets_.size(), std::vector<std::uint64_t>(k_buckets, 0));
+  if (odd_keys_max_ == 0) return;  // pass 1 fills low_
+  // Every key was seen: a bucket's even keys (no low bits) are its least, the
+  // odd ones are all kept. Replaying them is pass 1 without reading the inputs.
+  for (std::size_t b = 0; b < buckets_.size(); ++b)
+    low_[b][0] = bucket_count[b];
+  for (const std::uint32_t key : odd_keys_) {
+    const std::uint32_t high = key >> 16;
+    for (std::size_t b = 0; b < buckets_.size(); ++b) {
+      if (buckets_[b] == high) {
+        ++low_[b][key & 0xffffu];
+        --low_[b][0];
+      }
+    }
+  }
+  std::vector<std::uint32_t>().swap(odd_keys_);
+  finish();
+  done_ = true;
+}
+
+void RankSelect::finish() {
   for (std::size_t r = 0; r < ranks_.size(); ++r) {
     const std::size_t b = bucket_of_rank_[r];
     const auto [low, below] = find_bucket(low_[b], ranks_[r] - below_bucket_[r]);
@@ -82,63 +94,58 @@ void RankSelect::end_pass(int pass) {
 void RankKeep::decide(const float* values, const float* uniforms, const float* probability,
                       std::size_t n, std::uint8_t* keep) {
   if (n == 0) return;
-  keys_.resize(n);
-  std::uint32_t top = 0;
+  entries_.resize(n);
+  std::uint32_t any = 0;
+  std::uint32_t all = ~0u;
   for (std::size_t j = 0; j < n; ++j) {
-    keys_[j] = magnitude_key(values[j]);
-    top = std::max(top, keys_[j]);
+    const std::uint32_t key = magnitude_key(values[j]);
+    entries_[j] = (static_cast<std::uint64_t>(key) << 32) | j;
+    any |= key;
+    all &= key;
   }
-  // Bucket b >= 1 holds the keys whose high 16 bits are floor + b; bucket 0
-  // holds zero and every key below the window. Buckets follow the keys.
-  const std::uint32_t high_top = top >> 16;
-  const std::uint32_t floor = high_top >= k_window - 1 ? high_top - (k_window - 1) : 0;
-  clean_.assign(k_window, 0);
-  bucket_.resize(n);
-  sorted_.clear();
-  constexpr std::uint16_t k_dirty = 0x8000;  // flag in bucket_: not clean
-  std::uint32_t* clean = clean_.data();
-  std::uint16_t* bucket = bucket_.data();
+  const std::uint32_t varying = any ^ all;  // the bits that are not the same in every key
+  if (varying == 0) {                       // all keys equal: rank = index
+    for (std::size_t j = 0; j < n; ++j)
+      keep[j] = uniforms[j] < probability[j] ? 1 : 0;
+    return;
+  }
+  // Sort on bits [lo, hi) of the keys, which are bits [32 + lo, 32 + hi) of an entry.
+  const int lo = std::countr_zero(varying);
+  const int width = 32 - std::countl_zero(varying) - lo;
+  // Digits no wider than the row needs: a short row does not pay for 2048 counters.
+  const int bits_max = std::clamp(static_cast<int>(std::bit_width(n)), 4, k_digit_bits_max);
+  const int digits = (width + bits_max - 1) / bits_max;
+  const int bits = (width + digits - 1) / digits;
+  const std::size_t radix = std::size_t{1} << bits;
+  const std::uint64_t mask = radix - 1;
+  counts_.assign(static_cast<std::size_t>(digits) * radix, 0);
   for (std::size_t j = 0; j < n; ++j) {
-    const std::uint32_t key = keys_[j];
-    const std::uint32_t high = key >> 16;
-    const bool in_window = high > floor;
-    const auto b = static_cast<std::uint16_t>(in_window ? high - floor : 0);
-    // A clean key is the least key of its bucket: 0 in bucket 0, no low bits
-    // in the others. Computed without a branch: zeros are common and random.
-    const bool is_clean = ((key & 0xffffu) == 0) & (in_window | (key == 0));
-    if (is_clean) {
-      bucket[j] = b;
-      ++clean[b];
-    } else {
-      bucket[j] = b | k_dirty;
-      sorted_.push_back((static_cast<std::uint64_t>(key) << 32) | j);
+    const std::uint64_t e = entries_[j];
+    for (int d = 0; d < digits; ++d)
+      ++counts_[static_cast<std::size_t>(d) * radix + ((e >> (32 + lo + d * bits)) & mask)];
+  }
+  for (int d = 0; d < digits; ++d) {
+    std::uint32_t* count = &counts_[static_cast<std::size_t>(d) * radix];
+    std::uint32_t first = 0;
+    for (std::size_t b = 0; b < radix; ++b) {
+      const std::uint32_t c = count[b];
+      count[b] = first;
+      first += c;
     }
   }
-  // first_[b]: the rank of bucket b's first element (clean ones first).
-  first_.assign(clean_.begin(), clean_.end());
-  first_.push_back(0);
-  for (const std::uint64_t entry : sorted_)
-    ++first_[bucket_[entry & 0xffffffffu] & ~k_dirty];
-  std::uint32_t rank = 0;
-  for (std::size_t b = 0; b <= k_window; ++b) {
-    const std::uint32_t count = first_[b];
-    first_[b] = rank;
-    rank += count;
+  swap_.resize(n);
+  for (int d = 0; d < digits; ++d) {
+    std::uint32_t* next = &counts_[static_cast<std::size_t>(d) * radix];
+    const int shift = 32 + lo + d * bits;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::uint64_t e = entries_[i];
+      swap_[next[(e >> shift) & mask]++] = e;
+    }
+    entries_.swap(swap_);
   }
-  // Clean elements come first in their bucket, in index order.
-  next_.assign(first_.begin(), first_.end() - 1);
-  for (std::size_t j = 0; j < n; ++j) {
-    const std::uint16_t b = bucket_[j];
-    if ((b & k_dirty) == 0) keep[j] = uniforms[j] < probability[next_[b]++] ? 1 : 0;
-  }
-  // The others follow them, by (key, index).
-  std::sort(sorted_.begin(), sorted_.end());
-  std::size_t bucket_start = 0;
-  for (std::size_t i = 0; i < sorted_.size(); ++i) {
-    const auto j = static_cast<std::size_t>(sorted_[i] & 0xffffffffu);
-    const auto b = static_cast<std::uint16_t>(bucket_[j] & ~k_dirty);
-    if (i == 0 || bucket_[sorted_[i - 1] & 0xffffffffu] != bucket_[j]) bucket_start = i;
-    keep[j] = uniforms[j] < probability[first_[b] + clean_[b] + (i - bucket_start)] ? 1 : 0;
+  for (std::size_t r = 0; r < n; ++r) {
+    const auto j = static_cast<std::size_t>(entries_[r] & 0xffffffffu);
+    keep[j] = uniforms[j] < probability[r] ? 1 : 0;
   }
 }
 

@@ -1,15 +1,24 @@
-// Exact order statistics over a stream of 32-bit keys, in two passes and
-// constant memory: the building block for every "top k", "drop the smallest"
-// and quantile decision (breadcrumbs, sce, arcee_fusion).
+// Exact order statistics over a stream of 32-bit keys, in at most two
+// passes and bounded memory, at a cost per key that does not depend on the
+// keys' distribution: the building block for every "top k", "drop the
+// smallest" and quantile decision (ties, breadcrumbs, sce, arcee_fusion).
 //
-// Pass 0 histograms the high 16 bits of every key and picks, for each wanted
-// rank, the bucket that holds it; pass 1 histograms the low 16 bits of the
-// keys in those buckets. Pass 1 is not needed when pass 0 could keep every
-// "odd" key (one with low bits set) within a given budget: every other key
-// is the least of its bucket, so the histogram and the odd keys give the
-// exact results. Task vectors of bf16 checkpoints have few odd keys. The result for ascending rank
-// r is the key K at that rank in sorted order, with the counts of keys below and equal to K. Ties
-// are ordered by element index: the element at rank r is the (r - below)-th element (0-based, in
+// A radix select with two digits of 16 bits. Pass 0 histograms the high 16
+// bits of every key and picks, for each wanted rank, the bucket that holds it;
+// pass 1 histograms the low 16 bits of the keys in those buckets. Pass 1 is
+// not needed when pass 0 could keep every "odd" key (one with low bits set)
+// within a given budget: every other key is the least of its bucket, so the
+// bucket counts and the odd keys give the low histograms without a pass.
+// Task vectors of bf16 checkpoints have few odd keys; unrelated weights have
+// nearly only odd keys and take the second pass. Either way the work is two
+// histogram increments per key at most, plus one scan of each histogram:
+// nothing is sorted. Memory: 4 x 2^(key_bits - 16) 32-bit counters in pass 0
+// (512 KiB for magnitude keys), 512 KiB per distinct wanted bucket in pass 1,
+// and the odd keys' budget.
+//
+// The result for ascending rank r is the key K at that rank in sorted order,
+// with the counts of keys below and equal to K. Ties are ordered by element
+// index: the element at rank r is the (r - below)-th element (0-based, in
 // flattened order) whose key is K.
 //
 // Keys of floats: magnitude_key orders |x| (NaN above +Inf); order_key
@@ -43,26 +52,54 @@ class RankSelect {
 
   // `ranks`: the wanted 0-based ascending ranks, each below the number of
   // keys that will be added in each pass. Up to `odd_keys_max` odd keys are
-  // kept in pass 0 to make pass 1 unnecessary (0: never).
-  explicit RankSelect(std::vector<std::int64_t> ranks, std::size_t odd_keys_max = 0);
+  // kept in pass 0 to make pass 1 unnecessary (0: never). `key_bits`: 31
+  // when every key is below 2^31 (magnitude keys; halves pass 0's memory), else 32.
+  explicit RankSelect(std::vector<std::int64_t> ranks, std::size_t odd_keys_max = 0,
+                      int key_bits = 32);
 
   // Adds one key in `pass` (0 or 1); every key must be added once per pass.
   void add(int pass, std::uint32_t key) {
-    const std::uint32_t high = key >> 16;
     if (pass == 0) {
-      ++histogram_[high];
-      if ((key & 0xffffu) != 0 && odd_keys_max_ > 0) {
-        if (odd_keys_.size() < odd_keys_max_) {
-          odd_keys_.push_back(key);
-        } else {
-          odd_keys_max_ = 0;  // over the budget: pass 1 it is
-          std::vector<std::uint32_t>().swap(odd_keys_);
-        }
-      }
+      count_high(key, 0);
+      keep_odd(key);
+    } else {
+      count_low(key);
+    }
+  }
+
+  // Adds key_of(x[i]) for i < n, as add() does, faster: neighbouring keys
+  // often share a bucket (zeros in a task vector), and four interleaved
+  // counters per bucket keep those increments from waiting on each other.
+  template <class KeyOf>
+  void add_all(int pass, const float* x, std::size_t n, KeyOf key_of) {
+    if (pass != 0) {
+      for (std::size_t i = 0; i < n; ++i)
+        count_low(key_of(x[i]));
       return;
     }
-    for (std::size_t b = 0; b < buckets_.size(); ++b) {
-      if (buckets_[b] == high) ++low_[b][key & 0xffffu];
+    prepare_high(n);
+    std::uint32_t* lanes = lanes_.data();
+    std::uint32_t low_bits = 0;
+    std::size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+      const std::uint32_t k0 = key_of(x[i]);
+      const std::uint32_t k1 = key_of(x[i + 1]);
+      const std::uint32_t k2 = key_of(x[i + 2]);
+      const std::uint32_t k3 = key_of(x[i + 3]);
+      ++lanes[(k0 >> 16) * k_lanes];
+      ++lanes[(k1 >> 16) * k_lanes + 1];
+      ++lanes[(k2 >> 16) * k_lanes + 2];
+      ++lanes[(k3 >> 16) * k_lanes + 3];
+      low_bits |= k0 | k1 | k2 | k3;
+    }
+    for (; i < n; ++i) {
+      const std::uint32_t key = key_of(x[i]);
+      ++lanes[(key >> 16) * k_lanes];
+      low_bits |= key;
+    }
+    if ((low_bits & 0xffffu) != 0 && odd_keys_max_ > 0) {
+      for (std::size_t j = 0; j < n && odd_keys_max_ > 0; ++j)
+        keep_odd(key_of(x[j]));
     }
   }
 
@@ -84,11 +121,45 @@ class RankSelect {
     std::int64_t below = 0;  // keys < key
     std::int64_t equal = 0;  // keys == key
   };
-  // After pass 1: the key at ranks[i].
+  // After pass 1 (or pass 0, when done()): the key at ranks[i].
   const Result& result(std::size_t i) const { return results_[i]; }
 
  private:
+  static constexpr std::size_t k_lanes = 4;
+  // Folds the 32-bit lanes into histogram_ before any lane could overflow.
+  static constexpr std::uint64_t k_fold_every = std::uint64_t{1} << 31;
+
+  void prepare_high(std::size_t n) {
+    if (lanes_.empty()) lanes_.assign(high_buckets_ * k_lanes, 0);
+    if (unfolded_ + n > k_fold_every) fold_lanes();
+    unfolded_ += n;
+  }
+  void count_high(std::uint32_t key, std::size_t lane) {
+    prepare_high(1);
+    ++lanes_[(key >> 16) * k_lanes + lane];
+  }
+  void keep_odd(std::uint32_t key) {
+    if ((key & 0xffffu) == 0 || odd_keys_max_ == 0) return;
+    if (odd_keys_.size() < odd_keys_max_) {
+      odd_keys_.push_back(key);
+    } else {
+      odd_keys_max_ = 0;  // over the budget: pass 1 it is
+      std::vector<std::uint32_t>().swap(odd_keys_);
+    }
+  }
+  void count_low(std::uint32_t key) {
+    const std::uint32_t high = key >> 16;
+    for (std::size_t b = 0; b < buckets_.size(); ++b) {
+      if (buckets_[b] == high) ++low_[b][key & 0xffffu];
+    }
+  }
+  void fold_lanes();
+  void finish();
+
   std::vector<std::int64_t> ranks_;
+  std::size_t high_buckets_;                     // 2^(key_bits - 16)
+  std::vector<std::uint32_t> lanes_;             // pass 0: k_lanes counters per high bucket
+  std::uint64_t unfolded_ = 0;                   // keys counted in lanes_ since the last fold
   std::vector<std::uint64_t> histogram_;         // pass 0: high 16 bits
   std::vector<std::uint32_t> buckets_;           // distinct chosen high buckets
   std::vector<std::vector<std::uint64_t>> low_;  // pass 1: one per bucket
@@ -104,16 +175,12 @@ class RankSelect {
 // of n has ascending rank r_j by (magnitude_key(values[j]), j) and is kept
 // when uniforms[j] < probability[r_j].
 //
-// A counting sort instead of a comparison sort. Elements are counted into
-// buckets by their keys' high 16 bits (a window of 2048 buckets below the
-// largest key; zero and lower keys share bucket 0), which follow the key
-// order. A key with no low bits (zero in bucket 0) is the least its bucket
-// can hold, so such "clean" elements rank first in their bucket, in index
-// order: one stable counting pass ranks them. Task vectors of bf16
-// checkpoints are almost all clean (a difference of two nearby bf16 values
-// needs at most 8 significant bits); the rest are sorted by (key, index) and
-// ranked after their bucket's clean elements. An f32 task vector is mostly
-// not clean and costs a comparison sort.
+// The ranks come from an LSD radix sort of (key, index) pairs, which is
+// stable, so equal keys rank in index order. Only the key bits that differ
+// between the row's elements are sorted on, in digits of at most 11 bits:
+// a bf16 task vector (low 16 bits zero, a few exponents) takes one or two
+// digits, unrelated f32 weights about three. The cost is linear in n
+// whatever the values: no comparison sort.
 class RankKeep {
  public:
   // keep[j] = 1 or 0 for j < n; probability has n entries.
@@ -121,13 +188,10 @@ class RankKeep {
               std::uint8_t* keep);
 
  private:
-  static constexpr std::size_t k_window = 2048;
-  std::vector<std::uint32_t> keys_;
-  std::vector<std::uint16_t> bucket_;
-  std::vector<std::uint32_t> first_;   // per bucket: its count, then its first rank
-  std::vector<std::uint32_t> clean_;   // per bucket: clean elements
-  std::vector<std::uint32_t> next_;    // per bucket: the next clean element's rank
-  std::vector<std::uint64_t> sorted_;  // the other elements: key << 32 | index
+  static constexpr int k_digit_bits_max = 11;
+  std::vector<std::uint64_t> entries_;  // key << 32 | index
+  std::vector<std::uint64_t> swap_;
+  std::vector<std::uint32_t> counts_;   // per digit, 2^digit_bits counters
 };
 
 }  // namespace llmerge

@@ -16,6 +16,7 @@
 // All of it in f32 (mergekit: the config dtype), sums in config order.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -60,6 +61,13 @@ struct GtaVariant {
   bool consensus = false;
   SparsifierFactory sparsifier = nullptr;  // nullptr: no sparsification (density ignored)
 };
+
+// The odd keys (rank_select.h) one model's sparsifier may keep in its first
+// pass: its share of TensorContext::scratch_bytes.
+inline std::size_t odd_keys_budget(const TensorContext& context) {
+  return static_cast<std::size_t>(context.scratch_bytes / sizeof(std::uint32_t) /
+                                  std::max<std::size_t>(context.model_count, 1));
+}
 
 std::unique_ptr<TensorMerge> make_gta_merge(const TensorContext& context, GtaVariant variant);
 
