@@ -91,6 +91,64 @@ void RankSelect::finish() {
   low_.shrink_to_fit();
 }
 
+namespace {
+
+// One stable counting-sort pass of RankKeep::decide: moves from[0, n) to
+// to[0, n) ordered by the digit (e >> shift) & (radix - 1), or, for the last
+// pass (to == nullptr), decides keep[] as it finds each element's rank.
+// Neighbouring elements often share a digit (the zeros of a task vector), and
+// a counter bumped by consecutive elements makes each wait for the last; so
+// the input is cut in four quarters, each with its own counters, walked side
+// by side: quarter k's elements of a digit go after quarter k - 1's, which
+// keeps the pass stable.
+void radix_pass(const std::uint64_t* from, std::uint64_t* to, std::size_t n, int shift,
+                std::size_t radix, std::vector<std::uint32_t>& counts, const float* uniforms,
+                const float* probability, std::uint8_t* keep) {
+  const std::uint64_t mask = radix - 1;
+  const std::size_t q = n / 4;
+  counts.assign(4 * radix, 0);
+  std::uint32_t* c0 = counts.data();
+  std::uint32_t* c1 = c0 + radix;
+  std::uint32_t* c2 = c1 + radix;
+  std::uint32_t* c3 = c2 + radix;
+  const auto digit = [&](std::uint64_t e) { return static_cast<std::size_t>((e >> shift) & mask); };
+  for (std::size_t i = 0; i < q; ++i) {
+    ++c0[digit(from[i])];
+    ++c1[digit(from[q + i])];
+    ++c2[digit(from[2 * q + i])];
+    ++c3[digit(from[3 * q + i])];
+  }
+  for (std::size_t i = 4 * q; i < n; ++i)
+    ++c3[digit(from[i])];
+  std::uint32_t first = 0;
+  for (std::size_t b = 0; b < radix; ++b) {
+    for (std::uint32_t* c : {c0, c1, c2, c3}) {
+      const std::uint32_t count = c[b];
+      c[b] = first;
+      first += count;
+    }
+  }
+  const auto place = [&](std::uint32_t* c, std::uint64_t e) {
+    const std::uint32_t rank = c[digit(e)]++;
+    if (to != nullptr) {
+      to[rank] = e;
+    } else {
+      const auto j = static_cast<std::size_t>(e & 0xffffffffu);
+      keep[j] = uniforms[j] < probability[rank] ? 1 : 0;
+    }
+  };
+  for (std::size_t i = 0; i < q; ++i) {
+    place(c0, from[i]);
+    place(c1, from[q + i]);
+    place(c2, from[2 * q + i]);
+    place(c3, from[3 * q + i]);
+  }
+  for (std::size_t i = 4 * q; i < n; ++i)
+    place(c3, from[i]);
+}
+
+}  // namespace
+
 void RankKeep::decide(const float* values, const float* uniforms, const float* probability,
                       std::size_t n, std::uint8_t* keep) {
   if (n == 0) return;
@@ -109,7 +167,7 @@ void RankKeep::decide(const float* values, const float* uniforms, const float* p
       keep[j] = uniforms[j] < probability[j] ? 1 : 0;
     return;
   }
-  // Sort on bits [lo, hi) of the keys, which are bits [32 + lo, 32 + hi) of an entry.
+  // Sort on bits [lo, lo + width) of the keys: the others are the same in every key.
   const int lo = std::countr_zero(varying);
   const int width = 32 - std::countl_zero(varying) - lo;
   // Digits no wider than the row needs: a short row does not pay for 2048 counters.
@@ -117,35 +175,12 @@ void RankKeep::decide(const float* values, const float* uniforms, const float* p
   const int digits = (width + bits_max - 1) / bits_max;
   const int bits = (width + digits - 1) / digits;
   const std::size_t radix = std::size_t{1} << bits;
-  const std::uint64_t mask = radix - 1;
-  counts_.assign(static_cast<std::size_t>(digits) * radix, 0);
-  for (std::size_t j = 0; j < n; ++j) {
-    const std::uint64_t e = entries_[j];
-    for (int d = 0; d < digits; ++d)
-      ++counts_[static_cast<std::size_t>(d) * radix + ((e >> (32 + lo + d * bits)) & mask)];
-  }
-  for (int d = 0; d < digits; ++d) {
-    std::uint32_t* count = &counts_[static_cast<std::size_t>(d) * radix];
-    std::uint32_t first = 0;
-    for (std::size_t b = 0; b < radix; ++b) {
-      const std::uint32_t c = count[b];
-      count[b] = first;
-      first += c;
-    }
-  }
   swap_.resize(n);
   for (int d = 0; d < digits; ++d) {
-    std::uint32_t* next = &counts_[static_cast<std::size_t>(d) * radix];
-    const int shift = 32 + lo + d * bits;
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::uint64_t e = entries_[i];
-      swap_[next[(e >> shift) & mask]++] = e;
-    }
-    entries_.swap(swap_);
-  }
-  for (std::size_t r = 0; r < n; ++r) {
-    const auto j = static_cast<std::size_t>(entries_[r] & 0xffffffffu);
-    keep[j] = uniforms[j] < probability[r] ? 1 : 0;
+    const bool last = d + 1 == digits;
+    radix_pass(entries_.data(), last ? nullptr : swap_.data(), n, 32 + lo + d * bits, radix,
+               counts_, uniforms, probability, keep);
+    if (!last) entries_.swap(swap_);
   }
 }
 
