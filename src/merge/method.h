@@ -122,8 +122,13 @@ struct MethodSpec {
   // Count of non-base inputs allowed; max 0 = unlimited.
   std::size_t models_min = 1;
   std::size_t models_max = 0;
-  bool random = false;        // uses the seed
-  bool uses_scratch = false;  // may keep up to TensorContext::scratch_bytes between passes
+  bool random = false;  // uses the seed
+  // Peak bytes that one TensorMerge of this method allocates and touches for
+  // a tensor of `numel` elements from `models` non-base inputs in chunks of
+  // `chunk` elements, besides the executor's chunk buffers: the planner's
+  // memory estimate adds it per worker. nullptr: a few KiB, counted as 0.
+  std::uint64_t (*memory_bytes)(std::int64_t numel, std::size_t models,
+                                std::int64_t chunk) = nullptr;
   // When inputs differ in shape on an embedding, truncate to the common
   // sub-matrix (true; linear, slerp) or to the base's shape (false; the task
   // arithmetic family). See mergekit-behaviour.md section 1.2.

@@ -163,6 +163,16 @@ std::unique_ptr<gta::Sparsifier> make_outliers(const TensorContext& context, std
                                              context.params->model_value(model, "gamma"), rescale);
 }
 
+// MethodSpec::memory_bytes: per model a RankSelect over magnitude keys with
+// two wanted buckets and its odd keys, plus the GTA buffers.
+std::uint64_t breadcrumbs_memory_bytes(std::int64_t numel, std::size_t models,
+                                       std::int64_t /*chunk*/) {
+  const std::uint64_t odd = std::min<std::uint64_t>(static_cast<std::uint64_t>(numel),
+                                                    gta::odd_keys_budget(k_scratch_bytes, models));
+  return gta::gta_merge_bytes(models) +
+         models * (RankSelect::memory_bytes(31, 2, odd) + k_reduce_block * sizeof(float));
+}
+
 std::unique_ptr<TensorMerge> make_breadcrumbs(const TensorContext& context) {
   return gta::make_gta_merge(context,
                              gta::GtaVariant{.consensus = false, .sparsifier = &make_outliers});
@@ -189,6 +199,7 @@ MethodSpec make_breadcrumbs_spec() {
                     "Drop each task vector's outliers and smallest entries, then sum",
                     /*normalize_default=*/false, /*rescale_default=*/false, gamma_parameter());
   spec.make = &make_breadcrumbs;
+  spec.memory_bytes = &breadcrumbs_memory_bytes;
   return spec;
 }
 
@@ -198,6 +209,7 @@ MethodSpec make_breadcrumbs_ties_spec() {
       "Drop each task vector's outliers and smallest entries, elect signs, sum",
       /*normalize_default=*/false, /*rescale_default=*/false, gamma_parameter());
   spec.make = &make_breadcrumbs_ties;
+  spec.memory_bytes = &breadcrumbs_memory_bytes;
   return spec;
 }
 

@@ -25,6 +25,7 @@
 // orders signed floats (-NaN < -Inf < ... < -0 < +0 < ... < +Inf < NaN).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -124,6 +125,16 @@ class RankSelect {
   // After pass 1 (or pass 0, when done()): the key at ranks[i].
   const Result& result(std::size_t i) const { return results_[i]; }
 
+  // The most memory one RankSelect touches, for the planner's estimate:
+  // pass 0's counters and histogram with `odd_keys` odd keys kept, or pass
+  // 1's low histograms for `buckets` distinct wanted buckets.
+  static std::uint64_t memory_bytes(int key_bits, std::size_t buckets, std::uint64_t odd_keys) {
+    const std::uint64_t high = std::uint64_t{1} << (key_bits - 16);
+    return std::max(high * (k_lanes * sizeof(std::uint32_t) + sizeof(std::uint64_t)) +
+                        odd_keys * sizeof(std::uint32_t),
+                    buckets * (std::uint64_t{1} << 16) * sizeof(std::uint64_t));
+  }
+
  private:
   static constexpr std::size_t k_lanes = 4;
   // Folds the 32-bit lanes into histogram_ before any lane could overflow.
@@ -141,6 +152,8 @@ class RankSelect {
   void keep_odd(std::uint32_t key) {
     if ((key & 0xffffu) == 0 || odd_keys_max_ == 0) return;
     if (odd_keys_.size() < odd_keys_max_) {
+      // Reserved at once: growing would copy, and hold two buffers at a time.
+      if (odd_keys_.capacity() == 0) odd_keys_.reserve(odd_keys_max_);
       odd_keys_.push_back(key);
     } else {
       odd_keys_max_ = 0;  // over the budget: pass 1 it is

@@ -156,6 +156,16 @@ std::unique_ptr<gta::Sparsifier> make_magnitude(const TensorContext& context, st
   return std::make_unique<MagnitudeSparsifier>(context, density, rescale);
 }
 
+// MethodSpec::memory_bytes: per model a RankSelect over magnitude keys
+// (one wanted bucket) with its odd keys, plus the GTA buffers and, with
+// rescale, one block of masked values.
+std::uint64_t ties_memory_bytes(std::int64_t numel, std::size_t models, std::int64_t /*chunk*/) {
+  const std::uint64_t odd = std::min<std::uint64_t>(static_cast<std::uint64_t>(numel),
+                                                    gta::odd_keys_budget(k_scratch_bytes, models));
+  return gta::gta_merge_bytes(models) +
+         models * (RankSelect::memory_bytes(31, 1, odd) + k_reduce_block * sizeof(float));
+}
+
 std::unique_ptr<TensorMerge> make_ties(const TensorContext& context) {
   return gta::make_gta_merge(context,
                              gta::GtaVariant{.consensus = true, .sparsifier = &make_magnitude});
@@ -168,6 +178,7 @@ MethodSpec make_ties_spec() {
                                   "Keep each task vector's largest entries, elect signs, average",
                                   /*normalize_default=*/true, /*rescale_default=*/false);
   spec.make = &make_ties;
+  spec.memory_bytes = &ties_memory_bytes;
   return spec;
 }
 
