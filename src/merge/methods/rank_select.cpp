@@ -47,39 +47,44 @@ void RankSelect::end_pass(int pass) {
   if (!lanes_.empty()) fold_lanes();
   if (histogram_.empty()) histogram_.assign(high_buckets_, 0);
   std::vector<std::uint32_t>().swap(lanes_);
-  std::vector<std::uint64_t> bucket_count;
   for (const std::int64_t rank : ranks_) {
     const auto [bucket, below] = find_bucket(histogram_, rank);
     const auto it = std::find(buckets_.begin(), buckets_.end(), bucket);
     bucket_of_rank_.push_back(static_cast<std::size_t>(it - buckets_.begin()));
     if (it == buckets_.end()) {
       buckets_.push_back(bucket);
-      bucket_count.push_back(histogram_[bucket]);
+      bucket_count_.push_back(histogram_[bucket]);
     }
     below_bucket_.push_back(below);
   }
   std::vector<std::uint64_t>().swap(histogram_);
   low_.assign(buckets_.size(), std::vector<std::uint64_t>(k_buckets, 0));
   if (odd_keys_max_ == 0) return;  // pass 1 fills low_
-  // Every key was seen: a bucket's even keys (no low bits) are its least, the
-  // odd ones are all kept. Replaying them is pass 1 without reading the inputs.
-  for (std::size_t b = 0; b < buckets_.size(); ++b)
-    low_[b][0] = bucket_count[b];
-  for (const std::uint32_t key : odd_keys_) {
-    const std::uint32_t high = key >> 16;
-    for (std::size_t b = 0; b < buckets_.size(); ++b) {
-      if (buckets_[b] == high) {
-        ++low_[b][key & 0xffffu];
-        --low_[b][0];
-      }
-    }
-  }
+  // Every odd key was kept, and pass 1 looks at nothing else: replaying them
+  // is pass 1 without reading the inputs.
+  for (const std::uint32_t key : odd_keys_)
+    count_low(key);
   std::vector<std::uint32_t>().swap(odd_keys_);
   finish();
   done_ = true;
 }
 
+void RankSelect::flush_run() {
+  if (run_count_ == 0) return;
+  for (std::size_t b = 0; b < buckets_.size(); ++b) {
+    if (buckets_[b] == run_key_ >> 16) low_[b][run_key_ & 0xffffu] += run_count_;
+  }
+  run_count_ = 0;
+}
+
 void RankSelect::finish() {
+  flush_run();
+  for (std::size_t b = 0; b < buckets_.size(); ++b) {
+    std::uint64_t odd = 0;
+    for (std::size_t low = 1; low < k_buckets; ++low)
+      odd += low_[b][low];
+    low_[b][0] = bucket_count_[b] - odd;  // the even keys
+  }
   for (std::size_t r = 0; r < ranks_.size(); ++r) {
     const std::size_t b = bucket_of_rank_[r];
     const auto [low, below] = find_bucket(low_[b], ranks_[r] - below_bucket_[r]);

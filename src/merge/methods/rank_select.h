@@ -5,7 +5,8 @@
 //
 // A radix select with two digits of 16 bits. Pass 0 histograms the high 16
 // bits of every key and picks, for each wanted rank, the bucket that holds it;
-// pass 1 histograms the low 16 bits of the keys in those buckets. Pass 1 is
+// pass 1 histograms the low 16 bits of the odd keys (below) in those
+// buckets; the others have low bits 0 and are counted by difference. Pass 1 is
 // not needed when pass 0 could keep every "odd" key (one with low bits set)
 // within a given budget: every other key is the least of its bucket, so the
 // bucket counts and the odd keys give the low histograms without a pass.
@@ -26,6 +27,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -74,8 +76,7 @@ class RankSelect {
   template <class KeyOf>
   void add_all(int pass, const float* x, std::size_t n, KeyOf key_of) {
     if (pass != 0) {
-      for (std::size_t i = 0; i < n; ++i)
-        count_low(key_of(x[i]));
+      add_all_low(x, n, key_of);
       return;
     }
     prepare_high(n);
@@ -160,12 +161,58 @@ class RankSelect {
       std::vector<std::uint32_t>().swap(odd_keys_);
     }
   }
+  // Pass 1 counts only the odd keys of the wanted buckets: a bucket's even
+  // keys are its count from pass 0 less those (finish()). A run of equal keys
+  // is counted in a register, not by bumping one counter again and again.
   void count_low(std::uint32_t key) {
-    const std::uint32_t high = key >> 16;
-    for (std::size_t b = 0; b < buckets_.size(); ++b) {
-      if (buckets_[b] == high) ++low_[b][key & 0xffffu];
-    }
+    if ((key & 0xffffu) == 0 || !wanted(key >> 16)) return;
+    count_hit(key);
   }
+  void count_hit(std::uint32_t key) {
+    if (key != run_key_) {
+      flush_run();
+      run_key_ = key;
+    }
+    ++run_count_;
+  }
+  // Pass 1 in bulk. Whether a key counts is random from one key to the next
+  // (bf16 differences are odd or not about half the time): a branch on it
+  // would mispredict often, so 16 keys are tested without branches into a
+  // bit mask first, and only the rare hits take the slow path.
+  template <class KeyOf>
+  void add_all_low(const float* x, std::size_t n, KeyOf key_of) {
+    if (buckets_.size() > 4) {
+      for (std::size_t i = 0; i < n; ++i)
+        count_low(key_of(x[i]));
+      return;
+    }
+    std::uint32_t b[4] = {~0u, ~0u, ~0u, ~0u};  // ~0 matches no key's high bits
+    std::copy(buckets_.begin(), buckets_.end(), b);
+    std::size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+      std::uint32_t hits = 0;
+      for (std::uint32_t j = 0; j < 16; ++j) {
+        const std::uint32_t key = key_of(x[i + j]);
+        const std::uint32_t high = key >> 16;
+        const bool hit = ((high == b[0]) | (high == b[1]) | (high == b[2]) | (high == b[3])) &
+                         ((key & 0xffffu) != 0);
+        hits |= static_cast<std::uint32_t>(hit) << j;
+      }
+      while (hits != 0) {
+        count_hit(key_of(x[i + static_cast<std::size_t>(std::countr_zero(hits))]));
+        hits &= hits - 1;
+      }
+    }
+    for (; i < n; ++i)
+      count_low(key_of(x[i]));
+  }
+  bool wanted(std::uint32_t high) const {
+    for (const std::uint32_t b : buckets_) {
+      if (b == high) return true;
+    }
+    return false;
+  }
+  void flush_run();
   void fold_lanes();
   void finish();
 
@@ -175,7 +222,10 @@ class RankSelect {
   std::uint64_t unfolded_ = 0;                   // keys counted in lanes_ since the last fold
   std::vector<std::uint64_t> histogram_;         // pass 0: high 16 bits
   std::vector<std::uint32_t> buckets_;           // distinct chosen high buckets
+  std::vector<std::uint64_t> bucket_count_;      // per chosen bucket: its keys
   std::vector<std::vector<std::uint64_t>> low_;  // pass 1: one per bucket
+  std::uint32_t run_key_ = 0;                    // pass 1: a run of equal odd keys
+  std::uint64_t run_count_ = 0;
   std::vector<std::int64_t> below_bucket_;       // per rank: keys in lower buckets
   std::vector<std::size_t> bucket_of_rank_;
   std::vector<Result> results_;
