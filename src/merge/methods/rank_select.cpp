@@ -175,8 +175,9 @@ void RankKeep::decide(const float* values, const float* uniforms, const float* p
   // Sort on bits [lo, lo + width) of the keys: the others are the same in every key.
   const int lo = std::countr_zero(varying);
   const int width = 32 - std::countl_zero(varying) - lo;
-  // Digits no wider than the row needs: a short row does not pay for 2048 counters.
-  const int bits_max = std::clamp(static_cast<int>(std::bit_width(n)), 4, k_digit_bits_max);
+  // Digits no wider than the row needs: the four quarters' counters (4 x 2^bits)
+  // stay near n, so a short row does not pay for 4 x 2048 counters.
+  const int bits_max = std::clamp(static_cast<int>(std::bit_width(n)) - 2, 4, k_digit_bits_max);
   const int digits = (width + bits_max - 1) / bits_max;
   const int bits = (width + digits - 1) / digits;
   const std::size_t radix = std::size_t{1} << bits;
