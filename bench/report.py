@@ -15,6 +15,7 @@ ratio = wall_s / floor_s (1.0 would be a merge as fast as reading and copying th
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
@@ -250,8 +251,10 @@ def markdown(res, args):
             if a is None or a["status"] != "ok" or a["ratio"] <= limit or not a.get("cpu_s"):
                 continue
             cpu_wall = a["cpu_s"] / cores  # the run's CPU work, perfectly spread over every core
+            # Cores at which that CPU work alone, perfectly spread, fits the target.
+            needed = math.ceil(a["cpu_s"] / (limit * a["floor_s"]))
             missed.append(f"| {method} | {kind} | {a['ratio']:.2f} | ≤ {limit} | {a['cpu_s']:.1f} | "
-                          f"{cpu_wall:.2f} | {cpu_wall / a['floor_s']:.2f} |")
+                          f"{cpu_wall:.2f} | {cpu_wall / a['floor_s']:.2f} | {needed} |")
     if missed:
         out += [
             "### Where a target is missed",
@@ -259,10 +262,14 @@ def markdown(res, args):
             f"The CPU time of the run (user + system), spread perfectly over the {cores} cores, "
             "against the I/O floor: where that alone exceeds the target, the method is "
             "compute-bound on this machine, and more cores (or less work per element, see "
-            "`methods_bench` below) is what would close the gap.",
+            "`methods_bench` below) is what would close the gap. \"Cores for the target\" is the "
+            "core count at which that CPU time, spread perfectly, fits the target (the floor "
+            "staying the same); where it is at most the cores present, the run lost its time to "
+            "something else (waiting on the disk or on a busy machine: see CPU % and load1).",
             "",
-            f"| method | inputs | ratio | target | CPU s | CPU s / {cores} cores | that / floor |",
-            "|---|---|---:|---:|---:|---:|---:|",
+            f"| method | inputs | ratio | target | CPU s | CPU s / {cores} cores | that / floor | "
+            "cores for the target |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
             *missed,
             "",
         ]
@@ -293,6 +300,8 @@ def markdown(res, args):
         out += kernel_table(res["kernels"])
     if res.get("methods_bench"):
         out += methods_table(res["methods_bench"])
+    if res.get("notes"):
+        out += ["", res["notes"].rstrip()]
     out += ["", "![ratio to the I/O floor](results.svg)", ""]
     return "\n".join(out)
 
@@ -469,6 +478,7 @@ def main():
     p.add_argument("--command", default="bench/run.sh")
     p.add_argument("--kernels", help="Google Benchmark JSON output of kernels_bench")
     p.add_argument("--methods-bench", help="Google Benchmark JSON output of methods_bench")
+    p.add_argument("--notes", help="Markdown appended to results.md as written (bench/notes.md)")
     args = p.parse_args()
 
     res = analyse(load_raw(args.raw))
@@ -482,6 +492,8 @@ def main():
         mj = json.loads(Path(args.methods_bench).read_text())
         res["methods_bench"] = [b for b in mj.get("benchmarks", [])
                                 if b.get("run_type", "iteration") == "iteration"]
+    if args.notes and Path(args.notes).exists():
+        res["notes"] = Path(args.notes).read_text()
     out = Path(args.out)
     (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
     (out / "results.md").write_text(markdown(res, args))

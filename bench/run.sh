@@ -388,6 +388,7 @@ args=(--raw "$raw" --out "$out_dir" --size "$size" --llmerge "$llmerge" --work "
   --synth "${synth_shape[*]}" --command "bench/run.sh --size $size${methods_arg:+ --methods \"$methods_arg\"} --inputs \"$input_kinds\"${mergekit_yaml:+ (MERGEKIT_VENV set)}")
 [ -n "$kernels_json" ] && args+=(--kernels "$kernels_json")
 [ -n "$methods_json" ] && args+=(--methods-bench "$methods_json")
+[ -f "$repo/bench/notes.md" ] && args+=(--notes "$repo/bench/notes.md")
 python3 "$repo/bench/report.py" "${args[@]}"
 say "wrote $out_dir/results.md, results.json, results.svg"
 if [ "$llmerge_failures" -gt 0 ]; then
