@@ -56,7 +56,7 @@ std::vector<float> family_values(const std::string& family, std::size_t n, std::
 
 const std::vector<std::string> k_families = {"distinct", "equal",   "ties",
                                              "bf16_delta", "crowded", "special"};
-const std::vector<std::size_t> k_lengths = {1, 2, 3, 7, 4095, 4097, 65537};
+const std::vector<std::size_t> k_lengths = {1, 2, 3, 7, 4095, 4097, 65537, 300001};
 
 enum class Feed { one_by_one, bulk };
 
@@ -64,6 +64,7 @@ struct SelectRun {
   std::size_t odd_keys_max = 0;
   Feed feed = Feed::bulk;
   bool magnitude = true;  // magnitude_key (31 bits), else order_key (32 bits)
+  bool window = false;    // tell RankSelect the key count (odd-key window)
 };
 
 std::uint32_t key_of(const SelectRun& run, float v) {
@@ -74,7 +75,8 @@ std::uint32_t key_of(const SelectRun& run, float v) {
 std::vector<RankSelect::Result> select(const std::vector<float>& x,
                                        const std::vector<std::int64_t>& ranks, const SelectRun& run,
                                        int* passes) {
-  RankSelect s(ranks, run.odd_keys_max, run.magnitude ? 31 : 32);
+  RankSelect s(ranks, run.odd_keys_max, run.magnitude ? 31 : 32,
+               run.window ? static_cast<std::int64_t>(x.size()) : 0);
   *passes = 0;
   for (int pass = 0; pass < RankSelect::k_passes; ++pass) {
     if (pass == 1 && s.done()) break;
@@ -107,7 +109,8 @@ TEST(RankSelect, MatchesNthElementOnAdversarialKeysInEveryPath) {
   const std::vector<SelectRun> runs = {
       {0, Feed::bulk, true},          {0, Feed::one_by_one, true},   {1u << 20, Feed::bulk, true},
       {1u << 20, Feed::one_by_one, false}, {5, Feed::bulk, true},    {0, Feed::bulk, false},
-      {1u << 20, Feed::bulk, false},
+      {1u << 20, Feed::bulk, false},  {1u << 20, Feed::bulk, true, true},
+      {2000, Feed::bulk, true, true},
   };
   for (const std::string& family : k_families) {
     for (const std::size_t n : k_lengths) {
@@ -140,7 +143,7 @@ TEST(RankSelect, MatchesNthElementOnAdversarialKeysInEveryPath) {
         // Without a budget there are always two passes; a budget big enough
         // for every key always makes one enough.
         if (run.odd_keys_max == 0) EXPECT_EQ(passes, 2) << family << " n=" << n;
-        if (run.odd_keys_max >= n) EXPECT_EQ(passes, 1) << family << " n=" << n;
+        if (run.odd_keys_max >= n && !run.window) EXPECT_EQ(passes, 1) << family << " n=" << n;
       }
     }
   }
@@ -159,6 +162,31 @@ TEST(RankSelect, AnOddKeyBudgetThatRunsOutTakesTheSecondPass) {
   EXPECT_EQ(got[0].key, keys[0]);
   EXPECT_EQ(got[1].key, keys[500]);
   EXPECT_EQ(got[2].key, keys[999]);
+}
+
+// The odd-key window is estimated from the first keys; when the rest look
+// different the wanted bucket falls outside it, and the second pass must
+// still give the exact answer.
+TEST(RankSelect, AMissedOddKeyWindowStillGivesExactResults) {
+  std::mt19937 rng(4);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  const std::size_t n = 1 << 20;
+  std::vector<float> x(n);
+  for (std::size_t j = 0; j < n; ++j)  // the first eighth (the probe and more) is 1000 x larger
+    x[j] = normal(rng) * (j < n / 8 ? 1000.0f : 1.0f);
+  const std::vector<std::int64_t> ranks = {static_cast<std::int64_t>(n / 2)};
+  int passes = 0;
+  const auto got = select(x, ranks, SelectRun{1u << 21, Feed::bulk, true, true}, &passes);
+  EXPECT_EQ(passes, 2);
+  std::vector<std::uint32_t> keys(n);
+  for (std::size_t j = 0; j < n; ++j)
+    keys[j] = magnitude_key(x[j]);
+  std::nth_element(keys.begin(), keys.begin() + static_cast<std::ptrdiff_t>(n / 2), keys.end());
+  EXPECT_EQ(got[0].key, keys[n / 2]);
+  // Without the window every odd key fits the budget and one pass does.
+  const auto whole = select(x, ranks, SelectRun{1u << 21, Feed::bulk, true, false}, &passes);
+  EXPECT_EQ(passes, 1);
+  EXPECT_EQ(whole[0].key, keys[n / 2]);
 }
 
 // RankKeep against the definition: a stable sort by |x|, then u < p[rank].

@@ -53,7 +53,7 @@ class OutlierSparsifier final : public gta::Sparsifier {
     high_ = low_ + keep - 1;  // last kept rank
     if (keep > 0) {
       select_.emplace(std::vector<std::int64_t>{low_, high_}, gta::odd_keys_budget(context),
-                      /*key_bits=*/31);
+                      /*key_bits=*/31, numel);
     }
   }
 

@@ -23,11 +23,33 @@ std::pair<std::uint32_t, std::int64_t> find_bucket(const std::vector<std::uint64
 
 }  // namespace
 
-RankSelect::RankSelect(std::vector<std::int64_t> ranks, std::size_t odd_keys_max, int key_bits)
+RankSelect::RankSelect(std::vector<std::int64_t> ranks, std::size_t odd_keys_max, int key_bits,
+                       std::int64_t keys)
     : ranks_(std::move(ranks)),
       high_buckets_(std::size_t{1} << (key_bits - 16)),
       results_(ranks_.size()),
-      odd_keys_max_(odd_keys_max) {}
+      odd_keys_max_(odd_keys_max),
+      keys_(keys),
+      probe_(static_cast<std::uint64_t>(std::max(keys / 64, k_probe_min))) {}
+
+void RankSelect::set_window() {
+  windowed_ = true;
+  // The counts so far, without folding (the lanes keep counting).
+  std::vector<std::uint64_t> counts(high_buckets_);
+  for (std::size_t b = 0; b < high_buckets_; ++b) {
+    const std::uint32_t* lane = &lanes_[b * k_lanes];
+    counts[b] = (histogram_.empty() ? 0 : histogram_[b]) + lane[0] + lane[1] + lane[2] + lane[3];
+  }
+  for (const std::int64_t rank : ranks_) {
+    // The same rank scaled to the keys seen so far.
+    const auto scaled = static_cast<std::int64_t>(static_cast<double>(rank) *
+                                                  static_cast<double>(seen_) /
+                                                  static_cast<double>(keys_));
+    const std::uint32_t bucket = find_bucket(counts, scaled).first;
+    window_lo_.push_back(bucket >= k_window ? bucket - k_window : 0);
+    window_hi_.push_back(bucket + k_window);
+  }
+}
 
 void RankSelect::fold_lanes() {
   if (histogram_.empty()) histogram_.assign(high_buckets_, 0);
@@ -59,7 +81,14 @@ void RankSelect::end_pass(int pass) {
   }
   std::vector<std::uint64_t>().swap(histogram_);
   low_.assign(buckets_.size(), std::vector<std::uint64_t>(k_buckets, 0));
-  if (odd_keys_max_ == 0) return;  // pass 1 fills low_
+  // The kept odd keys are all of them, unless a wanted bucket is outside the window.
+  for (const std::uint32_t bucket : buckets_) {
+    if (windowed_ && !in_window(bucket)) odd_keys_max_ = 0;
+  }
+  if (odd_keys_max_ == 0) {  // pass 1 fills low_
+    std::vector<std::uint32_t>().swap(odd_keys_);
+    return;
+  }
   // Every odd key was kept, and pass 1 looks at nothing else: replaying them
   // is pass 1 without reading the inputs.
   for (const std::uint32_t key : odd_keys_)

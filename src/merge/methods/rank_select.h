@@ -57,8 +57,10 @@ class RankSelect {
   // keys that will be added in each pass. Up to `odd_keys_max` odd keys are
   // kept in pass 0 to make pass 1 unnecessary (0: never). `key_bits`: 31
   // when every key is below 2^31 (magnitude keys; halves pass 0's memory), else 32.
+  // `keys`: how many keys each pass adds, when known (0: unknown). With it,
+  // add_all() keeps only the odd keys near where the ranks will fall (below).
   explicit RankSelect(std::vector<std::int64_t> ranks, std::size_t odd_keys_max = 0,
-                      int key_bits = 32);
+                      int key_bits = 32, std::int64_t keys = 0);
 
   // Adds one key in `pass` (0 or 1); every key must be added once per pass.
   void add(int pass, std::uint32_t key) {
@@ -100,9 +102,15 @@ class RankSelect {
       low_bits |= key;
     }
     if ((low_bits & 0xffffu) != 0 && odd_keys_max_ > 0) {
-      for (std::size_t j = 0; j < n && odd_keys_max_ > 0; ++j)
-        keep_odd(key_of(x[j]));
+      // Odd keys are rare in a fine-tune's task vector, so test that first.
+      for (std::size_t j = 0; j < n && odd_keys_max_ > 0; ++j) {
+        const std::uint32_t key = key_of(x[j]);
+        if ((key & 0xffffu) != 0 && (!windowed_ || in_window(key >> 16))) keep_odd(key);
+      }
     }
+    seen_ += n;
+    if (!windowed_ && keys_ > 0 && seen_ >= probe_ && seen_ < static_cast<std::uint64_t>(keys_))
+      set_window();
   }
 
   void end_pass(int pass);
@@ -138,6 +146,15 @@ class RankSelect {
 
  private:
   static constexpr std::size_t k_lanes = 4;
+  // The odd-key window: after the first 1/64 of the keys (at least 2^16),
+  // each wanted rank's bucket is estimated from the counts so far, and only
+  // odd keys within k_window buckets of an estimate (a quarter of a binade
+  // either way) are kept from then on. If a wanted bucket then lies outside,
+  // the kept keys are incomplete and pass 1 runs, exact as ever; a bf16
+  // fine-tune's embedding (many odd keys in all, few near the cut-off) stays
+  // within the budget and needs no pass 1.
+  static constexpr std::uint32_t k_window = 32;
+  static constexpr std::int64_t k_probe_min = 1 << 16;
   // Folds the 32-bit lanes into histogram_ before any lane could overflow.
   static constexpr std::uint64_t k_fold_every = std::uint64_t{1} << 31;
 
@@ -215,6 +232,13 @@ class RankSelect {
   void flush_run();
   void fold_lanes();
   void finish();
+  void set_window();
+  bool in_window(std::uint32_t high) const {
+    bool in = false;
+    for (std::size_t r = 0; r < window_lo_.size(); ++r)
+      in |= (high >= window_lo_[r]) & (high <= window_hi_[r]);
+    return in;
+  }
 
   std::vector<std::int64_t> ranks_;
   std::size_t high_buckets_;                     // 2^(key_bits - 16)
@@ -231,6 +255,12 @@ class RankSelect {
   std::vector<Result> results_;
   std::size_t odd_keys_max_ = 0;
   std::vector<std::uint32_t> odd_keys_;
+  std::int64_t keys_ = 0;     // keys per pass, 0 if unknown
+  std::uint64_t probe_ = 0;   // keys counted before the window is set
+  std::uint64_t seen_ = 0;    // keys counted in pass 0 so far
+  bool windowed_ = false;
+  std::vector<std::uint32_t> window_lo_;  // per rank: buckets whose odd keys are kept
+  std::vector<std::uint32_t> window_hi_;
   bool done_ = false;
 };
 

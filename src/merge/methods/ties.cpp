@@ -51,7 +51,7 @@ class MagnitudeSparsifier final : public gta::Sparsifier {
         rescale_(rescale) {
     if (keep_ > 0 && !keep_all_) {
       select_.emplace(std::vector<std::int64_t>{numel_ - keep_},
-                      gta::odd_keys_budget(context), /*key_bits=*/31);
+                      gta::odd_keys_budget(context), /*key_bits=*/31, numel_);
     }
   }
 
