@@ -7,15 +7,17 @@
 // bits of every key and picks, for each wanted rank, the bucket that holds it;
 // pass 1 histograms the low 16 bits of the odd keys (below) in those
 // buckets; the others have low bits 0 and are counted by difference. Pass 1 is
-// not needed when pass 0 could keep every "odd" key (one with low bits set)
-// within a given budget: every other key is the least of its bucket, so the
-// bucket counts and the odd keys give the low histograms without a pass.
-// Task vectors of bf16 checkpoints have few odd keys; unrelated weights have
-// nearly only odd keys and take the second pass. Either way the work is two
-// histogram increments per key at most, plus one scan of each histogram:
-// nothing is sorted. Memory: 4 x 2^(key_bits - 16) 32-bit counters in pass 0
-// (512 KiB for magnitude keys), 512 KiB per distinct wanted bucket in pass 1,
-// and the odd keys' budget.
+// not needed when pass 0 could keep every "odd" key (one with low bits set) of
+// the wanted buckets within a given budget (add_all() keeps only those near
+// the ranks once it can estimate where they fall): every other key is the
+// least of its bucket, so the bucket counts and the odd keys give the low
+// histograms without a pass. Task vectors of bf16 checkpoints have few odd
+// keys; unrelated weights have nearly only odd keys and take the second pass.
+// Either way the work is two histogram increments per key at most, plus one
+// scan of each histogram: nothing is sorted. Memory: 4 x 2^(key_bits - 16)
+// 32-bit counters and 2^(key_bits - 16) 64-bit totals in pass 0 (768 KiB for
+// magnitude keys), 512 KiB per distinct wanted bucket in pass 1, and the odd
+// keys' budget.
 //
 // The result for ascending rank r is the key K at that rank in sorted order,
 // with the counts of keys below and equal to K. Ties are ordered by element
