@@ -39,6 +39,13 @@ std::vector<float> family_values(const std::string& family, std::size_t n, std::
       const float w = bf16(normal(rng));
       v = bf16(w + normal(rng) * 0.01f) - w;  // even keys, many zeros
     }
+    if (family == "few_odd" || family == "many_odd") {
+      // bf16 deltas with every 20th (5 %) or 8th (12.5 %) element f32: a
+      // bf16 row with a few keys that are not clean, or too many of them.
+      const float w = bf16(normal(rng));
+      v = bf16(w + normal(rng) * 0.01f) - w;
+      if (j % (family == "few_odd" ? 20 : 8) == 0) v = normal(rng);
+    }
     if (family == "crowded") {
       // One high bucket: [1, 1 + 2^-7) holds every value, low bits all differ.
       v = f32_from_bits(0x3f800000u | static_cast<std::uint32_t>(rng() % 0x10000u));
@@ -54,8 +61,8 @@ std::vector<float> family_values(const std::string& family, std::size_t n, std::
   return x;
 }
 
-const std::vector<std::string> k_families = {"distinct", "equal",   "ties",
-                                             "bf16_delta", "crowded", "special"};
+const std::vector<std::string> k_families = {"distinct", "equal",    "ties",     "bf16_delta",
+                                             "few_odd",  "many_odd", "crowded", "special"};
 const std::vector<std::size_t> k_lengths = {1, 2, 3, 7, 4095, 4097, 65537, 300001};
 
 enum class Feed { one_by_one, bulk };
