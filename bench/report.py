@@ -360,8 +360,8 @@ def methods_table(benchmarks):
     out = ["", "## Methods on one tensor (`methods_bench`)", "",
            "Each method merges one 2048 × 8192 tensor (a base and two more models, bf16-rounded, "
            "f32 in memory) through the executor's chunk protocol on one thread, with no I/O: the "
-           "compute an end-to-end run pays on top of reading and writing. ns per element is per "
-           "output element, all models together; reads is how many times the method reads its "
+           "compute an end-to-end run pays on top of reading and writing. ns per element is CPU time "
+           "per output element, all models together; reads is how many times the method reads its "
            "inputs (statistics passes + 1; an end-to-end run loads every input that often). "
            "fine_tune: the models are the base plus a few ulps; unrelated: three independent "
            "uniform weights.", "",
