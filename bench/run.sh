@@ -203,7 +203,7 @@ rm -rf "$copy_dir"
 record "{\"kind\":\"floor\",\"op\":\"write\",\"cache\":\"warm\",\"bytes\":$model_bytes,\"wall_s\":$best_write,\"load1\":$m_load,\"command\":\"dd if=BASE_SHARD of=NEW bs=8M conv=fsync\"}"
 
 # ---- 3. configs ---------------------------------------------------------------------------
-candidates="linear slerp nuslerp task_arithmetic ties dare_ties dare_linear breadcrumbs della model_stock passthrough"
+candidates="linear slerp nuslerp multislerp karcher task_arithmetic ties dare_ties dare_linear breadcrumbs breadcrumbs_ties della della_linear model_stock sce ram ramplus_tl nearswap arcee_fusion passthrough"
 if [ -n "$methods_arg" ]; then
   candidates=$methods_arg
 fi
@@ -220,6 +220,18 @@ write_config() {
       printf 'merge_method: slerp\nbase_model: %s\nmodels:\n  - model: %s\n  - model: %s\nparameters: {t: 0.5}\ndtype: bfloat16\n' "$B" "$B" "$A" ;;
     nuslerp)
       printf 'merge_method: nuslerp\nmodels:\n  - model: %s\n    parameters: {weight: 0.5}\n  - model: %s\n    parameters: {weight: 0.5}\ndtype: bfloat16\n' "$A" "$C" ;;
+    multislerp)
+      printf 'merge_method: multislerp\nmodels:\n  - model: %s\n    parameters: {weight: 0.5}\n  - model: %s\n    parameters: {weight: 0.5}\ndtype: bfloat16\n' "$A" "$C" ;;
+    karcher)
+      printf 'merge_method: karcher\nmodels:\n  - model: %s\n  - model: %s\ndtype: bfloat16\n' "$A" "$C" ;;
+    sce)
+      printf 'merge_method: sce\nbase_model: %s\nmodels:\n  - model: %s\n  - model: %s\nparameters: {select_topk: 0.5}\ndtype: bfloat16\n' "$B" "$A" "$C" ;;
+    ram | ramplus_tl)
+      printf "merge_method: $m\nbase_model: %s\nmodels:\n  - model: %s\n  - model: %s\ndtype: bfloat16\n" "$B" "$A" "$C" ;;
+    nearswap)
+      printf 'merge_method: nearswap\nbase_model: %s\nmodels:\n  - model: %s\nparameters: {t: 0.001}\ndtype: bfloat16\n' "$B" "$A" ;;
+    arcee_fusion)
+      printf 'merge_method: arcee_fusion\nbase_model: %s\nmodels:\n  - model: %s\ndtype: bfloat16\n' "$B" "$A" ;;
     task_arithmetic | model_stock)
       local p=""; [ "$m" = task_arithmetic ] && p='    parameters: {weight: 0.5}\n'
       printf "merge_method: $m\nbase_model: %s\nmodels:\n  - model: %s\n$p  - model: %s\n${p}dtype: bfloat16\n" "$B" "$A" "$C" ;;
