@@ -141,8 +141,7 @@ int main(int argc, char** argv) {
     for (const Case& c : cases()) {
       const std::string name =
           std::string(kind == Kind::fine_tune ? "fine_tune/" : "unrelated/") + c.name;
-      benchmark::RegisterBenchmark(name.c_str(), bm_method, kind, c)
-          ->Unit(benchmark::kMillisecond);
+      benchmark::RegisterBenchmark(name.c_str(), bm_method, kind, c)->Unit(benchmark::kMillisecond);
     }
   }
   benchmark::Initialize(&argc, argv);

@@ -52,7 +52,7 @@ std::vector<float> family_values(const std::string& family, std::size_t n, std::
       if (rng() % 2) v = -v;
     }
     if (family == "special") {
-      const float specials[] = {INFINITY, -INFINITY, NAN,     -NAN,  1e-45f, -1e-40f,
+      const float specials[] = {INFINITY, -INFINITY, NAN,   -NAN,   1e-45f, -1e-40f,
                                 0.0f,     -0.0f,     3e38f, 1e-38f, 2.0f};
       v = j % 2 == 0 ? specials[rng() % 11] : normal(rng);
     }
@@ -61,7 +61,7 @@ std::vector<float> family_values(const std::string& family, std::size_t n, std::
   return x;
 }
 
-const std::vector<std::string> k_families = {"distinct", "equal",    "ties",     "bf16_delta",
+const std::vector<std::string> k_families = {"distinct", "equal",    "ties",    "bf16_delta",
                                              "few_odd",  "many_odd", "crowded", "special"};
 const std::vector<std::size_t> k_lengths = {1, 2, 3, 7, 4095, 4097, 65537, 300001};
 
@@ -114,8 +114,9 @@ std::vector<RankSelect::Result> select(const std::vector<float>& x,
 TEST(RankSelect, MatchesNthElementOnAdversarialKeysInEveryPath) {
   std::mt19937 rng(21);
   const std::vector<SelectRun> runs = {
-      {0, Feed::bulk, true},          {0, Feed::one_by_one, true},   {1u << 20, Feed::bulk, true},
-      {1u << 20, Feed::one_by_one, false}, {5, Feed::bulk, true},    {0, Feed::bulk, false},
+      {0, Feed::bulk, true},          {0, Feed::one_by_one, true},
+      {1u << 20, Feed::bulk, true},   {1u << 20, Feed::one_by_one, false},
+      {5, Feed::bulk, true},          {0, Feed::bulk, false},
       {1u << 20, Feed::bulk, false},  {1u << 20, Feed::bulk, true, true},
       {2000, Feed::bulk, true, true},
   };
@@ -136,9 +137,9 @@ TEST(RankSelect, MatchesNthElementOnAdversarialKeysInEveryPath) {
           const auto rank = static_cast<std::size_t>(ranks[r]);
           std::nth_element(nth.begin(), nth.begin() + static_cast<std::ptrdiff_t>(rank), nth.end());
           const std::uint32_t want = nth[rank];
-          const std::string where = family + " n=" + std::to_string(n) + " rank=" +
-                                    std::to_string(rank) + " budget=" +
-                                    std::to_string(run.odd_keys_max) +
+          const std::string where = family + " n=" + std::to_string(n) +
+                                    " rank=" + std::to_string(rank) +
+                                    " budget=" + std::to_string(run.odd_keys_max) +
                                     (run.magnitude ? " magnitude" : " order") +
                                     (run.feed == Feed::bulk ? " bulk" : " one by one");
           EXPECT_EQ(got[r].key, want) << where;
@@ -149,8 +150,12 @@ TEST(RankSelect, MatchesNthElementOnAdversarialKeysInEveryPath) {
         }
         // Without a budget there are always two passes; a budget big enough
         // for every key always makes one enough.
-        if (run.odd_keys_max == 0) EXPECT_EQ(passes, 2) << family << " n=" << n;
-        if (run.odd_keys_max >= n && !run.window) EXPECT_EQ(passes, 1) << family << " n=" << n;
+        if (run.odd_keys_max == 0) {
+          EXPECT_EQ(passes, 2) << family << " n=" << n;
+        }
+        if (run.odd_keys_max >= n && !run.window) {
+          EXPECT_EQ(passes, 1) << family << " n=" << n;
+        }
       }
     }
   }
@@ -254,7 +259,8 @@ TEST(RankSelect, TiesAndBreadcrumbsKeepTheSameWhateverTheOddKeyBudget) {
     run.shape = {static_cast<std::int64_t>(n)};
     std::vector<std::vector<float>> outputs;
     std::vector<int> reads;
-    for (const std::uint64_t budget : {std::uint64_t{0}, std::uint64_t{64}, std::uint64_t{1} << 30}) {
+    for (const std::uint64_t budget :
+         {std::uint64_t{0}, std::uint64_t{64}, std::uint64_t{1} << 30}) {
       run.scratch_bytes = budget;
       int r = 0;
       outputs.push_back(testing::merge(run, &base, models, 65536, &r));

@@ -42,9 +42,8 @@ void RankSelect::set_window() {
   }
   for (const std::int64_t rank : ranks_) {
     // The same rank scaled to the keys seen so far.
-    const auto scaled = static_cast<std::int64_t>(static_cast<double>(rank) *
-                                                  static_cast<double>(seen_) /
-                                                  static_cast<double>(keys_));
+    const auto scaled = static_cast<std::int64_t>(
+        static_cast<double>(rank) * static_cast<double>(seen_) / static_cast<double>(keys_));
     const std::uint32_t bucket = find_bucket(counts, scaled).first;
     window_lo_.push_back(bucket >= k_window ? bucket - k_window : 0);
     window_hi_.push_back(bucket + k_window);

@@ -252,14 +252,14 @@ class RankSelect {
   std::vector<std::vector<std::uint64_t>> low_;  // pass 1: one per bucket
   std::uint32_t run_key_ = 0;                    // pass 1: a run of equal odd keys
   std::uint64_t run_count_ = 0;
-  std::vector<std::int64_t> below_bucket_;       // per rank: keys in lower buckets
+  std::vector<std::int64_t> below_bucket_;  // per rank: keys in lower buckets
   std::vector<std::size_t> bucket_of_rank_;
   std::vector<Result> results_;
   std::size_t odd_keys_max_ = 0;
   std::vector<std::uint32_t> odd_keys_;
-  std::int64_t keys_ = 0;     // keys per pass, 0 if unknown
-  std::uint64_t probe_ = 0;   // keys counted before the window is set
-  std::uint64_t seen_ = 0;    // keys counted in pass 0 so far
+  std::int64_t keys_ = 0;    // keys per pass, 0 if unknown
+  std::uint64_t probe_ = 0;  // keys counted before the window is set
+  std::uint64_t seen_ = 0;   // keys counted in pass 0 so far
   bool windowed_ = false;
   std::vector<std::uint32_t> window_lo_;  // per rank: buckets whose odd keys are kept
   std::vector<std::uint32_t> window_hi_;
@@ -286,7 +286,7 @@ class RankKeep {
   static constexpr int k_digit_bits_max = 11;
   std::vector<std::uint64_t> entries_;  // key << 32 | index
   std::vector<std::uint64_t> swap_;
-  std::vector<std::uint32_t> counts_;   // per digit, 2^digit_bits counters
+  std::vector<std::uint32_t> counts_;  // per digit, 2^digit_bits counters
 };
 
 }  // namespace llmerge

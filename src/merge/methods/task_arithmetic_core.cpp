@@ -168,7 +168,7 @@ MethodSpec gta_spec(std::string name, std::string pretty_name, std::string refer
 
 std::uint64_t gta_merge_bytes(std::size_t models) {
   return static_cast<std::uint64_t>(k_reduce_block) * sizeof(float) +  // scratch_
-         (models + 2) * k_step * sizeof(float);                         // deltas_, mixed_, divisor_
+         (models + 2) * k_step * sizeof(float);                        // deltas_, mixed_, divisor_
 }
 
 void L1Rescale::add_block(const float* delta, const float* masked, std::size_t n) {

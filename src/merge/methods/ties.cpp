@@ -50,8 +50,8 @@ class MagnitudeSparsifier final : public gta::Sparsifier {
         keep_all_(keep_ >= context.numel),
         rescale_(rescale) {
     if (keep_ > 0 && !keep_all_) {
-      select_.emplace(std::vector<std::int64_t>{numel_ - keep_},
-                      gta::odd_keys_budget(context), /*key_bits=*/31, numel_);
+      select_.emplace(std::vector<std::int64_t>{numel_ - keep_}, gta::odd_keys_budget(context),
+                      /*key_bits=*/31, numel_);
     }
   }
 
