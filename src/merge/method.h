@@ -124,11 +124,11 @@ struct MethodSpec {
   std::size_t models_max = 0;
   bool random = false;  // uses the seed
   // Peak bytes that one TensorMerge of this method allocates and touches for
-  // a tensor of `numel` elements from `models` non-base inputs in chunks of
-  // `chunk` elements, besides the executor's chunk buffers: the planner's
-  // memory estimate adds it per worker. nullptr: a few KiB, counted as 0.
-  std::uint64_t (*memory_bytes)(std::int64_t numel, std::size_t models,
-                                std::int64_t chunk) = nullptr;
+  // a tensor of `shape` (`numel` elements) from `models` non-base inputs in
+  // chunks of `chunk` elements, besides the executor's chunk buffers: the
+  // planner's memory estimate adds it per worker. nullptr: a few KiB, counted as 0.
+  std::uint64_t (*memory_bytes)(const std::vector<std::int64_t>& shape, std::int64_t numel,
+                                std::size_t models, std::int64_t chunk) = nullptr;
   // When inputs differ in shape on an embedding, truncate to the common
   // sub-matrix (true; linear, slerp) or to the base's shape (false; the task
   // arithmetic family). See mergekit-behaviour.md section 1.2.

@@ -50,8 +50,8 @@ std::uint64_t Plan::peak_memory_estimate() const {
   std::uint64_t method_max = 0;
   for (const auto& t : tensors) {
     if (t.method == nullptr || t.method->memory_bytes == nullptr) continue;
-    method_max = std::max(
-        method_max, t.method->memory_bytes(t.numel(), t.inputs.size(), options.chunk_elements));
+    method_max = std::max(method_max, t.method->memory_bytes(t.shape, t.numel(), t.inputs.size(),
+                                                             options.chunk_elements));
   }
   // Per worker: one f32 buffer per input, one for the output, one raw read
   // buffer, the method's memory, and the thread's stack and malloc arena.

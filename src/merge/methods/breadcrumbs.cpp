@@ -165,7 +165,8 @@ std::unique_ptr<gta::Sparsifier> make_outliers(const TensorContext& context, std
 
 // MethodSpec::memory_bytes: per model a RankSelect over magnitude keys with
 // two wanted buckets and its odd keys, plus the GTA buffers.
-std::uint64_t breadcrumbs_memory_bytes(std::int64_t numel, std::size_t models,
+std::uint64_t breadcrumbs_memory_bytes(const std::vector<std::int64_t>& /*shape*/,
+                                       std::int64_t numel, std::size_t models,
                                        std::int64_t /*chunk*/) {
   const std::uint64_t odd = std::min<std::uint64_t>(static_cast<std::uint64_t>(numel),
                                                     gta::odd_keys_budget(k_scratch_bytes, models));

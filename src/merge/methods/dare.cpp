@@ -89,8 +89,8 @@ std::unique_ptr<gta::Sparsifier> make_bernoulli(const TensorContext& context, st
 
 // MethodSpec::memory_bytes: per model one block of uniforms and, for the
 // rescale pass, of masked values; plus the GTA buffers.
-std::uint64_t dare_memory_bytes(std::int64_t /*numel*/, std::size_t models,
-                                std::int64_t /*chunk*/) {
+std::uint64_t dare_memory_bytes(const std::vector<std::int64_t>& /*shape*/, std::int64_t /*numel*/,
+                                std::size_t models, std::int64_t /*chunk*/) {
   return gta::gta_merge_bytes(models) + models * 2 * k_reduce_block * sizeof(float);
 }
 

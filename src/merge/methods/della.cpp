@@ -295,7 +295,8 @@ std::unique_ptr<gta::Sparsifier> make_magprune(const TensorContext& context, std
 // the scratch budget (as MagPruneSparsifier decides), the per-row buffers
 // (RankKeep's entries, uniforms, keep bytes; rows of up to ~8 Ki elements)
 // and the chunk's keep bytes, per model; plus the GTA buffers.
-std::uint64_t della_memory_bytes(std::int64_t numel, std::size_t models, std::int64_t chunk) {
+std::uint64_t della_memory_bytes(const std::vector<std::int64_t>& /*shape*/, std::int64_t numel,
+                                 std::size_t models, std::int64_t chunk) {
   const auto mask_bytes = (static_cast<std::uint64_t>(numel) + 7) / 8;
   const std::uint64_t cache = mask_bytes * models <= k_scratch_bytes ? mask_bytes : 0;
   constexpr std::uint64_t k_row_buffers = 256u << 10;

@@ -129,7 +129,8 @@ class ModelStockMerge final : public TensorMerge {
 };
 
 // MethodSpec::memory_bytes: the statistics pass's task vectors of one chunk.
-std::uint64_t model_stock_memory_bytes(std::int64_t /*numel*/, std::size_t models,
+std::uint64_t model_stock_memory_bytes(const std::vector<std::int64_t>& /*shape*/,
+                                       std::int64_t /*numel*/, std::size_t models,
                                        std::int64_t chunk) {
   return models * static_cast<std::uint64_t>(chunk) * sizeof(float);
 }

@@ -211,6 +211,15 @@ std::unique_ptr<TensorMerge> make_sce(const TensorContext& context) {
   return std::make_unique<SceMerge>(context);
 }
 
+// MethodSpec::memory_bytes: the high-bits histogram and RankSelect's copy
+// of it, then its low histogram (64-bit counts, 2^16 each), and one chunk's
+// task vector and variances.
+std::uint64_t sce_memory_bytes(const std::vector<std::int64_t>& /*shape*/, std::int64_t /*numel*/,
+                               std::size_t /*models*/, std::int64_t chunk) {
+  return 2 * (std::uint64_t{1} << 16) * sizeof(std::uint64_t) +
+         2 * static_cast<std::uint64_t>(chunk) * sizeof(float);
+}
+
 }  // namespace
 
 MethodSpec make_sce_spec() {
@@ -233,6 +242,7 @@ MethodSpec make_sce_spec() {
                      "Accepted for mergekit compatibility; saves memory there, no effect here"),
   };
   spec.make = &make_sce;
+  spec.memory_bytes = &sce_memory_bytes;
   return spec;
 }
 

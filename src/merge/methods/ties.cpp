@@ -159,7 +159,8 @@ std::unique_ptr<gta::Sparsifier> make_magnitude(const TensorContext& context, st
 // MethodSpec::memory_bytes: per model a RankSelect over magnitude keys
 // (one wanted bucket) with its odd keys, plus the GTA buffers and, with
 // rescale, one block of masked values.
-std::uint64_t ties_memory_bytes(std::int64_t numel, std::size_t models, std::int64_t /*chunk*/) {
+std::uint64_t ties_memory_bytes(const std::vector<std::int64_t>& /*shape*/, std::int64_t numel,
+                                std::size_t models, std::int64_t /*chunk*/) {
   const std::uint64_t odd = std::min<std::uint64_t>(static_cast<std::uint64_t>(numel),
                                                     gta::odd_keys_budget(k_scratch_bytes, models));
   return gta::gta_merge_bytes(models) +
