@@ -3,8 +3,9 @@
 
 Standard library only. Input: raw.jsonl, one JSON object per line with a "kind":
   floor  {op: read|write, cache, bytes, wall_s, ...}   the I/O floor's parts
-  run    {tool, method, threads, cache, status, wall_s, peak_rss_kb, cpu_pct, input_bytes,
-          output_bytes, load1, ...}                      one merge
+  run    {tool, method, inputs, threads, cache, status, wall_s, peak_rss_kb, cpu_pct,
+          input_bytes, output_bytes, estimate_bytes, load1, ...}   one merge (inputs:
+          fine_tune or unrelated; estimate_bytes: the planner's peak memory estimate)
   skip   {tool?, method, reason}                         a method not run, and why
   meta   {key, value}                                    e.g. mergekit's version
 
@@ -14,17 +15,22 @@ ratio = wall_s / floor_s (1.0 would be a merge as fast as reading and copying th
 
 import argparse
 import json
+import math
 import os
 import platform
 import subprocess
 import sys
 from pathlib import Path
 
-# Issue 5's targets: ratio to the I/O floor per method group, and peak RSS.
+# Issue 21's targets: ratio to the I/O floor per method group on fine-tune-like inputs, any
+# method on unrelated inputs, peak RSS, and how close the planner's memory estimate must be.
 RATIO_TARGET_FAST = 1.2
 RATIO_TARGET_OTHER = 1.5
-FAST_METHODS = {"linear", "task_arithmetic", "passthrough", "slerp"}
-RSS_TARGET_MIB = 512
+RATIO_TARGET_UNRELATED = 3.0
+FAST_METHODS = {"linear", "task_arithmetic", "passthrough", "slerp", "nuslerp", "multislerp", "karcher"}
+RSS_TARGET_MIB = 64
+ESTIMATE_TOLERANCE = 0.2
+INPUT_KINDS = ("fine_tune", "unrelated")
 
 
 def sh(*cmd):
@@ -102,6 +108,7 @@ def analyse(rows):
     runs = []
     for r in (r for r in rows if r["kind"] == "run"):
         r = dict(r)
+        r.setdefault("inputs", "fine_tune")
         if r["status"] == "ok":
             read = read_cold if r["cache"] == "cold" else read_warm
             r["floor_s"] = r["input_bytes"] / read + r["output_bytes"] / write
@@ -110,6 +117,10 @@ def analyse(rows):
             r["ratio"] = r["time_s"] / r["floor_s"]
             r["input_gbps"] = r["input_bytes"] / r["time_s"] / 1e9
             r["peak_rss_mib"] = r["peak_rss_kb"] / 1024 if r.get("peak_rss_kb") is not None else None
+            est = r.get("estimate_bytes")
+            r["estimate_mib"] = est / 2**20 if est is not None else None
+            if est is not None and r["peak_rss_mib"]:
+                r["estimate_ratio"] = r["estimate_mib"] / r["peak_rss_mib"]
         runs.append(r)
     return {
         "floor": floor,
@@ -124,9 +135,10 @@ def analyse(rows):
     }
 
 
-def find(runs, tool, method, threads=None, cache="warm"):
+def find(runs, tool, method, threads=None, cache="warm", inputs="fine_tune"):
     for r in runs:
-        if r["tool"] == tool and r["method"] == method and r["cache"] == cache:
+        if (r["tool"] == tool and r["method"] == method and r["cache"] == cache
+                and r.get("inputs", "fine_tune") == inputs):
             if threads is None or r["threads"] == threads:
                 return r
     return None
@@ -168,8 +180,10 @@ def markdown(res, args):
         out.append(f"| mergekit | {res['meta']['mergekit_version']} (CPU){note} |")
     out += [
         "",
-        f"Models: three llama-shaped bf16 models made with `llmerge synth {args.synth}` (base) and "
-        "`--like base --delta-scale 0.01` (two fine-tunes).",
+        f"Models: llama-shaped bf16 models made with `llmerge synth {args.synth}`: a base, two "
+        "fine-tunes of it (`--like base --delta-scale 0.01`; the *fine-tune-like* inputs, task "
+        "vectors of a few bf16 ulps) and two independent random models (seeds 11 and 12; the "
+        "*unrelated* inputs, task vectors as wide as the weights).",
         "",
         "## I/O floor",
         "",
@@ -221,20 +235,26 @@ def markdown(res, args):
         out.append("| " + " | ".join(cells) + " |")
     out += [
         "",
-        f"Targets (issue 5): ratio ≤ {RATIO_TARGET_FAST} for {', '.join(sorted(FAST_METHODS))}; "
-        f"≤ {RATIO_TARGET_OTHER} for the others; peak RSS ≤ {RSS_TARGET_MIB} MiB. "
+        f"Targets (issue 21): on fine-tune-like inputs ratio ≤ {RATIO_TARGET_FAST} for "
+        f"{', '.join(sorted(FAST_METHODS))}, ≤ {RATIO_TARGET_OTHER} for the others; on unrelated "
+        f"inputs ≤ {RATIO_TARGET_UNRELATED} for every method; peak RSS ≤ {RSS_TARGET_MIB} MiB. "
         "\"RSS ratio\" is llmerge's peak RSS over mergekit's (goal ≤ 0.1). " + mergekit_flush_note(runs),
         "",
     ]
+    out += inputs_table(runs, cores)
     missed = []
     for method in methods:
         a = find(runs, "llmerge", method, cores)
         target = RATIO_TARGET_FAST if method in FAST_METHODS else RATIO_TARGET_OTHER
-        if a is None or a["status"] != "ok" or a["ratio"] <= target or not a.get("cpu_s"):
-            continue
-        cpu_wall = a["cpu_s"] / cores  # the run's CPU work, perfectly spread over every core
-        missed.append(f"| {method} | {a['ratio']:.2f} | {a['cpu_s']:.1f} | {cpu_wall:.2f} | "
-                      f"{cpu_wall / a['floor_s']:.2f} |")
+        for kind, limit in (("fine_tune", target), ("unrelated", RATIO_TARGET_UNRELATED)):
+            a = find(runs, "llmerge", method, cores, inputs=kind)
+            if a is None or a["status"] != "ok" or a["ratio"] <= limit or not a.get("cpu_s"):
+                continue
+            cpu_wall = a["cpu_s"] / cores  # the run's CPU work, perfectly spread over every core
+            # Cores at which that CPU work alone, perfectly spread, fits the target.
+            needed = math.ceil(a["cpu_s"] / (limit * a["floor_s"]))
+            missed.append(f"| {method} | {kind} | {a['ratio']:.2f} | ≤ {limit} | {a['cpu_s']:.1f} | "
+                          f"{cpu_wall:.2f} | {cpu_wall / a['floor_s']:.2f} | {needed} |")
     if missed:
         out += [
             "### Where a target is missed",
@@ -242,10 +262,14 @@ def markdown(res, args):
             f"The CPU time of the run (user + system), spread perfectly over the {cores} cores, "
             "against the I/O floor: where that alone exceeds the target, the method is "
             "compute-bound on this machine, and more cores (or less work per element, see "
-            "`methods_bench` below) is what would close the gap.",
+            "`methods_bench` below) is what would close the gap. \"Cores for the target\" is the "
+            "core count at which that CPU time, spread perfectly, fits the target (the floor "
+            "staying the same); where it is at most the cores present, the run lost its time to "
+            "something else (waiting on the disk or on a busy machine: see CPU % and load1).",
             "",
-            f"| method | ratio | CPU s | CPU s / {cores} cores | that / floor |",
-            "|---|---:|---:|---:|---:|",
+            f"| method | inputs | ratio | target | CPU s | CPU s / {cores} cores | that / floor | "
+            "cores for the target |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
             *missed,
             "",
         ]
@@ -256,15 +280,16 @@ def markdown(res, args):
         "time does (CPU % below 100 × threads with a high load1 means the run waited for a core, "
         "not necessarily for the disk).",
         "",
-        "| tool | method | threads | cache | status | wall s | flush s | input GB | input GB/s | floor s | "
-        "ratio | peak RSS MiB | CPU % | CPU s | load1 |",
-        "|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| tool | method | inputs | threads | cache | status | wall s | flush s | input GB | input GB/s | "
+        "floor s | ratio | peak RSS MiB | estimate MiB | CPU % | CPU s | load1 |",
+        "|---|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:
         out.append(
-            f"| {r['tool']} | {r['method']} | {r['threads']} | {r['cache']} | {r['status']} | "
+            f"| {r['tool']} | {r['method']} | {r['inputs']} | {r['threads']} | {r['cache']} | {r['status']} | "
             f"{r['wall_s']:.2f} | {fmt(r.get('flush_s'))} | {r['input_bytes'] / 1e9:.2f} | {fmt(r.get('input_gbps'))} | "
             f"{fmt(r.get('floor_s'))} | {fmt(r.get('ratio'))} | {fmt(r.get('peak_rss_mib'), '.0f')} | "
+            f"{fmt(r.get('estimate_mib'), '.0f')} | "
             f"{fmt(r.get('cpu_pct'), 'd')} | {fmt(r.get('cpu_s'), '.1f')} | {fmt(r.get('load1'), '.1f')} |"
         )
     if res["skips"]:
@@ -275,6 +300,8 @@ def markdown(res, args):
         out += kernel_table(res["kernels"])
     if res.get("methods_bench"):
         out += methods_table(res["methods_bench"])
+    if res.get("notes"):
+        out += ["", res["notes"].rstrip()]
     out += ["", "![ratio to the I/O floor](results.svg)", ""]
     return "\n".join(out)
 
@@ -296,20 +323,61 @@ def mergekit_flush_note(runs):
             "write floor of disk time.")
 
 
+def inputs_table(runs, cores):
+    """Both input kinds side by side: ratio, peak RSS and the planner's estimate per method."""
+    methods = list(dict.fromkeys(r["method"] for r in runs if r["tool"] == "llmerge"))
+    kinds = [k for k in INPUT_KINDS if any(r.get("inputs") == k for r in runs)]
+    if len(kinds) < 2 and all(r.get("estimate_bytes") is None for r in runs):
+        return []
+    out = ["### Both input kinds, and the memory estimate", "",
+           f"{cores} threads, warm inputs. Estimate: `llmerge plan --json`'s `peak_memory_estimate` "
+           f"at the same thread count; it should be within {ESTIMATE_TOLERANCE:.0%} of the peak RSS "
+           f"(estimate / peak in 1 ± {ESTIMATE_TOLERANCE}).", "",
+           "| method | " + " | ".join(f"{k} ratio | {k} peak RSS MiB | estimate MiB | estimate / peak"
+                                       for k in kinds) + " |",
+           "|---|" + "---:|---:|---:|---:|" * len(kinds)]
+    for method in methods:
+        cells = [method]
+        for kind in kinds:
+            a = find(runs, "llmerge", method, cores, inputs=kind)
+            if a is None or a["status"] != "ok":
+                cells += [a["status"] if a else "–", "–", "–", "–"]
+                continue
+            limit = RATIO_TARGET_UNRELATED if kind == "unrelated" else (
+                RATIO_TARGET_FAST if method in FAST_METHODS else RATIO_TARGET_OTHER)
+            ratio_ok = "✓" if a["ratio"] <= limit else "✗"
+            rss_ok = "✓" if (a.get("peak_rss_mib") or 0) <= RSS_TARGET_MIB else "✗"
+            er = a.get("estimate_ratio")
+            est_ok = "" if er is None else (" ✓" if abs(er - 1) <= ESTIMATE_TOLERANCE else " ✗")
+            cells += [f"{a['ratio']:.2f} {ratio_ok}", f"{fmt(a.get('peak_rss_mib'), '.0f')} {rss_ok}",
+                      fmt(a.get("estimate_mib"), ".0f"), fmt(er) + est_ok]
+        out.append("| " + " | ".join(cells) + " |")
+    return out + [""]
+
+
 def methods_table(benchmarks):
-    """One row per method: the compute cost per element with no I/O."""
+    """One row per method, a column pair per input kind: compute cost per element with no I/O."""
     out = ["", "## Methods on one tensor (`methods_bench`)", "",
-           "Each method merges one 2048 × 8192 tensor (a base and two bf16-rounded fine-tunes, "
+           "Each method merges one 2048 × 8192 tensor (a base and two more models, bf16-rounded, "
            "f32 in memory) through the executor's chunk protocol on one thread, with no I/O: the "
-           "compute an end-to-end run pays on top of reading and writing. ns per element is per "
-           "output element, all models together.", "",
-           "| method | ms per tensor | ns per element |",
-           "|---|---:|---:|"]
+           "compute an end-to-end run pays on top of reading and writing. ns per element is CPU time "
+           "per output element, all models together; reads is how many times the method reads its "
+           "inputs (statistics passes + 1; an end-to-end run loads every input that often). "
+           "fine_tune: the models are the base plus a few ulps; unrelated: three independent "
+           "uniform weights.", "",
+           "| method | fine_tune ns per element | reads | unrelated ns per element | reads |",
+           "|---|---:|---:|---:|---:|"]
+    rows = {}
     for b in benchmarks:
-        name = b["name"].removeprefix("bm_method/")
-        ms = b["real_time"] if b.get("time_unit") == "ms" else b["real_time"] / 1e6
+        kind, _, name = b["name"].removeprefix("bm_method/").rpartition("/")
         per_element = 1e9 / b["items_per_second"] if b.get("items_per_second") else None
-        out.append(f"| {name} | {ms:.0f} | {fmt(per_element, '.1f')} |")
+        rows.setdefault(name, {})[kind or "fine_tune"] = (per_element, b.get("reads"))
+    for name, kinds in rows.items():
+        cells = [name]
+        for kind in INPUT_KINDS:
+            per_element, reads = kinds.get(kind, (None, None))
+            cells += [fmt(per_element, ".1f"), fmt(reads, ".0f")]
+        out.append("| " + " | ".join(cells) + " |")
     return out
 
 
@@ -346,11 +414,13 @@ def svg(res, cores):
     """Bars of the ratio to the floor per method (log scale): llmerge and mergekit side by side."""
     runs = res["runs"]
     methods = list(dict.fromkeys(r["method"] for r in runs))
-    series = [("llmerge", cores, "#2b6cb0"), ("mergekit", None, "#dd6b20")]
+    series = [("llmerge", cores, "#2b6cb0"), ("mergekit", None, "#dd6b20"),
+              ("llmerge unrelated", cores, "#68a063")]
     values = {}
     for method in methods:
         for tool, threads, _ in series:
-            r = find(runs, tool, method, threads)
+            kind = "unrelated" if tool.endswith(" unrelated") else "fine_tune"
+            r = find(runs, tool.split()[0], method, threads, inputs=kind)
             values[method, tool] = r["ratio"] if r and r["status"] == "ok" else None
     present = [v for v in values.values() if v]
     top = max([2.0] + present) * 1.3
@@ -358,7 +428,7 @@ def svg(res, cores):
 
     ticks = [t for t in (1, 1.2, 1.5, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if t <= top]
     left, right, top_pad, bottom = 50, 40, 50, 95
-    group = 56
+    group = 72
     width = max(640, left + right + group * max(1, len(methods)))
     height = 360
     plot_h = height - top_pad - bottom
@@ -390,7 +460,7 @@ def svg(res, cores):
         s.append(f'<text transform="translate({x0 + 20},{height - bottom + 12}) rotate(35)">{method}</text>')
     for j, (tool, threads, color) in enumerate(series):
         label = f"{tool} ({threads} threads)" if threads else tool
-        lx = left + j * 170
+        lx = left + j * 200
         s.append(f'<rect x="{lx}" y="{height - 18}" width="12" height="12" fill="{color}"/>')
         s.append(f'<text x="{lx + 16}" y="{height - 8}">{label}</text>')
     s.append("</svg>")
@@ -408,6 +478,7 @@ def main():
     p.add_argument("--command", default="bench/run.sh")
     p.add_argument("--kernels", help="Google Benchmark JSON output of kernels_bench")
     p.add_argument("--methods-bench", help="Google Benchmark JSON output of methods_bench")
+    p.add_argument("--notes", help="Markdown appended to results.md as written (bench/notes.md)")
     args = p.parse_args()
 
     res = analyse(load_raw(args.raw))
@@ -421,6 +492,8 @@ def main():
         mj = json.loads(Path(args.methods_bench).read_text())
         res["methods_bench"] = [b for b in mj.get("benchmarks", [])
                                 if b.get("run_type", "iteration") == "iteration"]
+    if args.notes and Path(args.notes).exists():
+        res["notes"] = Path(args.notes).read_text()
     out = Path(args.out)
     (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
     (out / "results.md").write_text(markdown(res, args))

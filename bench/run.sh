@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
 # End-to-end benchmark: llmerge against the I/O floor (and mergekit, if installed), one command.
 #
-#   bench/run.sh [--size tiny|small|large] [--methods "linear ties ..."] [--out DIR]
-#                [--work DIR] [--llmerge PATH] [--repeat N] [--mergekit-venv DIR]
-#                [--mergekit-timeout SECONDS] [--mergekit-reuse] [--kernels PATH]
+#   bench/run.sh [--size tiny|mini|small|large] [--methods "linear ties ..."] [--out DIR]
+#                [--inputs "fine_tune unrelated"] [--work DIR] [--llmerge PATH] [--repeat N]
+#                [--mergekit-venv DIR] [--mergekit-timeout SECONDS] [--mergekit-reuse]
+#                [--kernels PATH]
 #
 # In one run it
-#   1. makes (or reuses) three synthetic llama-shaped bf16 models with `llmerge synth`: a base and
-#      two fine-tunes of it (`--like base --delta-scale 0.01`) under the work dir
-#      (default ${TMPDIR:-/tmp}/llmerge-bench/SIZE, outside the repository);
+#   1. makes (or reuses) synthetic llama-shaped bf16 models with `llmerge synth` under the work
+#      dir (default ${TMPDIR:-/tmp}/llmerge-bench/SIZE, outside the repository): a base, and for
+#      each input kind of --inputs two more models, either fine-tunes of the base
+#      (`fine_tune`: `--like base --delta-scale 0.01`, task vectors of a few bf16 ulps) or
+#      independent random weights (`unrelated`: plain `synth` with other seeds, task vectors as
+#      wide as the weights: different fine-tunes, continued pre-training);
 #   2. measures the I/O floor: reading every input file with the page cache cold (the inputs'
 #      pages are evicted with POSIX_FADV_DONTNEED through `dd iflag=nocache count=0`, no root
 #      needed) and warm, and writing one model's worth of bytes with `dd ... conv=fsync` (llmerge
 #      also fsyncs what it writes);
-#   3. runs `llmerge run` for each method with all cores and with --threads 1, inputs warm (the
-#      fastest of --repeat N; runs over a minute are not repeated), plus
-#      one cold-cache run of the first method, under /usr/bin/time (peak RSS, CPU %);
+#   3. runs `llmerge run` for each method and input kind with all cores and with --threads 1,
+#      inputs warm (the fastest of --repeat N; runs over a minute are not repeated), plus
+#      one cold-cache run of the first method, under /usr/bin/time (peak RSS, CPU %), and records
+#      the planner's peak memory estimate (`llmerge plan --json`) next to the measured peak RSS;
 #   4. runs `mergekit-yaml` on the same configs if a mergekit venv is given (MERGEKIT_VENV or
 #      --mergekit-venv; otherwise skipped). Its rows are kept with the models, and
 #      --mergekit-reuse puts them in later reports without running mergekit again (mergekit's
@@ -30,8 +35,9 @@
 # Exit status: 0, or 1 when an llmerge run failed (the report is still written; mergekit failures
 # and timeouts are only reported), or 2 for bad arguments.
 #
-# Sizes: tiny (a few MB; seconds; run by ctest so the harness cannot rot), small (Llama-3.2-1B
-# shapes, ~2.5 GB per model), large (Llama-3.2-3B shapes, ~6.4 GB per model).
+# Sizes: tiny (a few MB; seconds; run by ctest so the harness cannot rot), mini (Qwen2.5-0.5B
+# shapes, ~1 GB per model), small (Llama-3.2-1B shapes, ~2.5 GB per model), large (Llama-3.2-3B
+# shapes, ~6.4 GB per model).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -46,12 +52,14 @@ mergekit_venv="${MERGEKIT_VENV:-}"
 mergekit_timeout=1200
 mergekit_reuse=0
 kernels_bench=""
+input_kinds="fine_tune unrelated"
 
 usage() { sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --size) size=$2; shift 2 ;;
     --methods) methods_arg=$2; shift 2 ;;
+    --inputs) input_kinds=$2; shift 2 ;;
     --out) out_dir=$2; shift 2 ;;
     --work) work_dir=$2; shift 2 ;;
     --llmerge) llmerge=$2; shift 2 ;;
@@ -67,10 +75,14 @@ done
 
 case "$size" in
   tiny) synth_shape=(--layers 2 --hidden 256 --intermediate 512 --heads 4 --kv-heads 2 --vocab 2048) ;;
+  mini) synth_shape=(--layers 24 --hidden 896 --intermediate 4864 --heads 14 --kv-heads 2 --vocab 151936) ;;
   small) synth_shape=(--params 1B) ;;
   large) synth_shape=(--params 3B) ;;
-  *) echo "run.sh: --size must be tiny, small or large, not '$size'" >&2; exit 2 ;;
+  *) echo "run.sh: --size must be tiny, mini, small or large, not '$size'" >&2; exit 2 ;;
 esac
+for k in $input_kinds; do
+  case "$k" in fine_tune | unrelated) ;; *) echo "run.sh: --inputs takes fine_tune and/or unrelated, not '$k'" >&2; exit 2 ;; esac
+done
 case "$repeat" in '' | *[!0-9]* | 0) echo "run.sh: --repeat must be a positive integer" >&2; exit 2 ;; esac
 
 [ -x "$llmerge" ] || { echo "run.sh: no llmerge at $llmerge (build first, or pass --llmerge)" >&2; exit 2; }
@@ -138,6 +150,7 @@ measure() {
 }
 
 # ---- 1. models ----------------------------------------------------------------------------
+# Models: base; fine_tune: a, b (fine-tunes of base); unrelated: ua, ub (independent weights).
 stamp="synth ${synth_shape[*]} | a: --like base --delta-scale 0.01 --seed 1 | b: --seed 2 | $("$llmerge" --version 2>/dev/null || echo unknown)"
 if [ -f "$models/stamp" ] && [ "$(cat "$models/stamp")" = "$stamp" ] &&
   [ -f "$models/b/config.json" ]; then
@@ -150,10 +163,17 @@ else
   "$llmerge" synth "$models/b" --like "$models/base" --delta-scale 0.01 --seed 2 | tee -a "$log"
   echo "$stamp" >"$models/stamp"
 fi
+if [[ " $input_kinds " == *" unrelated "* ]] && ! [ -f "$models/ub/config.json" ]; then
+  say "making unrelated models in $models (${synth_shape[*]}, seeds 11 and 12)"
+  "$llmerge" synth "$models/ua" "${synth_shape[@]}" --seed 11 | tee -a "$log"
+  "$llmerge" synth "$models/ub" "${synth_shape[@]}" --seed 12 | tee -a "$log"
+fi
 layers=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["num_hidden_layers"])' \
   "$models/base/config.json")
 model_bytes=$(bytes_of "$models/base")
 mapfile -t input_files < <(for m in base a b; do safetensors_of "$models/$m"; done)
+# Every input of every kind (kept warm for the runs; the floor is measured on base, a and b).
+mapfile -t all_input_files < <(for m in base a b ua ub; do [ -d "$models/$m" ] && safetensors_of "$models/$m"; done)
 input_bytes_all=0
 for f in "${input_files[@]}"; do input_bytes_all=$((input_bytes_all + $(stat -c %s "$f"))); done
 
@@ -183,14 +203,16 @@ rm -rf "$copy_dir"
 record "{\"kind\":\"floor\",\"op\":\"write\",\"cache\":\"warm\",\"bytes\":$model_bytes,\"wall_s\":$best_write,\"load1\":$m_load,\"command\":\"dd if=BASE_SHARD of=NEW bs=8M conv=fsync\"}"
 
 # ---- 3. configs ---------------------------------------------------------------------------
-candidates="linear slerp nuslerp task_arithmetic ties dare_ties dare_linear breadcrumbs della model_stock passthrough"
+candidates="linear slerp nuslerp multislerp karcher task_arithmetic ties dare_ties dare_linear breadcrumbs breadcrumbs_ties della della_linear model_stock sce ram ramplus_tl nearswap arcee_fusion passthrough"
 if [ -n "$methods_arg" ]; then
   candidates=$methods_arg
 fi
 
-# write_config METHOD FILE: a mergekit-schema config over the bench models (both tools read it).
+# write_config METHOD FILE [KIND]: a mergekit-schema config over the bench models (both tools
+# read it); KIND fine_tune (default) merges a and b, unrelated merges ua and ub.
 write_config() {
   local m=$1 f=$2 B="$models/base" A="$models/a" C="$models/b" half=$((layers / 2))
+  if [ "${3:-fine_tune}" = unrelated ]; then A="$models/ua" C="$models/ub"; fi
   case "$m" in
     linear)
       printf 'merge_method: linear\nmodels:\n  - model: %s\n    parameters: {weight: 0.5}\n  - model: %s\n    parameters: {weight: 0.5}\ndtype: bfloat16\n' "$A" "$C" ;;
@@ -198,6 +220,18 @@ write_config() {
       printf 'merge_method: slerp\nbase_model: %s\nmodels:\n  - model: %s\n  - model: %s\nparameters: {t: 0.5}\ndtype: bfloat16\n' "$B" "$B" "$A" ;;
     nuslerp)
       printf 'merge_method: nuslerp\nmodels:\n  - model: %s\n    parameters: {weight: 0.5}\n  - model: %s\n    parameters: {weight: 0.5}\ndtype: bfloat16\n' "$A" "$C" ;;
+    multislerp)
+      printf 'merge_method: multislerp\nmodels:\n  - model: %s\n    parameters: {weight: 0.5}\n  - model: %s\n    parameters: {weight: 0.5}\ndtype: bfloat16\n' "$A" "$C" ;;
+    karcher)
+      printf 'merge_method: karcher\nmodels:\n  - model: %s\n  - model: %s\ndtype: bfloat16\n' "$A" "$C" ;;
+    sce)
+      printf 'merge_method: sce\nbase_model: %s\nmodels:\n  - model: %s\n  - model: %s\nparameters: {select_topk: 0.5}\ndtype: bfloat16\n' "$B" "$A" "$C" ;;
+    ram | ramplus_tl)
+      printf "merge_method: $m\nbase_model: %s\nmodels:\n  - model: %s\n  - model: %s\ndtype: bfloat16\n" "$B" "$A" "$C" ;;
+    nearswap)
+      printf 'merge_method: nearswap\nbase_model: %s\nmodels:\n  - model: %s\nparameters: {t: 0.001}\ndtype: bfloat16\n' "$B" "$A" ;;
+    arcee_fusion)
+      printf 'merge_method: arcee_fusion\nbase_model: %s\nmodels:\n  - model: %s\ndtype: bfloat16\n' "$B" "$A" ;;
     task_arithmetic | model_stock)
       local p=""; [ "$m" = task_arithmetic ] && p='    parameters: {weight: 0.5}\n'
       printf "merge_method: $m\nbase_model: %s\nmodels:\n  - model: %s\n$p  - model: %s\n${p}dtype: bfloat16\n" "$B" "$A" "$C" ;;
@@ -218,7 +252,7 @@ config_input_bytes() {
   local m=$1 f=$2
   if [ "$m" = passthrough ]; then echo "$model_bytes"; return; fi
   local s=0 d
-  for d in base a b; do grep -q "$models/$d\$" "$f" && s=$((s + $(bytes_of "$models/$d"))); done
+  for d in base a b ua ub; do grep -q "$models/$d\$" "$f" && s=$((s + $(bytes_of "$models/$d"))); done
   echo $s
 }
 
@@ -230,12 +264,23 @@ for m in $candidates; do
     record "{\"kind\":\"skip\",\"method\":\"$m\",\"reason\":\"no config template in run.sh\"}"
     continue
   fi
+  write_config "$m" "$configs/unrelated-$m.yaml" unrelated
   methods+=("$m")
 done
 
 # ---- 4. llmerge ---------------------------------------------------------------------------
-run_one() { # TOOL METHOD THREADS CACHE
-  local tool=$1 m=$2 threads=$3 cache=$4 cfg="$configs/$2.yaml" dest="$runs/$1-$2"
+# The planner's peak memory estimate in bytes for CONFIG at THREADS threads ("null" if unknown).
+plan_estimate() {
+  "$llmerge" plan "$1" --json --threads "$2" 2>/dev/null |
+    python3 -c 'import json,sys; print(json.load(sys.stdin).get("peak_memory_estimate", "null"))' 2>/dev/null ||
+    echo null
+}
+
+run_one() { # TOOL METHOD THREADS CACHE [KIND]
+  local tool=$1 m=$2 threads=$3 cache=$4 kind=${5:-fine_tune}
+  local cfg="$configs/$2.yaml" dest="$runs/$1-$2" estimate=null
+  [ "$kind" = unrelated ] && cfg="$configs/unrelated-$2.yaml"
+  [ "$tool" = llmerge ] && estimate=$(plan_estimate "$cfg" "$threads")
   local in_bytes out_bytes best="" best_rss="" best_cpu="" best_cpu_s="" best_load="" status=0 cached
   local flush=0 best_flush=0 t0
   in_bytes=$(config_input_bytes "$m" "$cfg")
@@ -271,12 +316,12 @@ run_one() { # TOOL METHOD THREADS CACHE
     [ "$status" -eq 124 ] && why=timeout
     say "$tool $m: $why (exit $status); see $log"
     [ "$tool" = llmerge ] && llmerge_failures=$((llmerge_failures + 1))
-    record "{\"kind\":\"run\",\"tool\":\"$tool\",\"method\":\"$m\",\"threads\":$threads,\"cache\":\"$cache\",\"status\":\"$why\",\"exit\":$status,\"wall_s\":$m_wall,\"input_bytes\":$in_bytes,\"load1\":$m_load}"
+    record "{\"kind\":\"run\",\"tool\":\"$tool\",\"method\":\"$m\",\"inputs\":\"$kind\",\"threads\":$threads,\"cache\":\"$cache\",\"status\":\"$why\",\"exit\":$status,\"wall_s\":$m_wall,\"input_bytes\":$in_bytes,\"load1\":$m_load}"
     rm -rf "$dest"
     return 0
   fi
   out_bytes=$(bytes_of "$dest")
-  record "{\"kind\":\"run\",\"tool\":\"$tool\",\"method\":\"$m\",\"threads\":$threads,\"cache\":\"$cache\",\"cached_before\":$cached,\"status\":\"ok\",\"wall_s\":$best,\"repeats\":$repeat,\"peak_rss_kb\":$best_rss,\"cpu_pct\":$best_cpu,\"cpu_s\":$best_cpu_s,\"flush_s\":$best_flush,\"input_bytes\":$in_bytes,\"output_bytes\":$out_bytes,\"load1\":$best_load}"
+  record "{\"kind\":\"run\",\"tool\":\"$tool\",\"method\":\"$m\",\"inputs\":\"$kind\",\"threads\":$threads,\"cache\":\"$cache\",\"estimate_bytes\":$estimate,\"cached_before\":$cached,\"status\":\"ok\",\"wall_s\":$best,\"repeats\":$repeat,\"peak_rss_kb\":$best_rss,\"cpu_pct\":$best_cpu,\"cpu_s\":$best_cpu_s,\"flush_s\":$best_flush,\"input_bytes\":$in_bytes,\"output_bytes\":$out_bytes,\"load1\":$best_load}"
   rm -rf "$dest"
 }
 
@@ -295,14 +340,16 @@ for m in "${methods[@]}"; do
 done
 
 # Warm the inputs once more (the floor's writes may have pushed some out).
-cat "${input_files[@]}" >/dev/null
-for m in "${llmerge_methods[@]}"; do
-  run_one llmerge "$m" "$all_cores" warm
-  [ "$all_cores" -gt 1 ] && run_one llmerge "$m" 1 warm
+cat "${all_input_files[@]}" >/dev/null
+for kind in $input_kinds; do
+  for m in "${llmerge_methods[@]}"; do
+    run_one llmerge "$m" "$all_cores" warm "$kind"
+    [ "$all_cores" -gt 1 ] && run_one llmerge "$m" 1 warm "$kind"
+  done
 done
 if [ ${#llmerge_methods[@]} -gt 0 ]; then
   run_one llmerge "${llmerge_methods[0]}" "$all_cores" cold
-  cat "${input_files[@]}" >/dev/null
+  cat "${all_input_files[@]}" >/dev/null
 fi
 
 # ---- 5. mergekit --------------------------------------------------------------------------
@@ -350,9 +397,10 @@ fi
 
 # ---- 7. report ----------------------------------------------------------------------------
 args=(--raw "$raw" --out "$out_dir" --size "$size" --llmerge "$llmerge" --work "$work_dir"
-  --synth "${synth_shape[*]}" --command "bench/run.sh --size $size${methods_arg:+ --methods \"$methods_arg\"}${mergekit_yaml:+ (MERGEKIT_VENV set)}")
+  --synth "${synth_shape[*]}" --command "bench/run.sh --size $size${methods_arg:+ --methods \"$methods_arg\"} --inputs \"$input_kinds\"${mergekit_yaml:+ (MERGEKIT_VENV set)}")
 [ -n "$kernels_json" ] && args+=(--kernels "$kernels_json")
 [ -n "$methods_json" ] && args+=(--methods-bench "$methods_json")
+[ -f "$repo/bench/notes.md" ] && args+=(--notes "$repo/bench/notes.md")
 python3 "$repo/bench/report.py" "${args[@]}"
 say "wrote $out_dir/results.md, results.json, results.svg"
 if [ "$llmerge_failures" -gt 0 ]; then

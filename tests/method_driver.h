@@ -47,9 +47,12 @@ struct MergeRun {
   std::uint64_t scratch_bytes = TensorContext{}.scratch_bytes;
 };
 
-// Drives spec.make(...) exactly as the executor does, in chunks of `chunk` elements.
+// Drives spec.make(...) exactly as the executor does, in chunks of `chunk`
+// elements. `reads`, when given, gets how many times the inputs were read
+// (statistics passes + 1).
 inline std::vector<float> merge(const MergeRun& run, const std::vector<float>* base,
-                                const Tensors& models, std::int64_t chunk = 0) {
+                                const Tensors& models, std::int64_t chunk = 0,
+                                int* reads = nullptr) {
   const MethodSpec* spec = find_method(run.method);
   if (spec == nullptr) throw std::invalid_argument("no method " + run.method);
   const ResolvedParameters params = resolve(*spec, models.size(), run.globals, run.per_model);
@@ -82,6 +85,7 @@ inline std::vector<float> merge(const MergeRun& run, const std::vector<float>* b
       tensor_merge->observe(pass, make_chunk(begin));
     tensor_merge->end_pass(pass);
   }
+  if (reads != nullptr) *reads = tensor_merge->passes() + 1;
   std::vector<float> out(static_cast<std::size_t>(numel), -12345.0f);
   for (std::int64_t begin = 0; begin < numel; begin += chunk)
     tensor_merge->compute(make_chunk(begin), out.data() + begin);

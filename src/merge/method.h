@@ -33,9 +33,13 @@ namespace llmerge {
 // Reductions are summed per block of this many elements, then block sums in order.
 inline constexpr std::int64_t k_reduce_block = 1 << 16;
 
-// Memory a method may keep between its passes for one tensor (della's keep
-// bits), all models together; over it, the method recomputes instead.
-inline constexpr std::uint64_t k_scratch_bytes = 64u << 20;
+// Memory a method may keep between its passes for one tensor, all models
+// together: della's keep bits, the odd keys of ties and breadcrumbs
+// (rank_select.h). Over it, the method recomputes or takes one more pass.
+// 4 MiB: the keep bits of a Llama-3.2-1B MLP matrix (16 Mi elements) for two
+// models, and 2 x 4 MiB stays well inside the 64 MiB peak RSS aimed at with
+// two threads.
+inline constexpr std::uint64_t k_scratch_bytes = 4u << 20;
 
 // ---------------------------------------------------------------- parameters
 
@@ -118,8 +122,13 @@ struct MethodSpec {
   // Count of non-base inputs allowed; max 0 = unlimited.
   std::size_t models_min = 1;
   std::size_t models_max = 0;
-  bool random = false;        // uses the seed
-  bool uses_scratch = false;  // may keep up to TensorContext::scratch_bytes between passes
+  bool random = false;  // uses the seed
+  // Peak bytes that one TensorMerge of this method allocates and touches for
+  // a tensor of `shape` (`numel` elements) from `models` non-base inputs in
+  // chunks of `chunk` elements, besides the executor's chunk buffers: the
+  // planner's memory estimate adds it per worker. nullptr: a few KiB, counted as 0.
+  std::uint64_t (*memory_bytes)(const std::vector<std::int64_t>& shape, std::int64_t numel,
+                                std::size_t models, std::int64_t chunk) = nullptr;
   // When inputs differ in shape on an embedding, truncate to the common
   // sub-matrix (true; linear, slerp) or to the base's shape (false; the task
   // arithmetic family). See docs/mergekit-semantics.md §1.2.

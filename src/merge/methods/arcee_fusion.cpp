@@ -146,6 +146,18 @@ std::unique_ptr<TensorMerge> make_arcee_fusion(const TensorContext& context) {
   return std::make_unique<ArceeFusionMerge>(context);
 }
 
+// MethodSpec::memory_bytes: per row two RowSoftmax and the KL (f64 and f32)
+// in the first passes; then the f32 KL and a RankSelect over order keys with
+// three wanted buckets.
+std::uint64_t arcee_fusion_memory_bytes(const std::vector<std::int64_t>& shape, std::int64_t numel,
+                                        std::size_t /*models*/, std::int64_t /*chunk*/) {
+  const std::int64_t length = shape.size() >= 2 ? std::max<std::int64_t>(shape.back(), 1)
+                                                : std::max<std::int64_t>(numel, 1);
+  const auto rows = static_cast<std::uint64_t>(std::max<std::int64_t>(numel / length, 1));
+  return rows * sizeof(float) + std::max(rows * (2 * sizeof(RowSoftmax) + sizeof(double)),
+                                         RankSelect::memory_bytes(32, 3, 0));
+}
+
 }  // namespace
 
 MethodSpec make_arcee_fusion_spec() {
@@ -159,6 +171,7 @@ MethodSpec make_arcee_fusion_spec() {
   spec.models_max = 1;
   spec.rectify_to_common = true;
   spec.make = &make_arcee_fusion;
+  spec.memory_bytes = &arcee_fusion_memory_bytes;
   return spec;
 }
 

@@ -20,8 +20,7 @@
 //
 // The two cut-off ranks are found exactly by RankSelect (rank_select.h) in
 // two histogram passes over |δ|'s bits, or one when the keys with low bits
-// fit TensorContext::scratch_bytes (bf16 checkpoints); rescale adds a pass
-// for the norms.
+// fit the odd-key budget (bf16 fine-tunes); rescale adds a pass for the norms.
 //
 // Differences from mergekit:
 // - mergekit up to v0.1.4 sliced [bottom : −top], which is empty when
@@ -52,9 +51,10 @@ class OutlierSparsifier final : public gta::Sparsifier {
     const auto top = static_cast<std::int64_t>(gamma * n);
     low_ = std::max<std::int64_t>(0, numel - keep - top);
     high_ = low_ + keep - 1;  // last kept rank
-    const std::size_t odd_keys_max = context.scratch_bytes / sizeof(std::uint32_t) /
-                                     std::max<std::size_t>(context.model_count, 1);
-    if (keep > 0) select_.emplace(std::vector<std::int64_t>{low_, high_}, odd_keys_max);
+    if (keep > 0) {
+      select_.emplace(std::vector<std::int64_t>{low_, high_}, gta::odd_keys_budget(context),
+                      /*key_bits=*/31, numel);
+    }
   }
 
   int passes() const override {
@@ -64,8 +64,7 @@ class OutlierSparsifier final : public gta::Sparsifier {
 
   void observe(int pass, std::int64_t /*begin*/, const float* delta, std::size_t n) override {
     if (pass == 0 || (pass == 1 && low_pass_needed_)) {
-      for (std::size_t i = 0; i < n; ++i)
-        select_->add(pass, magnitude_key(delta[i]));
+      select_->add_all(pass, delta, n, magnitude_key);
       return;
     }
     masked_.resize(n);
@@ -164,6 +163,17 @@ std::unique_ptr<gta::Sparsifier> make_outliers(const TensorContext& context, std
                                              context.params->model_value(model, "gamma"), rescale);
 }
 
+// MethodSpec::memory_bytes: per model a RankSelect over magnitude keys with
+// two wanted buckets and its odd keys, plus the GTA buffers.
+std::uint64_t breadcrumbs_memory_bytes(const std::vector<std::int64_t>& /*shape*/,
+                                       std::int64_t numel, std::size_t models,
+                                       std::int64_t /*chunk*/) {
+  const std::uint64_t odd = std::min<std::uint64_t>(static_cast<std::uint64_t>(numel),
+                                                    gta::odd_keys_budget(k_scratch_bytes, models));
+  return gta::gta_merge_bytes(models) +
+         models * (RankSelect::memory_bytes(31, 2, odd) + k_reduce_block * sizeof(float));
+}
+
 std::unique_ptr<TensorMerge> make_breadcrumbs(const TensorContext& context) {
   return gta::make_gta_merge(context,
                              gta::GtaVariant{.consensus = false, .sparsifier = &make_outliers});
@@ -190,6 +200,7 @@ MethodSpec make_breadcrumbs_spec() {
                     "Drop each task vector's outliers and smallest entries, then sum",
                     /*normalize_default=*/false, /*rescale_default=*/false, gamma_parameter());
   spec.make = &make_breadcrumbs;
+  spec.memory_bytes = &breadcrumbs_memory_bytes;
   return spec;
 }
 
@@ -199,6 +210,7 @@ MethodSpec make_breadcrumbs_ties_spec() {
       "Drop each task vector's outliers and smallest entries, elect signs, sum",
       /*normalize_default=*/false, /*rescale_default=*/false, gamma_parameter());
   spec.make = &make_breadcrumbs_ties;
+  spec.memory_bytes = &breadcrumbs_memory_bytes;
   return spec;
 }
 

@@ -87,6 +87,13 @@ std::unique_ptr<gta::Sparsifier> make_bernoulli(const TensorContext& context, st
   return std::make_unique<BernoulliSparsifier>(context, model, density, rescale);
 }
 
+// MethodSpec::memory_bytes: per model one block of uniforms and, for the
+// rescale pass, of masked values; plus the GTA buffers.
+std::uint64_t dare_memory_bytes(const std::vector<std::int64_t>& /*shape*/, std::int64_t /*numel*/,
+                                std::size_t models, std::int64_t /*chunk*/) {
+  return gta::gta_merge_bytes(models) + models * 2 * k_reduce_block * sizeof(float);
+}
+
 std::unique_ptr<TensorMerge> make_dare_ties(const TensorContext& context) {
   return gta::make_gta_merge(context,
                              gta::GtaVariant{.consensus = true, .sparsifier = &make_bernoulli});
@@ -105,6 +112,7 @@ MethodSpec make_dare_ties_spec() {
                                   /*normalize_default=*/false, /*rescale_default=*/true);
   spec.random = true;
   spec.make = &make_dare_ties;
+  spec.memory_bytes = &dare_memory_bytes;
   return spec;
 }
 
@@ -114,6 +122,7 @@ MethodSpec make_dare_linear_spec() {
                                   /*normalize_default=*/false, /*rescale_default=*/true);
   spec.random = true;
   spec.make = &make_dare_linear;
+  spec.memory_bytes = &dare_memory_bytes;
   return spec;
 }
 

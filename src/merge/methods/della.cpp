@@ -291,6 +291,19 @@ std::unique_ptr<gta::Sparsifier> make_magprune(const TensorContext& context, std
   return std::make_unique<MagPruneSparsifier>(context, model, density, rescale);
 }
 
+// MethodSpec::memory_bytes: the keep bits of the whole tensor when they fit
+// the scratch budget (as MagPruneSparsifier decides), the per-row buffers
+// (RankKeep's entries, uniforms, keep bytes; rows of up to ~8 Ki elements)
+// and the chunk's keep bytes, per model; plus the GTA buffers.
+std::uint64_t della_memory_bytes(const std::vector<std::int64_t>& /*shape*/, std::int64_t numel,
+                                 std::size_t models, std::int64_t chunk) {
+  const auto mask_bytes = (static_cast<std::uint64_t>(numel) + 7) / 8;
+  const std::uint64_t cache = mask_bytes * models <= k_scratch_bytes ? mask_bytes : 0;
+  constexpr std::uint64_t k_row_buffers = 256u << 10;
+  return gta::gta_merge_bytes(models) +
+         models * (cache + k_row_buffers + static_cast<std::uint64_t>(chunk));
+}
+
 std::unique_ptr<TensorMerge> make_della(const TensorContext& context) {
   return gta::make_gta_merge(context,
                              gta::GtaVariant{.consensus = true, .sparsifier = &make_magprune});
@@ -335,7 +348,7 @@ MethodSpec make_della_spec() {
                     "elect signs, average",
                     /*normalize_default=*/true, /*rescale_default=*/true, epsilon_parameter());
   spec.random = true;
-  spec.uses_scratch = true;
+  spec.memory_bytes = &della_memory_bytes;
   spec.make = &make_della;
   spec.check = &check_della;
   return spec;
@@ -348,7 +361,7 @@ MethodSpec make_della_linear_spec() {
                     "weighted sum",
                     /*normalize_default=*/false, /*rescale_default=*/true, epsilon_parameter());
   spec.random = true;
-  spec.uses_scratch = true;
+  spec.memory_bytes = &della_memory_bytes;
   spec.make = &make_della_linear;
   spec.check = &check_della;
   return spec;

@@ -128,6 +128,13 @@ class ModelStockMerge final : public TensorMerge {
   std::vector<float> ratios_;
 };
 
+// MethodSpec::memory_bytes: the statistics pass's task vectors of one chunk.
+std::uint64_t model_stock_memory_bytes(const std::vector<std::int64_t>& /*shape*/,
+                                       std::int64_t /*numel*/, std::size_t models,
+                                       std::int64_t chunk) {
+  return models * static_cast<std::uint64_t>(chunk) * sizeof(float);
+}
+
 std::unique_ptr<TensorMerge> make_model_stock(const TensorContext& context) {
   return std::make_unique<ModelStockMerge>(context);
 }
@@ -148,6 +155,7 @@ MethodSpec make_model_stock_spec() {
       bool_parameter("filter_wise", false, "One ratio per row (last axis) instead of per tensor"),
   };
   spec.make = &make_model_stock;
+  spec.memory_bytes = &model_stock_memory_bytes;
   return spec;
 }
 

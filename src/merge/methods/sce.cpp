@@ -55,9 +55,10 @@ class SceMerge final : public TensorMerge {
 
   void observe(int pass, const Chunk& chunk) override {
     const auto n = static_cast<std::size_t>(chunk.size);
+    if (select_) fill_variance(chunk);
     if (select_ && pass < RankSelect::k_passes) {
       for (std::size_t e = 0; e < n; ++e) {
-        const float v = variance(chunk, e);
+        const float v = var_[e];
         if (pass == 0 && v != 0.0f) ++nonzero_;
         if (pass == 0) {
           ++high_counts_[magnitude_key(v) >> 16];
@@ -71,7 +72,7 @@ class SceMerge final : public TensorMerge {
     for (std::size_t i = 0; i < m_; ++i) {
       mask_observe_ = ties_observe_;
       for (std::size_t e = 0; e < n; ++e) {
-        const bool kept = !select_ || selected(variance(chunk, e), mask_observe_);
+        const bool kept = !select_ || selected(var_[e], mask_observe_);
         tau_[e] = kept ? chunk.models[i][e] - chunk.base[e] : 0.0f;
       }
       kernels::for_each_block(chunk.begin, chunk.size, [&](std::size_t off, std::size_t len) {
@@ -117,9 +118,10 @@ class SceMerge final : public TensorMerge {
 
   void compute(const Chunk& chunk, float* out) override {
     tau_.resize(m_);
+    if (select_) fill_variance(chunk);
     for (std::int64_t e = 0; e < chunk.size; ++e) {
       const auto u = static_cast<std::size_t>(e);
-      const bool kept = !select_ || selected(variance(chunk, u), ties_compute_);
+      const bool kept = !select_ || selected(var_[u], ties_compute_);
       float total = 0.0f;
       for (std::size_t i = 0; i < m_; ++i) {
         tau_[i] = kept ? chunk.models[i][u] - chunk.base[u] : 0.0f;
@@ -139,18 +141,42 @@ class SceMerge final : public TensorMerge {
   }
 
  private:
-  // Population variance over the models of τ_i at element e, rounded to f32.
-  float variance(const Chunk& chunk, std::size_t e) const {
-    double mean = 0.0;
-    for (std::size_t i = 0; i < m_; ++i)
-      mean += static_cast<double>(chunk.models[i][e] - chunk.base[e]);
-    mean /= static_cast<double>(m_);
-    double var = 0.0;
-    for (std::size_t i = 0; i < m_; ++i) {
-      const double d = static_cast<double>(chunk.models[i][e] - chunk.base[e]) - mean;
-      var += d * d;
+  // var_[e] = the population variance over the models of τ_i at element e of
+  // the chunk, rounded to f32:
+  //   mean = (0 + τ_1 + ... + τ_m) / m,  var = (0 + (τ_1 − mean)² + ...) / m
+  // in f64, models in config order. Computed once per chunk and pass (every
+  // pass, and each model in the weights pass, needs it), a block of elements
+  // at a time with the models in the outer loop, so the loops over elements
+  // vectorize; each element's operations and their order are the same.
+  void fill_variance(const Chunk& chunk) {
+    constexpr std::size_t k_block = 1024;
+    const auto n = static_cast<std::size_t>(chunk.size);
+    var_.resize(n);
+    const double count = static_cast<double>(m_);
+    double mean[k_block];
+    double sum[k_block];
+    for (std::size_t off = 0; off < n; off += k_block) {
+      const std::size_t len = std::min(k_block, n - off);
+      const float* base = chunk.base + off;
+      std::fill(mean, mean + len, 0.0);
+      for (std::size_t i = 0; i < m_; ++i) {
+        const float* x = chunk.models[i] + off;
+        for (std::size_t e = 0; e < len; ++e)
+          mean[e] += static_cast<double>(x[e] - base[e]);
+      }
+      for (std::size_t e = 0; e < len; ++e)
+        mean[e] /= count;
+      std::fill(sum, sum + len, 0.0);
+      for (std::size_t i = 0; i < m_; ++i) {
+        const float* x = chunk.models[i] + off;
+        for (std::size_t e = 0; e < len; ++e) {
+          const double d = static_cast<double>(x[e] - base[e]) - mean[e];
+          sum[e] += d * d;
+        }
+      }
+      for (std::size_t e = 0; e < len; ++e)
+        var_[off + e] = static_cast<float>(sum[e] / count);
     }
-    return static_cast<float>(var / static_cast<double>(m_));
   }
 
   // Whether the element with variance v is among the k selected; `ties`
@@ -178,10 +204,20 @@ class SceMerge final : public TensorMerge {
   std::vector<double> squares_;
   std::vector<float> weights_;
   std::vector<float> tau_;
+  std::vector<float> var_;  // fill_variance(): one chunk's variances
 };
 
 std::unique_ptr<TensorMerge> make_sce(const TensorContext& context) {
   return std::make_unique<SceMerge>(context);
+}
+
+// MethodSpec::memory_bytes: the high-bits histogram and RankSelect's copy
+// of it, then its low histogram (64-bit counts, 2^16 each), and one chunk's
+// task vector and variances.
+std::uint64_t sce_memory_bytes(const std::vector<std::int64_t>& /*shape*/, std::int64_t /*numel*/,
+                               std::size_t /*models*/, std::int64_t chunk) {
+  return 2 * (std::uint64_t{1} << 16) * sizeof(std::uint64_t) +
+         2 * static_cast<std::uint64_t>(chunk) * sizeof(float);
 }
 
 }  // namespace
@@ -206,6 +242,7 @@ MethodSpec make_sce_spec() {
                      "Accepted for mergekit compatibility; saves memory there, no effect here"),
   };
   spec.make = &make_sce;
+  spec.memory_bytes = &sce_memory_bytes;
   return spec;
 }
 

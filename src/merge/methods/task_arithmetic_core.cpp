@@ -166,6 +166,11 @@ MethodSpec gta_spec(std::string name, std::string pretty_name, std::string refer
   return spec;
 }
 
+std::uint64_t gta_merge_bytes(std::size_t models) {
+  return static_cast<std::uint64_t>(k_reduce_block) * sizeof(float) +  // scratch_
+         (models + 2) * k_step * sizeof(float);                        // deltas_, mixed_, divisor_
+}
+
 void L1Rescale::add_block(const float* delta, const float* masked, std::size_t n) {
   full_ += kernels::reduce_l1(delta, n);
   kept_ += kernels::reduce_l1(masked, n);

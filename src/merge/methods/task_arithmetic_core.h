@@ -16,6 +16,7 @@
 // All of it in f32 (mergekit: the config dtype), sums in config order.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -60,6 +61,25 @@ struct GtaVariant {
   bool consensus = false;
   SparsifierFactory sparsifier = nullptr;  // nullptr: no sparsification (density ignored)
 };
+
+// The odd keys (rank_select.h) one model's sparsifier may keep in its first
+// pass: its share of a quarter of TensorContext::scratch_bytes (1 MiB by
+// default), at most one per element. Small on purpose: the memory estimate
+// must hold whether or not the keys come (a bf16 fine-tune has under 1 % odd
+// keys, unrelated weights nearly 100 %), and past the budget the price is one
+// more pass, not a cliff.
+inline std::uint64_t odd_keys_budget(std::uint64_t scratch_bytes, std::size_t models) {
+  return scratch_bytes / 4 / sizeof(std::uint32_t) / std::max<std::size_t>(models, 1);
+}
+inline std::size_t odd_keys_budget(const TensorContext& context) {
+  return static_cast<std::size_t>(
+      std::min<std::uint64_t>(static_cast<std::uint64_t>(std::max<std::int64_t>(context.numel, 0)),
+                              odd_keys_budget(context.scratch_bytes, context.model_count)));
+}
+
+// Bytes a GtaMerge holds itself (the task-vector block and the compute
+// step's rows), for MethodSpec::memory_bytes.
+std::uint64_t gta_merge_bytes(std::size_t models);
 
 std::unique_ptr<TensorMerge> make_gta_merge(const TensorContext& context, GtaVariant variant);
 

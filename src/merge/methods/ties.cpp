@@ -15,15 +15,11 @@
 // Parameters: per-model `weight` (required), `density` (1.0); global
 // `normalize` (true), `rescale` (false), `lambda` (1.0), `int8_mask` (false).
 //
-// Top-k by selection, not sorting: the bits of a non-negative float order
-// like the float, so a histogram pass over the high 16 bits of |δ_i| finds
-// the bucket of the k-th largest value, and a second pass over the low 16
-// bits inside that bucket gives the exact value T and how many elements
-// exceed it. The second pass is skipped when the first could keep every key
-// with low bits set (within TensorContext::scratch_bytes): a task vector of
-// bf16 checkpoints is almost all keys without low bits, the least of their
-// bucket, so the kept keys decide T. rescale adds a pass for the two L1
-// norms. density >= 1 needs no pass.
+// Top-k by selection, not sorting: the k-th largest |δ_i| is ascending rank
+// numel − k, found exactly by RankSelect (rank_select.h) in two histogram
+// passes over the bits of |δ_i|, or one when the keys with low bits set fit
+// the odd-key budget (a bf16 fine-tune's task vector has almost none).
+// rescale adds a pass for the two L1 norms. density >= 1 needs no pass.
 //
 // Differences from mergekit:
 // - Ties at T: the first elements in flattened order are kept until exactly
@@ -33,7 +29,7 @@
 //   checks it.
 // - NaN in |δ| ranks above +Inf (by its bits); f32 math (mergekit: dtype).
 #include <algorithm>
-#include <functional>
+#include <optional>
 #include <vector>
 
 #include "merge/kernels/kernels.h"
@@ -44,101 +40,50 @@
 namespace llmerge {
 namespace {
 
-constexpr std::size_t k_buckets = 1u << 16;
-// |x| has a clear sign bit, so its high 16 bits take only 2^15 values.
-constexpr std::size_t k_high_buckets = 1u << 15;
-
 class MagnitudeSparsifier final : public gta::Sparsifier {
  public:
   MagnitudeSparsifier(const TensorContext& context, double density, bool rescale)
-      : keep_(std::max<std::int64_t>(
+      : numel_(context.numel),
+        keep_(std::max<std::int64_t>(
             context.numel > 0 ? 1 : 0,
             static_cast<std::int64_t>(density * static_cast<double>(context.numel)))),
         keep_all_(keep_ >= context.numel),
-        rescale_(rescale),
-        odd_keys_max_(context.scratch_bytes / sizeof(std::uint32_t) /
-                      std::max<std::size_t>(context.model_count, 1)) {
-    if (keep_ > 0 && !keep_all_) histogram_.assign(4 * k_high_buckets, 0);
+        rescale_(rescale) {
+    if (keep_ > 0 && !keep_all_) {
+      select_.emplace(std::vector<std::int64_t>{numel_ - keep_}, gta::odd_keys_budget(context),
+                      /*key_bits=*/31, numel_);
+    }
   }
 
   int passes() const override {
-    if (keep_ <= 0 || keep_all_) return 0;
+    if (!select_) return 0;
     return (low_pass_needed_ ? 2 : 1) + (rescale_ ? 1 : 0);
   }
 
   void observe(int pass, std::int64_t /*begin*/, const float* delta, std::size_t n) override {
-    switch (stage(pass)) {
-      case Stage::high: {
-        // Neighbouring elements often share a bucket; four interleaved
-        // sub-histograms keep those increments from waiting on each other.
-        std::uint32_t low_bits = 0;
-        std::size_t i = 0;
-        for (; i + 4 <= n; i += 4) {
-          const std::uint32_t b0 = magnitude_key(delta[i]);
-          const std::uint32_t b1 = magnitude_key(delta[i + 1]);
-          const std::uint32_t b2 = magnitude_key(delta[i + 2]);
-          const std::uint32_t b3 = magnitude_key(delta[i + 3]);
-          ++histogram_[b0 >> 16];
-          ++histogram_[(b1 >> 16) + k_high_buckets];
-          ++histogram_[(b2 >> 16) + 2 * k_high_buckets];
-          ++histogram_[(b3 >> 16) + 3 * k_high_buckets];
-          low_bits |= (b0 | b1 | b2 | b3) & 0xffffu;
-        }
-        for (; i < n; ++i) {
-          const std::uint32_t bits = magnitude_key(delta[i]);
-          ++histogram_[bits >> 16];
-          low_bits |= bits & 0xffffu;
-        }
-        if (low_bits != 0) keep_odd_keys(delta, n);
-        break;
-      }
-      case Stage::low:
-        for (std::size_t i = 0; i < n; ++i) {
-          const std::uint32_t bits = magnitude_key(delta[i]);
-          if ((bits >> 16) == high_) ++histogram_[bits & 0xffffu];
-        }
-        break;
-      case Stage::norms:
-        masked_.resize(n);
-        mask(delta, masked_.data(), n, 1.0f, ties_seen_observe_);
-        rescale_norms_.add_block(delta, masked_.data(), n);
-        break;
+    if (stage(pass) != Stage::norms) {
+      select_->add_all(pass, delta, n, magnitude_key);
+      return;
     }
+    masked_.resize(n);
+    mask(delta, masked_.data(), n, 1.0f, ties_seen_observe_);
+    rescale_norms_.add_block(delta, masked_.data(), n);
   }
 
   void end_pass(int pass) override {
-    switch (stage(pass)) {
-      case Stage::high: {
-        for (std::size_t b = 0; b < k_high_buckets; ++b) {
-          histogram_[b] += histogram_[b + k_high_buckets] + histogram_[b + 2 * k_high_buckets] +
-                           histogram_[b + 3 * k_high_buckets];
-        }
-        std::fill(histogram_.begin() + k_high_buckets, histogram_.end(), 0);
-        const auto [bucket, above] = select_bucket(keep_);
-        high_ = bucket;
-        above_high_ = above;
-        if (odd_keys_overflow_) {
-          histogram_.assign(k_buckets, 0);  // the low bits need their own pass
-        } else {
-          select_in_bucket();
-          low_pass_needed_ = false;
-          std::vector<std::uint64_t>().swap(histogram_);
-        }
-        std::vector<std::uint32_t>().swap(odd_keys_);
-        break;
-      }
-      case Stage::low: {
-        const auto [bucket, above] = select_bucket(keep_ - above_high_);
-        threshold_ = (high_ << 16) | bucket;
-        ties_to_keep_ = keep_ - above_high_ - above;
-        std::vector<std::uint64_t>().swap(histogram_);
-        break;
-      }
-      case Stage::norms:
-        factor_ = rescale_norms_.factor();
-        std::vector<float>().swap(masked_);
-        break;
+    if (stage(pass) == Stage::norms) {
+      factor_ = rescale_norms_.factor();
+      std::vector<float>().swap(masked_);
+      return;
     }
+    select_->end_pass(pass);
+    if (pass == 0 && !select_->done()) return;  // the low bits need their pass
+    low_pass_needed_ = pass == 1;
+    // Keys above the threshold are kept; of those equal to it, the first in
+    // flattened order until keep_ are kept.
+    const RankSelect::Result& r = select_->result(0);
+    threshold_ = r.key;
+    ties_to_keep_ = keep_ - (numel_ - r.below - r.equal);
   }
 
   void apply(std::int64_t /*begin*/, float* delta, std::size_t n) override {
@@ -148,65 +93,10 @@ class MagnitudeSparsifier final : public gta::Sparsifier {
   }
 
  private:
-  enum class Stage { high, low, norms };
+  enum class Stage { select, norms };
 
   Stage stage(int pass) const {
-    if (pass == 0) return Stage::high;
-    if (pass == 1 && low_pass_needed_) return Stage::low;
-    return Stage::norms;
-  }
-
-  // Keys with low bits set ("odd": a bf16 task vector has few, an f32 one
-  // almost only those), kept while they fit the scratch budget. Every other
-  // key is its high bits followed by zeros, the least key of its bucket, so
-  // the histogram of the high bits and these keys give the exact threshold
-  // without a pass over the low bits.
-  void keep_odd_keys(const float* delta, std::size_t n) {
-    if (odd_keys_overflow_) return;
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::uint32_t bits = magnitude_key(delta[i]);
-      if ((bits & 0xffffu) != 0) odd_keys_.push_back(bits);
-    }
-    if (odd_keys_.size() > odd_keys_max_) {
-      odd_keys_overflow_ = true;
-      std::vector<std::uint32_t>().swap(odd_keys_);
-    }
-  }
-
-  // After the high pass, from the odd keys: the threshold inside bucket high_.
-  void select_in_bucket() {
-    std::vector<std::uint32_t> in_bucket;
-    for (const std::uint32_t key : odd_keys_) {
-      if ((key >> 16) == high_) in_bucket.push_back(key);
-    }
-    std::sort(in_bucket.begin(), in_bucket.end(), std::greater<>());
-    const std::int64_t wanted = keep_ - above_high_;  // >= 1, <= the bucket's count
-    const auto odd = static_cast<std::int64_t>(in_bucket.size());
-    if (wanted > odd) {  // the threshold is the bucket's even key; every odd key is above it
-      threshold_ = high_ << 16;
-      ties_to_keep_ = wanted - odd;
-      return;
-    }
-    threshold_ = in_bucket[static_cast<std::size_t>(wanted - 1)];
-    const auto above =
-        std::find(in_bucket.begin(), in_bucket.end(), threshold_) - in_bucket.begin();
-    ties_to_keep_ = wanted - above;
-  }
-
-  struct Selection {
-    std::uint32_t bucket;
-    std::int64_t above;  // elements in higher buckets
-  };
-
-  // The highest bucket b with count(buckets >= b) >= wanted (wanted >= 1).
-  Selection select_bucket(std::int64_t wanted) const {
-    std::int64_t above = 0;
-    for (std::size_t b = k_buckets; b-- > 0;) {
-      const auto count = static_cast<std::int64_t>(histogram_[b]);
-      if (above + count >= wanted) return {static_cast<std::uint32_t>(b), above};
-      above += count;
-    }
-    return {0, above};  // unreachable: the histogram counts every element
+    return pass == 0 || (pass == 1 && low_pass_needed_) ? Stage::select : Stage::norms;
   }
 
   // out[i] = in[i] * factor where kept, else 0. Elements above the threshold
@@ -246,16 +136,12 @@ class MagnitudeSparsifier final : public gta::Sparsifier {
     return ties_seen++ < ties_to_keep_;
   }
 
+  std::int64_t numel_;
   std::int64_t keep_;
   bool keep_all_;
   bool rescale_;
-  std::size_t odd_keys_max_;
-  bool low_pass_needed_ = true;  // until the high pass shows it is not
-  std::vector<std::uint32_t> odd_keys_;
-  bool odd_keys_overflow_ = false;
-  std::vector<std::uint64_t> histogram_;
-  std::uint32_t high_ = 0;
-  std::int64_t above_high_ = 0;
+  std::optional<RankSelect> select_;
+  bool low_pass_needed_ = true;  // until RankSelect is done after pass 0
   std::uint32_t threshold_ = 0;
   std::int64_t ties_to_keep_ = 0;
   std::int64_t ties_seen_observe_ = 0;
@@ -270,6 +156,17 @@ std::unique_ptr<gta::Sparsifier> make_magnitude(const TensorContext& context, st
   return std::make_unique<MagnitudeSparsifier>(context, density, rescale);
 }
 
+// MethodSpec::memory_bytes: per model a RankSelect over magnitude keys
+// (one wanted bucket) with its odd keys, plus the GTA buffers and, with
+// rescale, one block of masked values.
+std::uint64_t ties_memory_bytes(const std::vector<std::int64_t>& /*shape*/, std::int64_t numel,
+                                std::size_t models, std::int64_t /*chunk*/) {
+  const std::uint64_t odd = std::min<std::uint64_t>(static_cast<std::uint64_t>(numel),
+                                                    gta::odd_keys_budget(k_scratch_bytes, models));
+  return gta::gta_merge_bytes(models) +
+         models * (RankSelect::memory_bytes(31, 1, odd) + k_reduce_block * sizeof(float));
+}
+
 std::unique_ptr<TensorMerge> make_ties(const TensorContext& context) {
   return gta::make_gta_merge(context,
                              gta::GtaVariant{.consensus = true, .sparsifier = &make_magnitude});
@@ -282,6 +179,7 @@ MethodSpec make_ties_spec() {
                                   "Keep each task vector's largest entries, elect signs, average",
                                   /*normalize_default=*/true, /*rescale_default=*/false);
   spec.make = &make_ties;
+  spec.memory_bytes = &ties_memory_bytes;
   return spec;
 }
 
