@@ -71,9 +71,10 @@ struct PlannedTensorInfo {
 class Plan {
  public:
   // Every output tensor with its inputs and resolved parameters, as JSON.
-  std::string json() const;
+  // `run` sizes the memory estimate (threads, chunk size).
+  std::string json(const RunOptions& run = {}) const;
   // The layer map, sample parameters, sizes and memory estimate, as text.
-  std::string describe() const;
+  std::string describe(const RunOptions& run = {}) const;
   std::vector<PlannedTensorInfo> tensors() const;
   std::vector<std::string> notes() const;  // non-fatal remarks for the user
   std::uint64_t output_bytes() const;

@@ -58,12 +58,20 @@ const std::string& Config::merge_method() const {
 
 // -------------------------------------------------------------------- Plan
 
-std::string Plan::json() const {
-  return plan_to_json(data_->plan).dump(2);
+namespace {
+
+int thread_count(const RunOptions& run) {
+  return run.threads > 0 ? run.threads : default_thread_count();
 }
 
-std::string Plan::describe() const {
-  return describe_plan(data_->plan);
+}  // namespace
+
+std::string Plan::json(const RunOptions& run) const {
+  return plan_to_json(data_->plan, thread_count(run), run.chunk_elements).dump(2);
+}
+
+std::string Plan::describe(const RunOptions& run) const {
+  return describe_plan(data_->plan, thread_count(run), run.chunk_elements);
 }
 
 std::vector<PlannedTensorInfo> Plan::tensors() const {
@@ -92,14 +100,6 @@ std::uint64_t Plan::output_bytes() const {
 std::int64_t Plan::output_layers() const {
   return data_->plan.out_layers;
 }
-
-namespace {
-
-int thread_count(const RunOptions& run) {
-  return run.threads > 0 ? run.threads : default_thread_count();
-}
-
-}  // namespace
 
 std::uint64_t Plan::memory_estimate(const RunOptions& run) const {
   return data_->plan.peak_memory_estimate(thread_count(run), run.chunk_elements);

@@ -61,7 +61,7 @@ std::vector<const PlannedTensor*> samples(const MergePlan& plan) {
 
 }  // namespace
 
-std::string describe_plan(const MergePlan& plan) {
+std::string describe_plan(const MergePlan& plan, int threads, std::int64_t chunk_elements) {
   std::string s;
   s += fmt::format("merge method: {} ({})\n", plan.method->name, plan.method->pretty_name);
   s += "models:\n";
@@ -97,14 +97,15 @@ std::string describe_plan(const MergePlan& plan) {
                    human_bytes(plan.output_bytes()), shards.files.size(),
                    human_bytes(plan.options.shard_size_max));
   s += fmt::format("peak memory estimate: {} ({} thread(s), chunks of {} elements)\n",
-                   human_bytes(plan.peak_memory_estimate()), plan.options.threads,
-                   plan.options.chunk_elements);
+                   human_bytes(plan.peak_memory_estimate(threads, chunk_elements)),
+                   threads > 0 ? threads : plan.options.threads,
+                   chunk_elements > 0 ? chunk_elements : plan.options.chunk_elements);
   for (const auto& note : plan.notes)
     s += "note: " + note + "\n";
   return s;
 }
 
-nlohmann::json plan_to_json(const MergePlan& plan) {
+nlohmann::json plan_to_json(const MergePlan& plan, int threads, std::int64_t chunk_elements) {
   using nlohmann::json;
   json j;
   j["merge_method"] = plan.method->name;
@@ -159,7 +160,7 @@ nlohmann::json plan_to_json(const MergePlan& plan) {
   const auto shards = plan_shards(plan_tensor_specs(plan), plan.options.shard_size_max);
   j["output_bytes"] = plan.output_bytes();
   j["shards"] = shards.files;
-  j["peak_memory_estimate"] = plan.peak_memory_estimate();
+  j["peak_memory_estimate"] = plan.peak_memory_estimate(threads, chunk_elements);
   j["config"] = plan.out_config;
   j["notes"] = plan.notes;
   return j;

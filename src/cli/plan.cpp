@@ -5,8 +5,8 @@
 
 #include "command.h"
 #include "llmerge/llmerge.h"
-#include "table_options.h"
 #include "llmerge/text.h"
+#include "table_options.h"
 
 namespace llmerge::cli {
 
@@ -21,13 +21,16 @@ struct PlanCommand {
 int run_plan(const PlanCommand& c) {
   const MergeOptions options = c.table.options();
   if (!c.json) {
-    fmt::print("{}",
-               terminal_safe(plan(Config::load(c.config), options.plan, run_cancel_token()).describe()));
+    fmt::print(
+        "{}",
+        terminal_safe(
+            plan(Config::load(c.config), options.plan, run_cancel_token()).describe(options.run)));
     return 0;
   }
   // With --json, problems are printed as JSON on stdout too, for tools.
   try {
-    fmt::print("{}\n", plan(Config::load(c.config), options.plan, run_cancel_token()).json());
+    fmt::print("{}\n",
+               plan(Config::load(c.config), options.plan, run_cancel_token()).json(options.run));
   } catch (const Error& e) {
     fmt::print("{}\n", e.problems_json());
     throw;

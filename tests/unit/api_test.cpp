@@ -283,6 +283,36 @@ TEST_F(Api, PlanViewsDescribeTheSameTensors) {
   EXPECT_LT(p.memory_estimate(one), p.memory_estimate(four));
 }
 
+// docs/RELIABILITY.md class 20: the plan's memory estimate is an upper bound of
+// what the run uses (measured: the CLI's peak RSS), and not a wild one.
+TEST_F(Api, MemoryEstimateBoundsTheMeasuredPeak) {
+  if (!fs::exists("/usr/bin/time")) GTEST_SKIP() << "needs /usr/bin/time (scripts/install-deps.sh)";
+  if (testing::k_sanitizer_slowdown > 1) GTEST_SKIP() << "sanitizers change the memory use";
+  TempDir tmp;
+  for (const std::string method : {"ties", "della", "linear"}) {
+    const std::string yaml =
+        "merge_method: " + method + "\nbase_model: " + path("big_base") +
+        "\nmodels:\n  - model: " + path("big_a") + "\n    parameters: {weight: 1" +
+        (method == "linear" ? "" : ", density: 0.5") + "}\n  - model: " + path("big_base") +
+        "\n    parameters: {weight: 1" + (method == "linear" ? "" : ", density: 0.5") + "}\n";
+    testing::write_text(tmp / (method + ".yaml"), yaml);
+    RunOptions two;
+    two.threads = 2;
+    const std::uint64_t estimate = plan(Config::parse(yaml)).memory_estimate(two);
+    const std::string out = (tmp / ("out-" + method)).string();
+    const std::string cfg = (tmp / (method + ".yaml")).string();
+    // Through /usr/bin/time: a child spawned from this (larger) process would
+    // inherit its peak RSS across exec.
+    const fs::path rss = tmp / (method + ".rss");
+    const std::string cmd = "/usr/bin/time -f %M -o " + rss.string() + " " + LLMERGE_CLI_PATH +
+                            " run " + cfg + " -o " + out + " -j 2 -q";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    const std::uint64_t peak = std::stoull(testing::read_text(rss)) * 1024;  // KiB
+    EXPECT_LE(peak, estimate) << method << ": measured " << peak << " > estimate " << estimate;
+    EXPECT_LE(estimate, 3 * peak) << method << ": estimate " << estimate << " vs " << peak;
+  }
+}
+
 TEST_F(Api, InspectAndMethodsAreJson) {
   const ModelInfo info = inspect(path("a"));
   EXPECT_NE(info.json.find("\"hidden_size\": 64"), std::string::npos) << info.json;
