@@ -10,6 +10,7 @@
 
 #include "command.h"
 #include "llmerge/llmerge.h"
+#include "parse_errors.h"
 
 namespace llmerge::cli {
 
@@ -77,7 +78,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    return cli::report_parse_error(app, e, argc, argv);
   }
   try {
     return action ? action() : 0;

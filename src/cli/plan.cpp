@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 
 #include "command.h"
+#include "compat_flags.h"
 #include "llmerge/llmerge.h"
 #include "table_options.h"
 
@@ -15,9 +16,11 @@ struct PlanCommand {
   std::string config;
   TableOptions table;
   bool json = false;
+  CompatFlags mergekit;
 };
 
 int run_plan(const PlanCommand& c) {
+  print_notes(c.mergekit.apply());
   const MergeOptions options = c.table.options();
   if (!c.json) {
     fmt::print("{}", plan(Config::load(c.config), options.plan, run_cancel_token()).describe());
@@ -41,6 +44,7 @@ const bool registered = register_command(
        c->table.add(app, "plan");
        app.add_flag("--json", c->json,
                     "print the full plan (every tensor) as JSON; on failure, the problems");
+       c->mergekit.add(app);
        return [c] { return run_plan(*c); };
      }});
 

@@ -217,14 +217,19 @@ TEST_F(Api, SetOptionValidatesAndNamesTheOption) {
   MergeOptions o;
   set_option(o, "threads", "3");
   set_option(o, "out-shard-size", "2GiB");
-  set_option(o, "bits", "4");  // an alias of quantize
+  set_option(o, "bits", "3");  // an alias of q_bits; it turns quantize on
   set_option(o, "copy_tokenizer", "false");
   EXPECT_EQ(o.run.threads, 3);
   EXPECT_EQ(o.plan.out_shard_size, "2GiB");
-  EXPECT_EQ(o.plan.quantize, 4);
+  EXPECT_EQ(o.plan.q_bits, 3);
+  EXPECT_TRUE(o.plan.quantize);
   EXPECT_FALSE(o.run.copy_tokenizer);
-  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
-           {"threads", "many"}, {"force", "maybe"}, {"q_mode", "nf4"}, {"nonsense", "1"}}) {
+  for (const auto& [name, value] :
+       std::vector<std::pair<std::string, std::string>>{{"threads", "many"},
+                                                        {"force", "maybe"},
+                                                        {"q_mode", "nf4"},
+                                                        {"q_bits", "7"},
+                                                        {"nonsense", "1"}}) {
     try {
       set_option(o, name, value);
       ADD_FAILURE() << name << "=" << value << " was accepted";
