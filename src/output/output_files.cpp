@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 
 #include "core/error.h"
+#include "output/conversion_card.h"
 
 namespace llmerge {
 
@@ -39,9 +40,12 @@ std::string read_file(const fs::path& path) {
 }  // namespace
 
 std::string model_card(const MergePlan& plan, const std::string& title) {
-  std::string s = "---\nbase_model:\n";
-  for (const auto& ref : plan.model_refs)
-    s += fmt::format("- {}\n", ref);
+  // Hub ids only, never local paths, as mergekit writes it.
+  std::string s = "---\n";
+  std::string hub_models;
+  for (std::size_t i = 0; i < plan.model_refs.size(); ++i)
+    if (const auto id = hub_id_of(plan, i)) hub_models += fmt::format("- {}\n", *id);
+  if (!hub_models.empty()) s += "base_model:\n" + hub_models;
   s += "library_name: transformers\ntags:\n- merge\n- llmerge\n---\n";
   s += fmt::format(
       "# {}\n\nThis is a merge of pre-trained language models made with llmerge, "
@@ -66,7 +70,18 @@ std::string model_card(const MergePlan& plan, const std::string& title) {
 
 void write_side_files(const MergePlan& plan, ModelWriter& writer, const SideFileOptions& options) {
   writer.write_file("config.json", plan.out_config.dump(2) + "\n");
-  if (options.write_model_card) {
+  if (options.write_model_card && is_conversion(plan)) {
+    // A conversion keeps the input's recipe rather than claim a passthrough merge.
+    const fs::path in = plan.models[0].path();
+    const bool folder = fs::is_directory(in);
+    if (folder && fs::is_regular_file(in / "mergekit_config.yml")) {
+      writer.copy_file(in / "mergekit_config.yml", "mergekit_config.yml");
+    }
+    const std::string card =
+        folder && fs::is_regular_file(in / "README.md") ? read_file(in / "README.md") : "";
+    writer.write_file("README.md",
+                      conversion_card(plan, writer.out_dir().filename().string(), card));
+  } else if (options.write_model_card) {
     writer.write_file("mergekit_config.yml", plan.config.text);
     writer.write_file("README.md", model_card(plan, writer.out_dir().filename().string()));
   }
