@@ -22,9 +22,23 @@ struct QuantizeCommand {
   TableOptions table;
   OutputArgs output;
   bool trust_remote_code = false;
+  std::string quant_predicate;  // mlx_lm.convert's, refused
+  std::string upload_repo;      // mlx_lm.convert's, refused
 };
 
 int run_quantize(const QuantizeCommand& c) {
+  if (!c.quant_predicate.empty()) {
+    throw Error(ErrorKind::unsupported,
+                fmt::format("--quant-predicate {}: mixed-bit recipes are not supported; every "
+                            "quantized weight gets --q-bits",
+                            c.quant_predicate));
+  }
+  if (!c.upload_repo.empty()) {
+    throw Error(ErrorKind::unsupported,
+                fmt::format("--upload-repo: llmerge never uses the network; upload the output "
+                            "with: hf upload {} OUT",
+                            c.upload_repo));
+  }
   MergeOptions options = c.table.options();
   if (!options.plan.quantize && !options.plan.dequantize) {
     throw Error(ErrorKind::config,
@@ -54,6 +68,10 @@ const bool registered = register_command(
        c->table.add(app, "quantize");
        app.add_flag("--trust-remote-code,!--no-trust-remote-code", c->trust_remote_code,
                     "mlx_lm.convert's; no effect: llmerge never runs a model's code");
+       app.add_option("--quant-predicate", c->quant_predicate,
+                      "mlx_lm.convert's mixed-bit recipes; refused (not supported)");
+       app.add_option("--upload-repo", c->upload_repo,
+                      "mlx_lm.convert's; refused: llmerge never uses the network");
        return [c] { return run_quantize(*c); };
      }});
 

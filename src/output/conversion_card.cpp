@@ -62,7 +62,7 @@ std::string conversion_card(const MergePlan& plan, const std::string& title,
         const bool continuation = line.starts_with(" ") || line.starts_with("-");
         if (!continuation) {
           dropped_key = {};
-          for (const std::string_view key : {"library_name", "tags", "base_model"})
+          for (const std::string_view key : {"library_name", "pipeline_tag", "tags", "base_model"})
             if (is_top_level_key(line, key)) dropped_key = key;
         }
         if (dropped_key.empty()) {
@@ -80,7 +80,7 @@ std::string conversion_card(const MergePlan& plan, const std::string& title,
     s += fmt::format("{}\n", line);
   const auto hub = hub_id_of(plan, 0);
   if (hub) s += fmt::format("base_model: {}\n", *hub);
-  s += "library_name: mlx\ntags:\n";
+  s += "library_name: mlx\npipeline_tag: text-generation\ntags:\n";  // as mlx_lm.convert sets them
   for (const auto& t : tags)
     s += fmt::format("- {}\n", t);
   s += "---\n";

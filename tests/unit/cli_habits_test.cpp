@@ -302,6 +302,8 @@ TEST_F(CliHabits, QuantizeErrorsNameTheFlagTyped) {
       {"-q --q-mode nf4", "--q-mode takes one of"},
       {"--q-bitz 4", "unknown flag '--q-bitz'; did you mean '--q-bits'?"},
       {"", "say what to write: -q"},
+      {"-q --quant-predicate mixed_3_6", "mixed-bit recipes are not supported"},
+      {"-q --upload-repo me/model", "hf upload me/model OUT"},
   };
   for (const auto& [flags, message] : cases) {
     std::string log;
@@ -331,7 +333,7 @@ TEST_F(CliHabits, QuantizeWritesAnMlxCardAndKeepsTheInputsRecipe) {
   const std::string out = path("merged-4bit");
   ASSERT_EQ(run_cli("quantize " + merged + " " + out + " -q --force --quiet"), 0);
   const std::string card = read_text(fs::path(out) / "README.md");
-  EXPECT_TRUE(contains(card, "library_name: mlx\n")) << card;
+  EXPECT_TRUE(contains(card, "library_name: mlx\npipeline_tag: text-generation\n")) << card;
   EXPECT_TRUE(contains(card, "tags:\n- merge\n- llmerge\n- mlx\n")) << card;
   EXPECT_FALSE(contains(card, "library_name: transformers")) << card;
   EXPECT_TRUE(contains(card, "converted to MLX format (MLX-quantized, 4 bits, group size 64"))
