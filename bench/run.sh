@@ -289,7 +289,7 @@ run_one() { # TOOL METHOD THREADS CACHE [KIND]
     [ "$cache" = cold ] && evict "${input_files[@]}"
     cached=$(cached_fraction "${input_files[@]}")
     if [ "$tool" = llmerge ]; then
-      measure "llmerge $m threads=$threads $cache #$i" -- "$llmerge" run "$cfg" -o "$dest" -q --threads "$threads"
+      measure "llmerge $m threads=$threads $cache #$i" -- "$llmerge" run "$cfg" -o "$dest" --quiet --threads "$threads"
     else
       # Offline: the bench models are local, and mergekit must not wait on the network.
       measure "mergekit $m $cache #$i" -- env HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \

@@ -109,7 +109,7 @@ RunResult run(const Plan& plan, const std::string& out_dir, const RunOptions& op
 // plan() then run(), with the plan's cancellation taken from options.run.cancel.
 RunResult merge(const Config& config, const std::string& out_dir, const MergeOptions& options = {});
 
-// Writes one model MLX-quantized (options.plan.quantize bits) or dense
+// Writes one model MLX-quantized (options.plan.quantize, q_bits) or dense
 // (options.plan.dequantize): a passthrough merge of one model.
 RunResult quantize(const std::string& model, const std::string& out_dir,
                    const MergeOptions& options);

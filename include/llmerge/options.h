@@ -33,10 +33,13 @@ struct PlanOptions {
   std::string out_dtype;              // overrides the config's `out_dtype` ("" keeps it)
   bool allow_crimes = false;          // allow models of different architectures
   std::string out_shard_size = "5B";  // largest shard: 5B, 500MB, 2GiB, ...
-  int quantize = 0;                   // write MLX-quantized weights with this many bits (0: no)
-  int q_group_size = 64;              // MLX quantization group size
-  std::string q_mode = "affine";
-  bool dequantize = false;  // dense output even from MLX-quantized inputs
+  // MLX quantization of the output, named as mlx_lm.convert names it
+  // (-q/--quantize, --q-bits, --q-group-size, --q-mode) and with its defaults.
+  bool quantize = false;          // write MLX-quantized weights
+  int q_bits = 4;                 // 2, 3, 4, 5, 6 or 8
+  int q_group_size = 64;          // 32, 64 or 128
+  std::string q_mode = "affine";  // the only mode written so far
+  bool dequantize = false;        // dense output even from MLX-quantized inputs
   // Relative model paths in the config resolve against this directory. Empty:
   // the current directory (mergekit's rule, and the CLI's).
   std::string base_dir;

@@ -9,6 +9,7 @@
 #include "api/internal.h"
 #include "core/cancel.h"
 #include "core/error.h"
+#include "output/conversion_card.h"
 #include "output/run_merge.h"
 
 namespace llmerge {
@@ -156,9 +157,10 @@ RunResult merge(const Config& config, const std::string& out_dir, const MergeOpt
 
 RunResult quantize(const std::string& model, const std::string& out_dir,
                    const MergeOptions& options) {
-  if (options.plan.quantize == 0 && !options.plan.dequantize) {
+  if (!options.plan.quantize && !options.plan.dequantize) {
     throw Error(ErrorKind::config,
-                "say what to write: quantize=BITS (MLX-quantized) or dequantize (dense)");
+                "say what to write: quantize=True (MLX-quantized, q_bits 4 unless given) or "
+                "dequantize=True (dense)");
   }
   return merge(quantize_config(model), out_dir, options);
 }
@@ -167,7 +169,7 @@ Config quantize_config(const std::string& model) {
   // A quoted YAML scalar, so that any path is taken literally.
   const std::string yaml = fmt::format("merge_method: passthrough\nmodels:\n  - model: {}\n",
                                        nlohmann::json(model).dump());
-  return Config::parse(yaml, "<llmerge quantize>");
+  return Config::parse(yaml, std::string(k_conversion_config_file));
 }
 
 }  // namespace llmerge

@@ -15,20 +15,35 @@ namespace {
 
 using plan_detail::shape_string;
 
-// NaN marks an optional parameter left unset (passthrough's scale).
-std::string value_string(double v) {
-  return std::isnan(v) ? "unset" : fmt::format("{:g}", v);
+bool is_boolean(const MergePlan& plan, const std::string& name) {
+  for (const auto& p : plan.method->parameters)
+    if (p.name == name) return p.type == ParameterSpec::Type::boolean;
+  return false;
+}
+
+// Booleans (normalize, rescale, ...) print as true/false in text and JSON,
+// as they are written in the config. NaN marks an optional parameter left
+// unset (passthrough's scale).
+std::string value_string(const MergePlan& plan, const std::string& name, double v) {
+  if (std::isnan(v)) return "unset";
+  if (is_boolean(plan, name)) return v != 0 ? "true" : "false";
+  return fmt::format("{:g}", v);
+}
+
+nlohmann::json value_json(const MergePlan& plan, const std::string& name, double v) {
+  if (is_boolean(plan, name) && !std::isnan(v)) return v != 0;
+  return v;
 }
 
 std::string params_string(const MergePlan& plan, const PlannedTensor& t) {
   std::string out;
   for (const auto& [name, v] : t.params.global)
-    out += fmt::format(" {}={}", name, value_string(v));
+    out += fmt::format(" {}={}", name, value_string(plan, name, v));
   for (std::size_t i = 0; i < t.params.per_model.size(); ++i) {
     if (t.params.per_model[i].empty()) continue;
     out += fmt::format(" | {}:", plan.model_refs[t.inputs[i].model]);
     for (const auto& [name, v] : t.params.per_model[i])
-      out += fmt::format(" {}={}", name, value_string(v));
+      out += fmt::format(" {}={}", name, value_string(plan, name, v));
   }
   return out;
 }
@@ -146,12 +161,12 @@ nlohmann::json plan_to_json(const MergePlan& plan, int threads, std::int64_t chu
       tj["inputs"].push_back(input_json(in));
     json global = json::object();
     for (const auto& [name, v] : t.params.global)
-      global[name] = v;
+      global[name] = value_json(plan, name, v);
     json per_model = json::array();
     for (const auto& p : t.params.per_model) {
       json m = json::object();
       for (const auto& [name, v] : p)
-        m[name] = v;
+        m[name] = value_json(plan, name, v);
       per_model.push_back(m);
     }
     tj["parameters"] = {{"global", global}, {"per_model", per_model}};

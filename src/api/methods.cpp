@@ -70,10 +70,17 @@ std::string range_text(const ParameterSpec& p) {
   return "any";
 }
 
+// Counted as mergekit users count them: a required base is one of the models
+// (slerp takes two models, one of them the base). models_min and models_max
+// (and the JSON) count the models besides the base.
 std::string models_text(const MethodSpec& spec) {
-  if (spec.models_max == 0) return fmt::format("{} or more", spec.models_min);
-  if (spec.models_max == spec.models_min) return fmt::format("exactly {}", spec.models_min);
-  return fmt::format("{} to {}", spec.models_min, spec.models_max);
+  const bool base = spec.base_use == MethodSpec::BaseUse::required;
+  const std::size_t lo = spec.models_min + (base ? 1 : 0);
+  const std::size_t hi = spec.models_max + (base ? 1 : 0);
+  const char* of_them = base ? ", the base included" : "";
+  if (spec.models_max == 0) return fmt::format("{} or more{}", lo, of_them);
+  if (spec.models_max == spec.models_min) return fmt::format("exactly {}{}", lo, of_them);
+  return fmt::format("{} to {}{}", lo, hi, of_them);
 }
 
 std::string print_text() {

@@ -1,6 +1,8 @@
 // The options table (llmerge/options.h) and the one place option text is parsed.
 #include <algorithm>
 #include <charconv>
+#include <initializer_list>
+#include <limits>
 
 #include <fmt/core.h>
 #include <fmt/ranges.h>
@@ -61,11 +63,20 @@ std::vector<OptionInfo> build_table() {
        k_all_commands,
        {}},
       {"quantize",
+       'q',
+       T::boolean,
+       S::plan,
+       "false",
+       "write MLX-quantized weights (as mlx_lm.convert -q)",
+       {},
+       k_all_commands,
+       {}},
+      {"q_bits",
        0,
        T::integer,
        S::plan,
-       "0 (dense)",
-       "write MLX-quantized weights with this many bits: 2, 3, 4, 5, 6 or 8",
+       "4",
+       "bits per quantized weight: 2, 3, 4, 5, 6 or 8 (setting it turns quantize on)",
        {},
        k_all_commands,
        {"bits"}},
@@ -74,7 +85,7 @@ std::vector<OptionInfo> build_table() {
        T::integer,
        S::plan,
        "64",
-       "MLX quantization group size: 32, 64 or 128",
+       "weights per quantization group: 32, 64 or 128 (setting it turns quantize on)",
        {},
        k_all_commands,
        {}},
@@ -83,12 +94,12 @@ std::vector<OptionInfo> build_table() {
        T::choice,
        S::plan,
        "affine",
-       "MLX quantization mode (mxfp4 is read, not yet written)",
-       {"affine", "mxfp4"},
+       "quantization mode; mxfp4, nvfp4 and mxfp8 are read, not yet written",
+       {"affine", "mxfp4", "nvfp4", "mxfp8"},
        k_all_commands,
        {}},
       {"dequantize",
-       0,
+       'd',
        T::boolean,
        S::plan,
        "false",
@@ -105,7 +116,15 @@ std::vector<OptionInfo> build_table() {
        {},
        {},
        {}},
-      {"threads", 'j', T::integer, S::run, "all cores", "worker threads", {}, k_all_commands, {}},
+      {"threads",
+       'j',
+       T::integer,
+       S::run,
+       "all cores",
+       "worker threads",
+       {},
+       k_all_commands,
+       {"num_threads"}},
       {"chunk_elements",
        0,
        T::integer,
@@ -183,6 +202,15 @@ std::int64_t parse_int(const OptionInfo& o, std::string_view v, std::int64_t min
   return out;
 }
 
+int parse_one_of(const OptionInfo& o, std::string_view v, std::initializer_list<int> allowed) {
+  const auto n = parse_int(o, v, std::numeric_limits<int>::min(), std::numeric_limits<int>::max());
+  if (std::find(allowed.begin(), allowed.end(), n) == allowed.end()) {
+    throw Error(ErrorKind::config, fmt::format("option '{}' takes one of {}, not {}", o.name,
+                                               fmt::join(allowed, ", "), n));
+  }
+  return static_cast<int>(n);
+}
+
 }  // namespace
 
 const std::vector<OptionInfo>& option_table() {
@@ -222,11 +250,23 @@ void set_option(MergeOptions& options, std::string_view name, std::string_view v
     (void)parse_shard_size(v);  // validated now, with the option's name in the error
     p.out_shard_size = v;
   } else if (n == "quantize") {
-    p.quantize = static_cast<int>(parse_int(*o, v, 0, 8));
+    p.quantize = parse_bool(*o, v);
+  } else if (n == "q_bits") {
+    p.q_bits = parse_one_of(*o, v, {2, 3, 4, 5, 6, 8});  // what mx.quantize takes (affine)
+    p.quantize = true;
   } else if (n == "q_group_size") {
-    p.q_group_size = static_cast<int>(parse_int(*o, v, 1, 1 << 20));
+    p.q_group_size = parse_one_of(*o, v, {32, 64, 128});
+    p.quantize = true;
   } else if (n == "q_mode") {
+    // Refused here, before a plan is made or anything else is asked.
+    if (v != "affine") {
+      throw Error(ErrorKind::unsupported,
+                  fmt::format("option 'q_mode': writing {} is not supported yet; llmerge reads "
+                              "{} models but writes only affine quantization",
+                              v, v));
+    }
     p.q_mode = v;
+    p.quantize = true;
   } else if (n == "dequantize") {
     p.dequantize = parse_bool(*o, v);
   } else if (n == "base_dir") {
@@ -316,11 +356,11 @@ PlanSettings to_internal(const PlanOptions& o) {
   out.out_dtype = dtype(o.out_dtype, "out_dtype");
   out.allow_crimes = o.allow_crimes;
   out.shard_size_max = parse_shard_size(o.out_shard_size);
-  if (o.quantize > 0) {
-    out.quantize = QuantParams{o.quantize, o.q_group_size, parse_quant_mode(o.q_mode)};
+  if (o.quantize) {
+    out.quantize = QuantParams{o.q_bits, o.q_group_size, parse_quant_mode(o.q_mode)};
   }
   out.dequantize = o.dequantize;
-  if (o.quantize > 0 && o.dequantize) {
+  if (o.quantize && o.dequantize) {
     throw Error(ErrorKind::config, "quantize and dequantize exclude each other; give one");
   }
   out.base_dir = o.base_dir;

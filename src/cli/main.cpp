@@ -12,6 +12,7 @@
 #include "llmerge/llmerge.h"
 #include "llmerge/text.h"
 #include "signals.h"
+#include "parse_errors.h"
 
 namespace llmerge::cli {
 
@@ -62,7 +63,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e) == 0 ? 0 : 2;
+    return cli::report_parse_error(app, e, argc, argv);
   }
   try {
     const int rc = action ? action() : 0;

@@ -4,6 +4,7 @@
 #include <fmt/core.h>
 
 #include "command.h"
+#include "compat_flags.h"
 #include "llmerge/llmerge.h"
 #include "llmerge/text.h"
 #include "table_options.h"
@@ -16,9 +17,11 @@ struct PlanCommand {
   std::string config;
   TableOptions table;
   bool json = false;
+  CompatFlags mergekit;
 };
 
 int run_plan(const PlanCommand& c) {
+  print_notes(c.mergekit.apply());
   const MergeOptions options = c.table.options();
   if (!c.json) {
     fmt::print(
@@ -46,6 +49,7 @@ const bool registered = register_command(
        c->table.add(app, "plan");
        app.add_flag("--json", c->json,
                     "print the full plan (every tensor) as JSON; on failure, the problems");
+       c->mergekit.add(app);
        return [c] { return run_plan(*c); };
      }});
 

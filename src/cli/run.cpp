@@ -1,13 +1,16 @@
 // `llmerge run CONFIG -o OUT` (or `llmerge run CONFIG OUT`): the merge.
 #include "run.h"
 
+#include <algorithm>
 #include <memory>
+#include <utility>
 
 #include <fmt/core.h>
 
 #include "command.h"
 #include "llmerge/text.h"
 #include "signals.h"
+#include "compat_flags.h"
 #include "table_options.h"
 
 namespace llmerge::cli {
@@ -39,10 +42,24 @@ std::string progress_line(const Progress& p) {
 
 }  // namespace
 
-void add_output_args(CLI::App& app, OutputArgs& o) {
+void add_output_args(CLI::App& app, OutputArgs& o, const std::string& output_alias) {
   app.add_option("out", o.out_positional, "output directory (or use -o)");
-  app.add_option("-o,--output", o.out_option, "output directory");
-  app.add_flag("-q,--quiet", o.quiet, "no progress output");
+  std::string names = "-o,--output";
+  if (!output_alias.empty()) names += ",--" + output_alias;
+  app.add_option(names, o.out_option, "output directory");
+  // Spelled out only: -q is mlx_lm.convert's --quantize.
+  app.add_flag("--quiet", o.quiet, "no notes or progress output");
+}
+
+double bits_per_weight(const Plan& plan) {
+  std::uint64_t weights = 0;
+  for (const auto& t : plan.tensors()) {
+    std::uint64_t n = 1;
+    for (const auto d : t.shape)
+      n *= static_cast<std::uint64_t>(d);
+    weights += n;
+  }
+  return weights ? static_cast<double>(plan.output_bytes()) * 8 / static_cast<double>(weights) : 0;
 }
 
 std::string output_dir(const OutputArgs& c) {
@@ -67,18 +84,34 @@ int write_output(const Plan& plan, const OutputArgs& c, MergeOptions options) {
   const bool tty = stderr_is_tty();
   if (!c.quiet) {
     run.progress_interval_s = tty ? 0.2 : 5.0;
-    run.progress = [tty](const Progress& p) {
+    // The run reports once more at the end; a log (not a terminal) gets
+    // each state once, so the last line is not printed twice.
+    auto last = std::make_shared<std::pair<std::size_t, std::uint64_t>>(~std::size_t{0}, 0);
+    run.progress = [tty, last](const Progress& p) {
       // Best effort: a full or closed stderr never stops the merge.
-      print_best_effort(stderr, tty ? fmt::format("\r\033[K{}", progress_line(p))
-                                    : fmt::format("{}\n", progress_line(p)));
+      if (tty) {
+        print_best_effort(stderr, fmt::format("\r\033[K{}", progress_line(p)));
+        return;
+      }
+      if (*last == std::pair{p.tensors_done, p.bytes_done}) return;
+      *last = {p.tensors_done, p.bytes_done};
+      print_best_effort(stderr, fmt::format("{}\n", progress_line(p)));
     };
   }
   const RunResult r = llmerge::run(plan, out, run);
   if (!c.quiet) {
     if (tty) print_best_effort(stderr, "\n");
-    print_best_effort(stdout, fmt::format("wrote {} ({} tensors, {}, {} layers)\n",
+    const auto tensors = plan.tensors();
+    const bool quantized = std::any_of(tensors.begin(), tensors.end(),
+                                       [](const auto& t) { return t.quantize_bits > 0; });
+    // As mlx_lm.convert ends: "Quantized model with 4.501 bits per weight."
+    if (quantized) {
+      print_best_effort(stderr, fmt::format("quantized model with {:.3f} bits per weight\n",
+                                            bits_per_weight(plan)));
+    }
+    print_best_effort(stdout, fmt::format("wrote {} ({} tensors, {}, {} layers) in {:.1f}s\n",
                                           terminal_safe(out), r.tensors, human_bytes(r.bytes),
-                                          r.layers));
+                                          r.layers, r.seconds));
   }
   return 0;
 }
@@ -89,15 +122,12 @@ struct RunCommand {
   std::string config;
   TableOptions table;
   OutputArgs output;
-  bool torch_only = false;  // --cuda, --lazy-unpickle, --low-cpu-memory
+  CompatFlags mergekit;
 };
 
 int run_run(const RunCommand& c) {
-  if (c.torch_only && !c.output.quiet) {
-    print_best_effort(stderr,
-                      "note: --cuda, --lazy-unpickle and --low-cpu-memory are mergekit/torch "
-                      "options; llmerge always streams on the CPU and ignores them\n");
-  }
+  const auto notes = c.mergekit.apply();
+  if (!c.output.quiet) print_notes(notes);
   const MergeOptions options = c.table.options();
   const Plan p = plan(Config::load(c.config), options.plan, run_cancel_token());
   return write_output(p, c.output, options);
@@ -110,8 +140,7 @@ const bool registered =
                         app.add_option("config", c->config, "mergekit YAML config")->required();
                         add_output_args(app, c->output);
                         c->table.add(app, "run");
-                        app.add_flag("--cuda,--lazy-unpickle,--low-cpu-memory", c->torch_only,
-                                     "accepted for mergekit compatibility; ignored");
+                        c->mergekit.add(app);
                         return [c] { return run_run(*c); };
                       }});
 

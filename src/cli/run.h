@@ -16,17 +16,22 @@ struct OutputArgs {
   bool quiet = false;
 };
 
-// OUT (positional), -o/--output and -q/--quiet.
-void add_output_args(CLI::App& app, OutputArgs& args);
+// OUT (positional), -o/--output (also --OUTPUT_ALIAS when given, e.g.
+// mlx_lm.convert's mlx-path) and --quiet.
+void add_output_args(CLI::App& app, OutputArgs& args, const std::string& output_alias = "");
 
 // The output folder from OUT or -o (Error(config) when missing or given twice).
 std::string output_dir(const OutputArgs& args);
 
 // Runs `plan` into the output folder, with progress on stderr unless quiet,
-// and the process's cancel token; prints the summary line. Returns 0.
+// and the process's cancel token; prints the summary line (with the elapsed
+// time, and bits per weight when quantized). Returns 0.
 int write_output(const Plan& plan, const OutputArgs& args, MergeOptions options);
 
 // "1.24 GB" (SI units, as `inspect` and the progress line use).
 std::string human_bytes(std::uint64_t n);
+
+// Output bits per logical weight (scales and biases included), as mlx-lm reports.
+double bits_per_weight(const Plan& plan);
 
 }  // namespace llmerge::cli

@@ -24,11 +24,15 @@ std::string human_count(std::uint64_t n) {
 }
 
 std::string human_bytes(std::uint64_t n) {
-  const double v = static_cast<double>(n);
-  if (n >= (1ull << 30)) return fmt::format("{:.2f} GiB", v / (1ull << 30));
-  if (n >= (1ull << 20)) return fmt::format("{:.1f} MiB", v / (1ull << 20));
-  if (n >= (1ull << 10)) return fmt::format("{:.1f} KiB", v / (1ull << 10));
-  return fmt::format("{} B", n);
+  // SI units, as `inspect`, `run` and mergekit's shard sizes ("5B" = 5e9 bytes) count.
+  static constexpr const char* k_units[] = {"bytes", "KB", "MB", "GB", "TB"};
+  double v = static_cast<double>(n);
+  int unit = 0;
+  while (v >= 1000 && unit < 4) {
+    v /= 1000;
+    ++unit;
+  }
+  return unit == 0 ? fmt::format("{} bytes", n) : fmt::format("{:.2f} {}", v, k_units[unit]);
 }
 
 }  // namespace llmerge

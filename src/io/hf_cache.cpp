@@ -105,7 +105,12 @@ fs::path resolve_model_reference(std::string_view reference, const fs::path& bas
   }
   for (const auto& candidate : local) {
     if (fs::exists(candidate, ec)) return candidate.lexically_normal();
-    looked.push_back(fmt::format("{} (local path)", candidate.string()));
+    // A relative path is looked up relative to the current directory
+    // (mergekit's rule); say so, since that is rarely where the config is.
+    looked.push_back(candidate.is_relative()
+                         ? fmt::format("{} (a local path, relative to the current directory {})",
+                                       candidate.string(), fs::current_path(ec).string())
+                         : fmt::format("{} (a local path)", candidate.string()));
   }
 
   const auto id = parse_hub_id(reference);
@@ -140,7 +145,7 @@ fs::path resolve_model_reference(std::string_view reference, const fs::path& bas
   for (const auto& place : looked)
     message += "\n  " + place;
   if (id) {
-    message += fmt::format("\ndownload it with: huggingface-cli download {}/{}", id->org, id->name);
+    message += fmt::format("\n  download it with: hf download {}/{}", id->org, id->name);
     if (!id->revision.empty()) message += " --revision " + id->revision;
   }
   throw Error(ErrorKind::io, message);

@@ -140,7 +140,7 @@ LayerStructure detect_layers(const std::vector<std::string>& tensor_names,
 // "models--org--name/snapshots/<commit>", the commit read from refs/<revision>
 // (default "main") or given directly as a commit hash. Never uses the network.
 // Throws Error(io) saying every place it looked and how to download the
-// model ("huggingface-cli download org/name").
+// model ("hf download org/name", huggingface_hub's current command).
 std::filesystem::path resolve_model_reference(std::string_view reference,
                                               const std::filesystem::path& base_dir = {});
 

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "io/files.h"
+#include "output/conversion_card.h"
 
 namespace llmerge {
 
@@ -72,9 +73,12 @@ std::string fence_for(const std::string& text) {
 }  // namespace
 
 std::string model_card(const MergePlan& plan, const std::string& title) {
-  std::string s = "---\nbase_model:\n";
-  for (const auto& ref : plan.model_refs)
-    s += fmt::format("- {}\n", yaml_scalar(ref));
+  // Hub ids only, never local paths, as mergekit writes it.
+  std::string s = "---\n";
+  std::string hub_models;
+  for (std::size_t i = 0; i < plan.model_refs.size(); ++i)
+    if (const auto id = hub_id_of(plan, i)) hub_models += fmt::format("- {}\n", yaml_scalar(*id));
+  if (!hub_models.empty()) s += "base_model:\n" + hub_models;
   s += "library_name: transformers\ntags:\n- merge\n- llmerge\n---\n";
   s += fmt::format(
       "# {}\n\nThis is a merge of pre-trained language models made with llmerge, "
@@ -101,7 +105,23 @@ std::string model_card(const MergePlan& plan, const std::string& title) {
 
 void write_side_files(const MergePlan& plan, ModelWriter& writer, const SideFileOptions& options) {
   writer.write_file("config.json", plan.out_config.dump(2) + "\n");
-  if (options.write_model_card) {
+  if (options.write_model_card && is_conversion(plan)) {
+    // A conversion keeps the input's recipe rather than claim a passthrough merge.
+    // The input's files are untrusted side files: found and read with the same guards.
+    const fs::path in = plan.models[0].path();
+    const bool folder = fs::is_directory(in);
+    if (folder) {
+      if (const auto recipe = find_side_file(in, "mergekit_config.yml")) {
+        writer.copy_file(*recipe, "mergekit_config.yml");
+      }
+    }
+    std::string card;
+    if (folder) {
+      if (const auto readme = find_side_file(in, "README.md")) card = read_regular_file(*readme);
+    }
+    writer.write_file("README.md",
+                      conversion_card(plan, writer.out_dir().filename().string(), card));
+  } else if (options.write_model_card) {
     writer.write_file("mergekit_config.yml", plan.config.text);
     writer.write_file("README.md", model_card(plan, writer.out_dir().filename().string()));
   }

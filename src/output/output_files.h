@@ -19,9 +19,12 @@ struct SideFileOptions {
   bool write_model_card = true;
 };
 
+// A conversion (`llmerge quantize`) gets conversion_card() and the input's
+// mergekit_config.yml instead of a passthrough merge's card.
 void write_side_files(const MergePlan& plan, ModelWriter& writer, const SideFileOptions& options);
 
-// The README.md model card: front matter (base_model: every model, tags:
+// The README.md model card of a merge: front matter (base_model: the Hub
+// models, never local paths, as mergekit; tags:
 // [merge, llmerge], library_name: transformers), the method, the models and the config.
 std::string model_card(const MergePlan& plan, const std::string& title);
 

@@ -145,7 +145,10 @@ struct Planner {
       plan.model_refs.push_back(ref);
       model_index[ref] = plan.models.size() - 1;
     } catch (const Error& e) {
-      diag.add(e.kind(), where, fmt::format("model '{}': {}", ref, e.what()));
+      // "model 'x' not found; looked in: ..." names the model already.
+      const std::string what = e.what();
+      const bool named = what.starts_with(fmt::format("model '{}'", ref));
+      diag.add(e.kind(), where, named ? what : fmt::format("model '{}': {}", ref, what));
     }
   }
 
@@ -624,7 +627,15 @@ struct Planner {
         for (const auto& src : slice.sources)
           mapping.sources.emplace_back(src.model, src.start + offset);
         plan.layer_map.push_back(std::move(mapping));
-        for (const auto& suffix : layer_suffixes(plan.models[lead.model], lead.start + offset)) {
+        // Every source's tensors, not just the lead's: a tensor that only some
+        // models have (models of different architectures, --allow-crimes) is
+        // reported as missing from the others rather than dropped unseen.
+        std::set<std::string> suffixes;
+        for (const auto& src : slice.sources) {
+          for (auto& suffix : layer_suffixes(plan.models[src.model], src.start + offset))
+            suffixes.insert(std::move(suffix));
+        }
+        for (const auto& suffix : suffixes) {
           add_tensor(slice, si, offset, fmt::format("{}.{}.{}", out_prefix, out_layer, suffix),
                      suffix, out_layer, t);
         }

@@ -43,7 +43,7 @@ void assign_output_quantization(MergePlan& plan, Diagnostics& diag) {
   const auto& requested = plan.options.quantize;
   if (requested) {
     if (auto error = quant_params_error(*requested)) {
-      diag.add(error->kind(), {}, fmt::format("--quantize: {}", error->message()));
+      diag.add(error->kind(), {}, fmt::format("quantization: {}", error->message()));
       return;
     }
     if (requested->mode != QuantMode::affine) {
@@ -60,7 +60,7 @@ void assign_output_quantization(MergePlan& plan, Diagnostics& diag) {
     if (q->mode != QuantMode::affine) {
       diag.add(ErrorKind::unsupported, {},
                fmt::format("tensor '{}': its input is {}-quantized, and writing {} is not "
-                           "supported yet; pass --dequantize or --quantize BITS",
+                           "supported yet; pass --dequantize or -q (--q-bits N)",
                            t.name, quant_mode_name(q->mode), quant_mode_name(q->mode)));
       continue;
     }

@@ -281,14 +281,19 @@ float operand_scale(const Inputs& in, std::size_t e) {
   return s;
 }
 
+// A plan parameter as a number; booleans (rescale, normalize) are true/false in the plan.
+double number(const json& v) {
+  return v.is_boolean() ? (v.get<bool>() ? 1.0 : 0.0) : v.get<double>();
+}
+
 double model_param(const Inputs& in, std::size_t i, const char* key, double fallback) {
   const json& pm = in.parameters.at("per_model").at(i);
-  return pm.contains(key) ? pm[key].get<double>() : fallback;
+  return pm.contains(key) ? number(pm[key]) : fallback;
 }
 
 double global_param(const Inputs& in, const char* key, double fallback) {
   const json& g = in.parameters.at("global");
-  return g.contains(key) ? g[key].get<double>() : fallback;
+  return g.contains(key) ? number(g[key]) : fallback;
 }
 
 // Marks the elements whose top-k keep/drop decision is ambiguous for some
@@ -447,7 +452,7 @@ TEST_P(Golden, MatchesMergekit) {
   const std::string cli = LLMERGE_CLI_PATH;
   const int rc = run_in(cwd,
                         cli + " run '" + config.string() + "' -o '" + (tmp / "out").string() +
-                            "' -q --no-copy-tokenizer",
+                            "' --quiet --no-copy-tokenizer",
                         tmp / "run.log");
 
   json result = {{"case", name}};

@@ -22,7 +22,7 @@ parameters:
   t: [0, 0.5, 1]
 YAML
 "$work/example/minimal_merge" "$work/slerp.yaml" "$work/out-api" >/dev/null 2>&1
-"$cli" run "$work/slerp.yaml" -o "$work/out-cli" -q
+"$cli" run "$work/slerp.yaml" -o "$work/out-cli" --quiet
 for f in model.safetensors config.json; do
   cmp "$work/out-api/$f" "$work/out-cli/$f"
 done

@@ -33,7 +33,7 @@ def check(name, ok, detail=""):
 
 
 def llmerge(binary, *args):
-    subprocess.run([binary, *args, "--force", "-q"], check=True)
+    subprocess.run([binary, *args, "--force", "--quiet"], check=True)
 
 
 def same_bits(a, b):
@@ -65,7 +65,7 @@ def main():
         for bits in (2, 3, 4, 5, 6, 8):
             for group in (32, 64, 128):
                 out = tmp / f"q{bits}_{group}"
-                llmerge(bin_, "quantize", str(tmp / "base"), "-o", str(out), "--bits", str(bits),
+                llmerge(bin_, "quantize", str(tmp / "base"), "-o", str(out), "-q", "--q-bits", str(bits),
                         "--q-group-size", str(group))
                 ours = mx.load(str(out / "model.safetensors"))
                 for name in CHECKED:
@@ -79,7 +79,7 @@ def main():
         # 2. dequantize == mx.dequantize for f32 scales (one rounding in both).
         subprocess.run([bin_, "synth", str(tmp / "f32"), *SHAPE, "--dtype", "f32", "--seed", "3",
                         "--force"], check=True, capture_output=True)
-        llmerge(bin_, "quantize", str(tmp / "f32"), "-o", str(tmp / "f32q"), "--bits", "4")
+        llmerge(bin_, "quantize", str(tmp / "f32"), "-o", str(tmp / "f32q"), "-q")
         llmerge(bin_, "quantize", str(tmp / "f32q"), "-o", str(tmp / "f32d"), "--dequantize")
         q = mx.load(str(tmp / "f32q" / "model.safetensors"))
         d = mx.load(str(tmp / "f32d" / "model.safetensors"))
@@ -92,7 +92,7 @@ def main():
         # 3. mlx-lm loads and runs merged models.
         from mlx_lm import generate, load
 
-        llmerge(bin_, "quantize", str(tmp / "a"), "-o", str(tmp / "a4"), "--bits", "4")
+        llmerge(bin_, "quantize", str(tmp / "a"), "-o", str(tmp / "a4"), "-q")
         config = tmp / "merge.yaml"
         config.write_text(
             "merge_method: slerp\n"

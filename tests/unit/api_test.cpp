@@ -235,14 +235,19 @@ TEST_F(Api, SetOptionValidatesAndNamesTheOption) {
   MergeOptions o;
   set_option(o, "threads", "3");
   set_option(o, "out-shard-size", "2GiB");
-  set_option(o, "bits", "4");  // an alias of quantize
+  set_option(o, "bits", "3");  // an alias of q_bits; it turns quantize on
   set_option(o, "copy_tokenizer", "false");
   EXPECT_EQ(o.run.threads, 3);
   EXPECT_EQ(o.plan.out_shard_size, "2GiB");
-  EXPECT_EQ(o.plan.quantize, 4);
+  EXPECT_EQ(o.plan.q_bits, 3);
+  EXPECT_TRUE(o.plan.quantize);
   EXPECT_FALSE(o.run.copy_tokenizer);
-  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
-           {"threads", "many"}, {"force", "maybe"}, {"q_mode", "nf4"}, {"nonsense", "1"}}) {
+  for (const auto& [name, value] :
+       std::vector<std::pair<std::string, std::string>>{{"threads", "many"},
+                                                        {"force", "maybe"},
+                                                        {"q_mode", "nf4"},
+                                                        {"q_bits", "7"},
+                                                        {"nonsense", "1"}}) {
     try {
       set_option(o, name, value);
       ADD_FAILURE() << name << "=" << value << " was accepted";
@@ -305,7 +310,7 @@ TEST_F(Api, MemoryEstimateBoundsTheMeasuredPeak) {
     // inherit its peak RSS across exec.
     const fs::path rss = tmp / (method + ".rss");
     const std::string cmd = "/usr/bin/time -f %M -o " + rss.string() + " " + LLMERGE_CLI_PATH +
-                            " run " + cfg + " -o " + out + " -j 2 -q";
+                            " run " + cfg + " -o " + out + " -j 2 --quiet";
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
     const std::uint64_t peak = std::stoull(testing::read_text(rss)) * 1024;  // KiB
     EXPECT_LE(peak, estimate) << method << ": measured " << peak << " > estimate " << estimate;

@@ -89,7 +89,7 @@ TEST(CliInspect, UnknownHubIdExitsTwoWithDownloadHint) {
   std::string log;
   EXPECT_EQ(run_cli("inspect nobody/nothing", &log), 2);
   unsetenv("HF_HUB_CACHE");
-  EXPECT_TRUE(contains(log, "huggingface-cli download nobody/nothing")) << log;
+  EXPECT_TRUE(contains(log, "hf download nobody/nothing")) << log;
 }
 
 TEST(CliSynth, PresetShapesCanBeOverridden) {

@@ -18,12 +18,12 @@
 #include <chrono>
 #include <thread>
 
-#include "output/layout.h"
-#include "output/sinks.h"
 #include "config/config.h"
 #include "core/error.h"
-#include "output/run_merge.h"
 #include "io/model.h"
+#include "output/layout.h"
+#include "output/run_merge.h"
+#include "output/sinks.h"
 #include "plan/plan.h"
 #include "synth/synth.h"
 #include "test_util.h"
@@ -168,7 +168,7 @@ TEST_F(Faults, DiskFullThroughTheCliExitsTwoAndLeavesNothing) {
   // Without SIGXFSZ ignored the CLI would be killed instead.
   const int rc = testing::run_cli(
       "--version >/dev/null; ulimit -f 8; " + std::string(LLMERGE_CLI_PATH) + " run " +
-          (work / "m.yaml").string() + " -o " + (work / "out").string() + " -q",
+          (work / "m.yaml").string() + " -o " + (work / "out").string() + " --quiet",
       &log);
   EXPECT_EQ(rc, 2) << log;
   EXPECT_NE(log.find("File too large"), std::string::npos) << log;
@@ -213,7 +213,7 @@ class Interrupt : public ::testing::Test {
     const std::string out = "out-" + std::to_string(signum);
     const std::string cmd = "cd '" + root.string() + "' && exec " + LLMERGE_CLI_PATH +
                             " run slow.yaml -o " + out +
-                            " --threads 1 --chunk-elements 65536 -q 2>err.txt";
+                            " --threads 1 --chunk-elements 65536 --quiet 2>err.txt";
     const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
     pid_t pid = 0;
     ASSERT_EQ(::posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ),
@@ -369,7 +369,9 @@ TEST_F(Faults, OutputContainingAnInputModelIsRefusedBeforeAnyWork) {
   const MergePlan plan = plan_for(linear_yaml(a(), b()));
   ErrorKind kind{};
   const std::string message = error_of(
-      [&] { run_merge(plan, RunSettings{.out_dir = a().parent_path(), .writer = {.force = true}}); },
+      [&] {
+        run_merge(plan, RunSettings{.out_dir = a().parent_path(), .writer = {.force = true}});
+      },
       &kind);
   EXPECT_EQ(kind, ErrorKind::config) << message;
   EXPECT_NE(message.find("contains input model"), std::string::npos) << message;

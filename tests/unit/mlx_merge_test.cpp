@@ -64,8 +64,9 @@ class MlxMerge : public ::testing::Test {
     ready_ =
         ok("synth " + path("base") + " " + shape + " --seed 1") &&
         ok("synth " + path("a") + " --like " + path("base") + " --delta-scale 0.05 --seed 2") &&
-        ok("quantize " + path("a") + " -o " + path("a4") + " --bits 4 -q") &&
-        ok("quantize " + path("base") + " -o " + path("base3") + " --bits 3 --q-group-size 32 -q");
+        ok("quantize " + path("a") + " -o " + path("a4") + " -q --quiet") &&
+        ok("quantize " + path("base") + " -o " + path("base3") +
+           " -q --q-bits 3 --q-group-size 32 --quiet");
   }
   static void TearDownTestSuite() { delete dir_; }
   void SetUp() override { ASSERT_TRUE(ready_) << "models could not be made"; }
@@ -75,7 +76,7 @@ class MlxMerge : public ::testing::Test {
                  std::string* log = nullptr) {
     testing::write_text(dir_->path() / "config.yaml", yaml);
     return testing::run_cli(
-        "run " + path("config.yaml") + " -o " + path(out) + " --force -q " + flags, log);
+        "run " + path("config.yaml") + " -o " + path(out) + " --force --quiet " + flags, log);
   }
 
   static TempDir* dir_;
@@ -172,7 +173,7 @@ TEST_F(MlxMerge, QuantizedOutputIsTheQuantizationOfTheDenseMerge) {
 TEST_F(MlxMerge, InputsOfDifferentBitWidthsMergeAndExplicitQuantizeWins) {
   ASSERT_EQ(run("merge_method: slerp\nbase_model: " + path("base3") + "\nmodels:\n  - model: " +
                     path("base3") + "\n  - model: " + path("a4") + "\nparameters: {t: 0.5}\n",
-                "slerp6", "--quantize 6 --q-group-size 128"),
+                "slerp6", "-q --q-bits 6 --q-group-size 128"),
             0);
   const Model out = Model::open(path("slerp6"));
   EXPECT_EQ(out.quantization().bits, 6);
@@ -183,12 +184,12 @@ TEST_F(MlxMerge, InputsOfDifferentBitWidthsMergeAndExplicitQuantizeWins) {
 TEST_F(MlxMerge, UnsupportedQuantizationIsRefusedBeforeWriting) {
   std::string log;
   EXPECT_EQ(run("merge_method: passthrough\nmodels:\n  - model: " + path("a") + "\n", "bad7",
-                "--quantize 7", &log),
+                "--q-bits 7", &log),
             2);
   EXPECT_NE(log.find("bits"), std::string::npos) << log;
   EXPECT_FALSE(fs::exists(path("bad7")));
   EXPECT_EQ(run("merge_method: passthrough\nmodels:\n  - model: " + path("a") + "\n", "badfp",
-                "--quantize 4 --q-group-size 32 --q-mode mxfp4", &log),
+                "-q --q-group-size 32 --q-mode mxfp4", &log),
             2);
   EXPECT_NE(log.find("not supported yet"), std::string::npos) << log;
   EXPECT_FALSE(fs::exists(path("badfp")));

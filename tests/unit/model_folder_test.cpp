@@ -396,7 +396,7 @@ TEST_F(HubCache, MissingModelListsEveryPlaceLookedAndHowToDownload) {
   const std::string m = e.message();
   EXPECT_TRUE(contains(m, (tmp_ / "base" / "org/absent@v2").string())) << m;
   EXPECT_TRUE(contains(m, (tmp_ / "hub" / "models--org--absent" / "refs" / "v2").string())) << m;
-  EXPECT_TRUE(contains(m, "huggingface-cli download org/absent --revision v2")) << m;
+  EXPECT_TRUE(contains(m, "hf download org/absent --revision v2")) << m;
 }
 
 TEST_F(HubCache, RefNamingAMissingSnapshotIsNotFound) {
@@ -409,7 +409,7 @@ TEST_F(HubCache, RefNamingAMissingSnapshotIsNotFound) {
 TEST_F(HubCache, ReferencesThatAreNotHubIdsAreNotLookedUp) {
   for (const std::string ref : {"./org/tiny", "a/b/c", "org/tiny@../../x", "../tiny"}) {
     const Error e = expect_error(ErrorKind::io, [&] { resolve_model_reference(ref); });
-    EXPECT_FALSE(contains(e.message(), "huggingface-cli")) << ref << ": " << e.message();
+    EXPECT_FALSE(contains(e.message(), "hf download")) << ref << ": " << e.message();
   }
 }
 

@@ -179,7 +179,7 @@ TEST_F(OutputCommit, ForceRefusesAFolderThatIsNotAPreviousOutput) {
   std::string log;
   const std::string cfg = (work / "out" / "merge.yaml").string();
   const int rc =
-      testing::run_cli("run " + cfg + " -o " + (work / "out").string() + " --force -q", &log);
+      testing::run_cli("run " + cfg + " -o " + (work / "out").string() + " --force --quiet", &log);
   EXPECT_EQ(rc, 2) << log;
   EXPECT_TRUE(contains(log, "'merge.yaml' is not a file llmerge writes")) << log;
   EXPECT_EQ(listing(work / "out"), std::vector<std::string>{"merge.yaml"});
@@ -193,10 +193,10 @@ TEST_F(OutputCommit, ForceRefusesAFolderThatIsNotAPreviousOutput) {
   EXPECT_TRUE(contains(message, "'checkpoints' is a folder")) << message;
   // A previous output is replaced.
   TempDir rerun;
-  ASSERT_EQ(testing::run_cli("run " + cfg + " -o " + (rerun / "out").string() + " -q", &log), 0)
+  ASSERT_EQ(testing::run_cli("run " + cfg + " -o " + (rerun / "out").string() + " --quiet", &log), 0)
       << log;
   EXPECT_EQ(
-      testing::run_cli("run " + cfg + " -o " + (rerun / "out").string() + " --force -q", &log), 0)
+      testing::run_cli("run " + cfg + " -o " + (rerun / "out").string() + " --force --quiet", &log), 0)
       << log;
 }
 
