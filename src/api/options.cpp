@@ -141,7 +141,7 @@ std::vector<OptionInfo> build_table() {
        "write README.md and mergekit_config.yml",
        {},
        k_write_commands,
-       {}},
+       {"model_card"}},  // the Python keyword the package's issue (#14) asked for
       {"force",
        0,
        T::boolean,
