@@ -194,13 +194,15 @@ def quantize(model: str | os.PathLike[str], out: str | os.PathLike[str], bits: i
              cancel: CancelToken | None = None, progress_interval: float = 0.1,
              **options: Any) -> RunResult:
     """Writes ``model`` MLX-quantized (``bits``, ``group_size``) into ``out``, as
-    ``mlx_lm.convert -q`` would. ``bits=0, dequantize=True`` writes it dense."""
+    ``mlx_lm.convert -q`` would. ``dequantize=True`` writes it dense instead (bits and
+    group_size are then ignored)."""
     opts = _option_text("quantize", "quantize", options)
     for taken in ("quantize", "q_group_size"):
         if taken in opts:
             raise TypeError(f"quantize() takes bits= and group_size=, not {taken}=")
-    opts["quantize"] = str(bits)
-    opts["q_group_size"] = str(group_size)
+    if opts.get("dequantize") != "true":
+        opts["quantize"] = str(bits)
+        opts["q_group_size"] = str(group_size)
     return _core.quantize(os.fspath(model), os.fspath(out), opts, progress, cancel,
                           progress_interval)
 

@@ -238,6 +238,8 @@ def test_quantize_writes_mlx_quantized_weights(models, tmp_path):
     assert config["quantization"]["bits"] == 4
     assert config["quantization"]["group_size"] == 32
     assert result.tensors > 0
+    llmerge.quantize(tmp_path / "q4", tmp_path / "dense", dequantize=True)
+    assert "quantization" not in json.loads((tmp_path / "dense" / "config.json").read_text())
 
 
 def test_inspect_and_methods(models):
@@ -272,3 +274,13 @@ def test_keyword_options_follow_the_options_table():
 def test_console_script_runs_the_bundled_cli(cli):
     out = subprocess.run([cli, "methods"], check=True, capture_output=True, text=True).stdout
     assert "ties" in out
+
+
+def test_the_extension_stub_names_everything_the_extension_defines():
+    import llmerge._core as core
+
+    stub = ast.parse(pathlib.Path(core.__file__).with_name("_core.pyi").read_text())
+    declared = {n.name for n in stub.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    declared |= {n.target.id for n in stub.body if isinstance(n, ast.AnnAssign)}
+    defined = {name for name in dir(core) if not name.startswith("_")} | {"__version__"}
+    assert defined == declared
