@@ -83,8 +83,8 @@ void translate_error(const std::exception_ptr& p, void*) {
     std::rethrow_exception(p);
   } catch (const llmerge::Error& e) {
     nb::object make = nb::module_::import_("llmerge._errors").attr("_from_native");
-    nb::object exc = make(std::string(llmerge::error_kind_name(e.kind())), e.what(),
-                          e.problems_json());
+    nb::object exc =
+        make(std::string(llmerge::error_kind_name(e.kind())), e.what(), e.problems_json());
     PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc.ptr())), exc.ptr());
   }
 }
@@ -153,8 +153,8 @@ NB_MODULE(_core, m) {
       .def_ro("seconds", &llmerge::Progress::seconds)
       .def("__repr__", [](const llmerge::Progress& p) {
         return "Progress(tensors " + std::to_string(p.tensors_done) + "/" +
-               std::to_string(p.tensors_total) + ", bytes " + std::to_string(p.bytes_done) +
-               "/" + std::to_string(p.bytes_total) + ")";
+               std::to_string(p.tensors_total) + ", bytes " + std::to_string(p.bytes_done) + "/" +
+               std::to_string(p.bytes_total) + ")";
       });
 
   nb::class_<llmerge::RunResult>(m, "RunResult")
@@ -179,10 +179,9 @@ NB_MODULE(_core, m) {
       "run",
       [](const llmerge::Plan& plan, const std::string& out, const OptionText& options,
          nb::object progress, std::optional<llmerge::CancelToken> cancel, double interval_s) {
-        return run_released(to_options(options), progress, cancel, interval_s,
-                            [&](const llmerge::MergeOptions& o) {
-                              return llmerge::run(plan, out, o.run);
-                            });
+        return run_released(
+            to_options(options), progress, cancel, interval_s,
+            [&](const llmerge::MergeOptions& o) { return llmerge::run(plan, out, o.run); });
       },
       "plan"_a, "out"_a, "options"_a, "progress"_a = nb::none(), "cancel"_a = nb::none(),
       "progress_interval"_a = 0.1);
@@ -191,10 +190,9 @@ NB_MODULE(_core, m) {
       "merge",
       [](const llmerge::Config& config, const std::string& out, const OptionText& options,
          nb::object progress, std::optional<llmerge::CancelToken> cancel, double interval_s) {
-        return run_released(to_options(options), progress, cancel, interval_s,
-                            [&](const llmerge::MergeOptions& o) {
-                              return llmerge::merge(config, out, o);
-                            });
+        return run_released(
+            to_options(options), progress, cancel, interval_s,
+            [&](const llmerge::MergeOptions& o) { return llmerge::merge(config, out, o); });
       },
       "config"_a, "out"_a, "options"_a, "progress"_a = nb::none(), "cancel"_a = nb::none(),
       "progress_interval"_a = 0.1);
@@ -203,10 +201,9 @@ NB_MODULE(_core, m) {
       "quantize",
       [](const std::string& model, const std::string& out, const OptionText& options,
          nb::object progress, std::optional<llmerge::CancelToken> cancel, double interval_s) {
-        return run_released(to_options(options), progress, cancel, interval_s,
-                            [&](const llmerge::MergeOptions& o) {
-                              return llmerge::quantize(model, out, o);
-                            });
+        return run_released(
+            to_options(options), progress, cancel, interval_s,
+            [&](const llmerge::MergeOptions& o) { return llmerge::quantize(model, out, o); });
       },
       "model"_a, "out"_a, "options"_a, "progress"_a = nb::none(), "cancel"_a = nb::none(),
       "progress_interval"_a = 0.1);
@@ -232,12 +229,13 @@ NB_MODULE(_core, m) {
 
   m.def(
       "synth",
-      [](const std::string& out, std::optional<std::string> params, std::optional<std::string> family,
-         std::optional<int> layers, std::optional<int> hidden, std::optional<int> intermediate,
-         std::optional<int> heads, std::optional<int> kv_heads, std::optional<int> vocab, bool tied,
-         std::optional<std::string> dtype, std::optional<std::uint64_t> seed,
-         std::optional<std::string> like, std::optional<double> delta_scale,
-         std::optional<std::string> shard_size, std::optional<int> threads, bool force) {
+      [](const std::string& out, std::optional<std::string> params,
+         std::optional<std::string> family, std::optional<int> layers, std::optional<int> hidden,
+         std::optional<int> intermediate, std::optional<int> heads, std::optional<int> kv_heads,
+         std::optional<int> vocab, bool tied, std::optional<std::string> dtype,
+         std::optional<std::uint64_t> seed, std::optional<std::string> like,
+         std::optional<double> delta_scale, std::optional<std::string> shard_size,
+         std::optional<int> threads, bool force) {
         llmerge::SynthSpec s;
         s.params = params.value_or("");
         s.family = family;
