@@ -20,7 +20,8 @@ thread that called ``merge`` (about every ``progress_interval`` seconds and once
 at the end) with a :class:`Progress`. On the main thread, Ctrl-C cancels the
 merge within ``progress_interval`` and raises ``KeyboardInterrupt``; nothing is
 left behind. An exception raised by ``progress`` cancels the merge the same way
-and propagates.
+and propagates. (On the last call, once every tensor is written, there is nothing
+left to cancel: the exception still propagates and the finished output stays.)
 """
 from __future__ import annotations
 
