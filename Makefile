@@ -8,7 +8,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build python-deps demo test test-quick test-sanitize test-tsan fuzz bench clean format
+.PHONY: all deps build python-deps demo test test-quick test-python test-sanitize test-tsan fuzz bench clean format
 
 all: build
 
@@ -21,10 +21,14 @@ $(BUILD_DIR)/build.ninja:
 build: deps $(BUILD_DIR)/build.ninja
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-# mlx (CPU) and mlx-lm in a venv, for the tests of llmerge's MLX output.
+# A venv with mlx (CPU), mlx-lm, nanobind, scikit-build-core and pytest, for the
+# tests of llmerge's MLX output and of the Python package; the build then
+# includes the extension (LLMERGE_BUILD_PYTHON) for that venv's Python.
+PY_VENV = $(CURDIR)/$(BUILD_DIR)/venv-mlx
 python-deps: build
 	@bash scripts/install-python-deps.sh $(BUILD_DIR)/venv-mlx
-	cmake -S . -B $(BUILD_DIR) -DLLMERGE_MLX_PYTHON=$(CURDIR)/$(BUILD_DIR)/venv-mlx/bin/python >/dev/null
+	cmake -S . -B $(BUILD_DIR) -DLLMERGE_MLX_PYTHON=$(PY_VENV)/bin/python \
+	  -DLLMERGE_BUILD_PYTHON=ON -DPython_EXECUTABLE=$(PY_VENV)/bin/python >/dev/null
 
 demo: build
 	@bash scripts/demo.sh $(BUILD_DIR)/src/llmerge
@@ -38,6 +42,12 @@ test: test-quick test-sanitize test-tsan
 test-quick: build python-deps
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS)
+
+# The Python package alone (tests/python/ through ctest; part of test-quick too).
+# LLMERGE_TEST_INSTALL=0 skips the slow `pip install .` test.
+test-python: python-deps
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+	cd $(BUILD_DIR) && ctest --output-on-failure -R '^Python\.'
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-sanitize: deps

@@ -160,7 +160,7 @@ std::vector<OptionInfo> build_table() {
        "write README.md and mergekit_config.yml",
        {},
        k_write_commands,
-       {}},
+       {"model_card"}},  // the Python keyword the package's issue (#14) asked for
       {"force",
        0,
        T::boolean,
@@ -250,7 +250,13 @@ void set_option(MergeOptions& options, std::string_view name, std::string_view v
     (void)parse_shard_size(v);  // validated now, with the option's name in the error
     p.out_shard_size = v;
   } else if (n == "quantize") {
-    p.quantize = parse_bool(*o, v);
+    // A bit count also means "quantize, with these bits" (Python's quantize=4).
+    if (v.size() == 1 && v[0] >= '2' && v[0] <= '8') {
+      p.q_bits = parse_one_of(*o, v, {2, 3, 4, 5, 6, 8});
+      p.quantize = true;
+    } else {
+      p.quantize = parse_bool(*o, v);
+    }
   } else if (n == "q_bits") {
     p.q_bits = parse_one_of(*o, v, {2, 3, 4, 5, 6, 8});  // what mx.quantize takes (affine)
     p.quantize = true;

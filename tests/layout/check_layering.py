@@ -3,7 +3,7 @@
 
 Stages, lowest first. A folder may include its own headers and those of
 folders before it. The CLI sees only the public API (include/llmerge/) and its
-own headers; src/api/ is the one folder that converts between public and
+own headers, and so does the Python extension (src/python/); src/api/ is the one folder that converts between public and
 internal types. Exits non-zero, listing each offending include.
 """
 import pathlib
@@ -13,6 +13,8 @@ import sys
 ORDER = ["core", "io", "config", "merge", "plan", "exec", "output", "api"]
 # Tools built beside the engine: they may use any engine stage, nothing above.
 TOOLS = {"synth": set(ORDER)}
+# Front ends: they see only the public API (include/llmerge/) and their own headers.
+FRONT_ENDS = {"cli": "the CLI", "python": "the Python extension"}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
 
@@ -27,9 +29,10 @@ def main(root: pathlib.Path) -> int:
             top = target.split("/")[0]
             if top == "llmerge":
                 continue  # the public API may be used everywhere
-            if folder == "cli":
-                if "/" in target:
-                    bad.append(f"{path.relative_to(root)}: the CLI includes internal '{target}'")
+            if folder in FRONT_ENDS:
+                if "/" in target and top != "nanobind":
+                    bad.append(f"{path.relative_to(root)}: {FRONT_ENDS[folder]} includes "
+                               f"internal '{target}'")
                 continue
             if "/" not in target or not (src / top).is_dir():
                 continue  # a generated or third-party header (hwy/...)
@@ -50,7 +53,7 @@ def main(root: pathlib.Path) -> int:
                 bad.append(f"{path.relative_to(root)}: public header includes '{target}'")
     for line in bad:
         print(line)
-    print(f"layering: {len(bad)} problem(s); stage order {' < '.join(ORDER)} < cli")
+    print(f"layering: {len(bad)} problem(s); stage order {' < '.join(ORDER)} < cli, python")
     return 1 if bad else 0
 
 
