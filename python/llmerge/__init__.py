@@ -198,11 +198,11 @@ def quantize(model: str | os.PathLike[str], out: str | os.PathLike[str], bits: i
     ``mlx_lm.convert -q`` would. ``dequantize=True`` writes it dense instead (bits and
     group_size are then ignored)."""
     opts = _option_text("quantize", "quantize", options)
-    for taken in ("quantize", "q_group_size"):
+    for taken in ("quantize", "q_bits", "q_group_size"):
         if taken in opts:
             raise TypeError(f"quantize() takes bits= and group_size=, not {taken}=")
     if opts.get("dequantize") != "true":
-        opts["quantize"] = str(bits)
+        opts["q_bits"] = str(bits)
         opts["q_group_size"] = str(group_size)
     return _core.quantize(os.fspath(model), os.fspath(out), opts, progress, cancel,
                           progress_interval)

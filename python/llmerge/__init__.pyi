@@ -54,7 +54,8 @@ def plan(config: ConfigLike, *, cancel: CancelToken | None = None,
          # plan options (command "plan")
          dtype: str | None = None, out_dtype: str | None = None,
          allow_crimes: bool | None = None, out_shard_size: str | None = None,
-         quantize: int | None = None, q_group_size: int | None = None,
+         quantize: int | bool | None = None, q_bits: int | None = None,
+         q_group_size: int | None = None,
          q_mode: Literal["affine", "mxfp4"] | None = None, dequantize: bool | None = None,
          base_dir: PathLike | None = None) -> Plan: ...
 
@@ -63,7 +64,8 @@ def merge(config: ConfigLike, out: PathLike, *, progress: ProgressCallback | Non
           # options of command "run"
           dtype: str | None = None, out_dtype: str | None = None,
           allow_crimes: bool | None = None, out_shard_size: str | None = None,
-          quantize: int | None = None, q_group_size: int | None = None,
+          quantize: int | bool | None = None, q_bits: int | None = None,
+         q_group_size: int | None = None,
           q_mode: Literal["affine", "mxfp4"] | None = None, dequantize: bool | None = None,
           base_dir: PathLike | None = None, threads: int | None = None,
           chunk_elements: int | None = None, random_seed: int | None = None,
@@ -73,7 +75,7 @@ def merge(config: ConfigLike, out: PathLike, *, progress: ProgressCallback | Non
 def quantize(model: PathLike, out: PathLike, bits: int = 4, group_size: int = 64, *,
              progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
              progress_interval: float = 0.1,
-             # options of command "quantize" (bits and group_size are quantize and q_group_size)
+             # options of command "quantize" (bits and group_size are q_bits and q_group_size)
              dtype: str | None = None, out_shard_size: str | None = None,
              q_mode: Literal["affine", "mxfp4"] | None = None, dequantize: bool | None = None,
              base_dir: PathLike | None = None, threads: int | None = None,

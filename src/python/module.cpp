@@ -132,8 +132,8 @@ NB_MODULE(_core, m) {
       .def_ro("quantize_bits", &llmerge::PlannedTensorInfo::quantize_bits);
 
   nb::class_<llmerge::Plan>(m, "Plan")
-      .def("json", &llmerge::Plan::json)
-      .def("describe", &llmerge::Plan::describe)
+      .def("json", [](const llmerge::Plan& p) { return p.json(); })
+      .def("describe", [](const llmerge::Plan& p) { return p.describe(); })
       .def("tensors", &llmerge::Plan::tensors)
       .def("notes", &llmerge::Plan::notes)
       .def_prop_ro("output_bytes", &llmerge::Plan::output_bytes)
