@@ -238,7 +238,8 @@ class RankSelect {
   bool in_window(std::uint32_t high) const {
     bool in = false;
     for (std::size_t r = 0; r < window_lo_.size(); ++r)
-      in |= (high >= window_lo_[r]) & (high <= window_hi_[r]);
+      in |= static_cast<bool>(static_cast<unsigned>(high >= window_lo_[r]) &
+                              static_cast<unsigned>(high <= window_hi_[r]));  // no branch
     return in;
   }
 
