@@ -9,6 +9,7 @@
 
 #include "io/model.h"
 #include "llmerge/llmerge.h"
+#include "llmerge/text.h"
 
 namespace llmerge {
 
@@ -26,17 +27,6 @@ std::string human_count(std::uint64_t n) {
     ++unit;
   }
   return unit == 0 ? std::to_string(n) : fmt::format("{:.2f}{}", v, k_units[unit]);
-}
-
-std::string human_bytes(std::uint64_t n) {
-  static constexpr const char* k_units[] = {"bytes", "KB", "MB", "GB", "TB"};
-  double v = static_cast<double>(n);
-  int unit = 0;
-  while (v >= 1000 && unit < 4) {
-    v /= 1000;
-    ++unit;
-  }
-  return unit == 0 ? fmt::format("{} bytes", n) : fmt::format("{:.2f} {}", v, k_units[unit]);
 }
 
 std::string shape_string(const std::vector<std::int64_t>& shape) {

@@ -11,8 +11,8 @@
 #include "command.h"
 #include "llmerge/llmerge.h"
 #include "llmerge/text.h"
-#include "signals.h"
 #include "parse_errors.h"
+#include "signals.h"
 
 namespace llmerge::cli {
 

@@ -8,23 +8,12 @@
 #include <fmt/core.h>
 
 #include "command.h"
+#include "compat_flags.h"
 #include "llmerge/text.h"
 #include "signals.h"
-#include "compat_flags.h"
 #include "table_options.h"
 
 namespace llmerge::cli {
-
-std::string human_bytes(std::uint64_t n) {
-  static constexpr const char* k_units[] = {"bytes", "KB", "MB", "GB", "TB"};
-  double v = static_cast<double>(n);
-  int unit = 0;
-  while (v >= 1000 && unit < 4) {
-    v /= 1000;
-    ++unit;
-  }
-  return unit == 0 ? fmt::format("{} bytes", n) : fmt::format("{:.2f} {}", v, k_units[unit]);
-}
 
 namespace {
 
@@ -109,9 +98,9 @@ int write_output(const Plan& plan, const OutputArgs& c, MergeOptions options) {
       print_best_effort(stderr, fmt::format("quantized model with {:.3f} bits per weight\n",
                                             bits_per_weight(plan)));
     }
-    print_best_effort(stdout, fmt::format("wrote {} ({} tensors, {}, {} layers) in {:.1f}s\n",
-                                          terminal_safe(out), r.tensors, human_bytes(r.bytes),
-                                          r.layers, r.seconds));
+    print_best_effort(
+        stdout, fmt::format("wrote {} ({} tensors, {}, {} layers) in {:.1f}s\n", terminal_safe(out),
+                            r.tensors, human_bytes(r.bytes), r.layers, r.seconds));
   }
   return 0;
 }

@@ -28,9 +28,6 @@ std::string output_dir(const OutputArgs& args);
 // time, and bits per weight when quantized). Returns 0.
 int write_output(const Plan& plan, const OutputArgs& args, MergeOptions options);
 
-// "1.24 GB" (SI units, as `inspect` and the progress line use).
-std::string human_bytes(std::uint64_t n);
-
 // Output bits per logical weight (scales and biases included), as mlx-lm reports.
 double bits_per_weight(const Plan& plan);
 

@@ -13,8 +13,5 @@ namespace llmerge {
 std::string with_commas(std::uint64_t n);
 // 1234567890 -> "1.23B", 7000000 -> "7.00M", 999 -> "999"
 std::string human_count(std::uint64_t n);
-// 1536 -> "1.54 KB", 5000000000 -> "5.00 GB", 999 -> "999 bytes" (SI, as `inspect` and `run`)
-std::string human_bytes(std::uint64_t n);
 
 }  // namespace llmerge
-

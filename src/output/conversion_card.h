@@ -1,7 +1,7 @@
 // The model card of a converted model (`llmerge quantize`), as mlx_lm.convert
 // writes one: the input's card front matter with `library_name: mlx`,
-// `pipeline_tag: text-generation` and the `mlx` tag, `base_model:` the input when it is a Hub model, then a line
-// saying how it was converted, then the input's card text, so the recipe of a
+// `pipeline_tag: text-generation` and the `mlx` tag, `base_model:` the input when it is a Hub
+// model, then a line saying how it was converted, then the input's card text, so the recipe of a
 // merged input (its README and mergekit_config.yml) survives the conversion.
 #pragma once
 

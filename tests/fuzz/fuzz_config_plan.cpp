@@ -12,10 +12,10 @@
 #include <string_view>
 
 #include "api/describe.h"
-#include "output/layout.h"
 #include "core/error.h"
-#include "output/run_merge.h"
 #include "fuzz_util.h"
+#include "output/layout.h"
+#include "output/run_merge.h"
 #include "plan/plan.h"
 #include "synth/synth.h"
 

@@ -296,8 +296,7 @@ TEST_F(Interrupt, SigtermEndsTheProcessEvenWhenItIsBlocked) {
                           " 2>" + (work / "err.txt").string();
   const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
   pid_t pid = 0;
-  ASSERT_EQ(::posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ),
-            0);
+  ASSERT_EQ(::posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ), 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(300));  // blocked in open()
   int status = 0;
   ASSERT_EQ(::waitpid(pid, &status, WNOHANG), 0) << "it did not block";

@@ -16,8 +16,8 @@
 
 #include "config/config.h"
 #include "core/error.h"
-#include "output/run_merge.h"
 #include "io/model.h"
+#include "output/run_merge.h"
 #include "plan/plan.h"
 #include "synth/synth.h"
 #include "test_util.h"

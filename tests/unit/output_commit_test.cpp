@@ -15,9 +15,9 @@
 #include "core/error.h"
 #include "io/files.h"
 #include "io/model.h"
-#include "output/sinks.h"
 #include "output/layout.h"
 #include "output/run_merge.h"
+#include "output/sinks.h"
 #include "plan/plan.h"
 #include "synth/synth.h"
 #include "test_util.h"
@@ -193,10 +193,12 @@ TEST_F(OutputCommit, ForceRefusesAFolderThatIsNotAPreviousOutput) {
   EXPECT_TRUE(contains(message, "'checkpoints' is a folder")) << message;
   // A previous output is replaced.
   TempDir rerun;
-  ASSERT_EQ(testing::run_cli("run " + cfg + " -o " + (rerun / "out").string() + " --quiet", &log), 0)
+  ASSERT_EQ(testing::run_cli("run " + cfg + " -o " + (rerun / "out").string() + " --quiet", &log),
+            0)
       << log;
   EXPECT_EQ(
-      testing::run_cli("run " + cfg + " -o " + (rerun / "out").string() + " --force --quiet", &log), 0)
+      testing::run_cli("run " + cfg + " -o " + (rerun / "out").string() + " --force --quiet", &log),
+      0)
       << log;
 }
 

@@ -239,8 +239,7 @@ models:
 )");
   EXPECT_NE(msg.find("problems found"), std::string::npos) << msg;
   EXPECT_NE(msg.find("'weight' must be a finite number (value nan;"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("'density' is out of range; it must be (0, 1] (value 1.5;"),
-            std::string::npos)
+  EXPECT_NE(msg.find("'density' is out of range; it must be (0, 1] (value 1.5;"), std::string::npos)
       << msg;
   EXPECT_NE(msg.find("needs parameter 'weight'"), std::string::npos) << msg;  // model b has none
 }
@@ -276,7 +275,8 @@ models:
   EXPECT_NE(msg.find("hidden size 64 in '"), std::string::npos) << msg;
   EXPECT_NE(msg.find("/a' vs 128 in '"), std::string::npos) << msg;
   EXPECT_NE(msg.find("/wide': no element-wise method can merge these"), std::string::npos) << msg;
-  EXPECT_EQ(msg.find("problems found"), std::string::npos) << "one root cause, one problem: " << msg;
+  EXPECT_EQ(msg.find("problems found"), std::string::npos)
+      << "one root cause, one problem: " << msg;
 }
 
 TEST_F(PlannerTest, SlerpTakesExactlyOneModelBesidesTheBase) {
