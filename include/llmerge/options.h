@@ -43,6 +43,10 @@ struct PlanOptions {
   // Relative model paths in the config resolve against this directory. Empty:
   // the current directory (mergekit's rule, and the CLI's).
   std::string base_dir;
+  // `llmerge moe` only (llmerge/moe.h).
+  bool allow_all_same = false;        // every expert may be the same model
+  std::string gates;                  // a gate file for a prompt gate_mode ("": compute)
+  std::string gate_backend = "auto";  // who computes prompt gates: auto, mlx, torch
 };
 
 // What a running merge reports, on the thread that called run().

@@ -40,7 +40,7 @@ __all__ = [
     "CancelToken", "Config", "ConfigError", "Error", "FileError", "FormatError", "InternalError",
     "Interrupted", "ModelInfo", "Plan", "PlannedTensor", "Problem", "Progress", "RunResult",
     "ShapeError", "UnsupportedError", "inspect", "load_config", "merge", "methods", "options",
-    "plan", "quantize", "synth",
+    "plan", "quantize", "synth", "moe", "plan_moe", "moe_gate_request",
 ]
 
 Config = _core.Config
@@ -255,4 +255,5 @@ def synth(out: str | os.PathLike[str], **spec: Any) -> int:
     return _core.synth(os.fspath(out), **spec)
 
 
+from ._moe import moe, moe_gate_request, plan_moe  # noqa: E402
 from . import mlx  # noqa: E402  (llmerge.mlx.merge_and_load; imports mlx-lm only when called)

@@ -7,6 +7,7 @@ from typing import Any, Callable, Literal, Mapping, Union
 
 from ._core import CancelToken as CancelToken
 from ._core import Config as Config
+from ._core import MoeConfig as MoeConfig
 from ._core import PlannedTensor as PlannedTensor
 from ._core import Progress as Progress
 from ._core import RunResult as RunResult
@@ -97,3 +98,41 @@ def synth(out: PathLike, *, params: str | None = None, family: str | None = None
           delta_scale: float | None = None, shard_size: str | None = None,
           threads: int | None = None, force: bool = False) -> int: ...
 from . import mlx as mlx
+
+# Mixture of experts (docs/moe.md); the config is a path, YAML text, a dict or a MoeConfig.
+MoeConfigLike = Union[str, os.PathLike[str], Mapping[str, Any], MoeConfig]
+
+def moe(config: MoeConfigLike, out: PathLike, *, progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None, progress_interval: float = 0.1,
+        # options of command "moe"
+        dtype: str | None = None, out_shard_size: str | None = None,
+        quantize: int | bool | None = None, q_bits: int | None = None,
+        q_group_size: int | None = None,
+        q_mode: Literal["affine", "mxfp4"] | None = None, dequantize: bool | None = None,
+        base_dir: PathLike | None = None, allow_all_same: bool | None = None,
+        gates: PathLike | None = None,
+        gate_backend: Literal["auto", "mlx", "torch"] | None = None,
+        threads: int | None = None, chunk_elements: int | None = None,
+        random_seed: int | None = None, copy_tokenizer: bool | None = None,
+        write_model_card: bool | None = None, force: bool | None = None) -> RunResult: ...
+
+def plan_moe(config: MoeConfigLike, *, cancel: CancelToken | None = None,
+             # plan options (command "moe")
+             dtype: str | None = None, out_shard_size: str | None = None,
+             quantize: int | bool | None = None, q_bits: int | None = None,
+             q_group_size: int | None = None,
+             q_mode: Literal["affine", "mxfp4"] | None = None, dequantize: bool | None = None,
+             base_dir: PathLike | None = None, allow_all_same: bool | None = None,
+             gates: PathLike | None = None,
+             gate_backend: Literal["auto", "mlx", "torch"] | None = None) -> Plan: ...
+
+def moe_gate_request(config: MoeConfigLike, *,
+                     # plan options (command "moe")
+                     dtype: str | None = None, out_shard_size: str | None = None,
+                     quantize: int | bool | None = None, q_bits: int | None = None,
+                     q_group_size: int | None = None,
+                     q_mode: Literal["affine", "mxfp4"] | None = None,
+                     dequantize: bool | None = None, base_dir: PathLike | None = None,
+                     allow_all_same: bool | None = None, gates: PathLike | None = None,
+                     gate_backend: Literal["auto", "mlx", "torch"] | None = None
+                     ) -> dict[str, Any]: ...

@@ -21,8 +21,9 @@ using T = OptionType;
 using S = OptionScope;
 
 const std::vector<std::string> k_merge_commands{"run", "plan"};
-const std::vector<std::string> k_write_commands{"run", "quantize"};
-const std::vector<std::string> k_all_commands{"run", "plan", "quantize"};
+const std::vector<std::string> k_write_commands{"run", "quantize", "moe"};
+const std::vector<std::string> k_all_commands{"run", "plan", "quantize", "moe"};
+const std::vector<std::string> k_moe_commands{"moe"};
 
 std::vector<OptionInfo> build_table() {
   return {
@@ -116,6 +117,35 @@ std::vector<OptionInfo> build_table() {
        {},
        {},
        {}},
+      {"allow_all_same",
+       0,
+       T::boolean,
+       S::plan,
+       "false",
+       "moe: allow every expert to be the same model (useful only if you train afterwards)",
+       {},
+       k_moe_commands,
+       {"i_understand_this_is_not_useful_without_training"}},
+      {"gates",
+       0,
+       T::string,
+       S::plan,
+       "computed",
+       "moe: a safetensors file of router vectors (python -m llmerge.moe_gates) for a prompt "
+       "gate_mode",
+       {},
+       k_moe_commands,
+       {}},
+      {"gate_backend",
+       0,
+       T::choice,
+       S::plan,
+       "auto",
+       "moe: what computes prompt gates: mlx (mlx-lm), torch (transformers) or auto (whichever "
+       "is installed, mlx first)",
+       {"auto", "mlx", "torch"},
+       k_moe_commands,
+       {}},
       {"threads",
        'j',
        T::integer,
@@ -139,9 +169,9 @@ std::vector<OptionInfo> build_table() {
        T::integer,
        S::run,
        "0",
-       "seed of the random masks of DARE and DELLA",
+       "seed of the random masks of DARE and DELLA, and of moe's random gates and noise",
        {},
-       k_merge_commands,
+       {"run", "plan", "moe"},
        {}},
       {"copy_tokenizer",
        0,
@@ -275,6 +305,12 @@ void set_option(MergeOptions& options, std::string_view name, std::string_view v
     p.quantize = true;
   } else if (n == "dequantize") {
     p.dequantize = parse_bool(*o, v);
+  } else if (n == "allow_all_same") {
+    p.allow_all_same = parse_bool(*o, v);
+  } else if (n == "gates") {
+    p.gates = v;
+  } else if (n == "gate_backend") {
+    p.gate_backend = v;
   } else if (n == "base_dir") {
     p.base_dir = v;
   } else if (n == "threads") {

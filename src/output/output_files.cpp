@@ -122,7 +122,7 @@ void write_side_files(const MergePlan& plan, ModelWriter& writer, const SideFile
     writer.write_file("README.md",
                       conversion_card(plan, writer.out_dir().filename().string(), card));
   } else if (options.write_model_card) {
-    writer.write_file("mergekit_config.yml", plan.config.text);
+    writer.write_file(plan.recipe_file, plan.config.text);
     writer.write_file("README.md", model_card(plan, writer.out_dir().filename().string()));
   }
   if (!options.copy_tokenizer) return;

@@ -120,6 +120,9 @@ struct MergePlan {
   bool round_inputs = false;
   PlanSettings options;
   std::vector<std::string> notes;  // non-fatal remarks for the user
+  // The name the config is saved under in the output (mergekit-moe writes
+  // mergekit_moe_config.yml).
+  std::string recipe_file = "mergekit_config.yml";
 
   std::uint64_t output_bytes() const;
   // Upper bound of the executor's buffers: threads x (inputs + 1) x chunk x 4 bytes,

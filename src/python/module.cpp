@@ -23,6 +23,7 @@
 #include <nanobind/stl/vector.h>
 
 #include "llmerge/llmerge.h"
+#include "llmerge/moe.h"
 #include "llmerge/synth.h"
 
 namespace nb = nanobind;
@@ -216,6 +217,33 @@ NB_MODULE(_core, m) {
         return std::make_pair(info.json, info.describe);
       },
       "model"_a, "with_tensors"_a = false, "base_dir"_a = "");
+
+  nb::class_<llmerge::MoeConfig>(m, "MoeConfig")
+      .def_static("load", &llmerge::MoeConfig::load, "path"_a)
+      .def_static("parse", &llmerge::MoeConfig::parse, "yaml"_a, "name"_a = "<config>")
+      .def_prop_ro("text", &llmerge::MoeConfig::text)
+      .def_prop_ro("name", &llmerge::MoeConfig::name)
+      .def_prop_ro("gate_mode", &llmerge::MoeConfig::gate_mode)
+      .def_prop_ro("needs_prompt_gates", &llmerge::MoeConfig::needs_prompt_gates);
+
+  m.def(
+      "plan_moe",
+      [](const llmerge::MoeConfig& config, const OptionText& options,
+         std::optional<llmerge::CancelToken> cancel) {
+        const llmerge::MergeOptions o = to_options(options);
+        nb::gil_scoped_release released;
+        return llmerge::plan_moe(config, o.plan, cancel.value_or(llmerge::CancelToken()));
+      },
+      "config"_a, "options"_a, "cancel"_a = nb::none());
+
+  m.def(
+      "moe_gate_request",
+      [](const llmerge::MoeConfig& config, const OptionText& options) {
+        const llmerge::MergeOptions o = to_options(options);
+        nb::gil_scoped_release released;
+        return llmerge::moe_gate_request(config, o.plan);
+      },
+      "config"_a, "options"_a);
 
   m.def("methods_json", &llmerge::methods_json);
   m.def("methods_text", &llmerge::methods_text);

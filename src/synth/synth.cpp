@@ -306,7 +306,7 @@ void write_like(const SynthOptions& options, const fs::path& out_dir) {
 }  // namespace
 
 const std::vector<std::string>& synth_families() {
-  static const std::vector<std::string> families{"llama",  "mistral", "qwen2",
+  static const std::vector<std::string> families{"llama",  "mistral", "qwen2", "qwen3",
                                                  "gemma2", "phi3",    "gpt2"};
   return families;
 }
@@ -416,6 +416,10 @@ std::vector<TensorSpec> synth_tensor_specs(const SynthOptions& o) {
         add(p + "self_attn.v_proj.bias", {kv_dim});
       }
       add(p + "self_attn.o_proj.weight", {H, q_dim});
+      if (o.family == "qwen3") {  // per-head RMSNorm of queries and keys
+        add(p + "self_attn.q_norm.weight", {q_dim / o.heads});
+        add(p + "self_attn.k_norm.weight", {q_dim / o.heads});
+      }
       add(p + "mlp.gate_proj.weight", {I, H});
       add(p + "mlp.up_proj.weight", {I, H});
       add(p + "mlp.down_proj.weight", {H, I});
@@ -462,6 +466,7 @@ nlohmann::ordered_json synth_config(const SynthOptions& o) {
   };
   const Family f = o.family == "mistral"  ? Family{"MistralForCausalLM", 1e-5, 1e6}
                    : o.family == "qwen2"  ? Family{"Qwen2ForCausalLM", 1e-6, 1e6}
+                   : o.family == "qwen3"  ? Family{"Qwen3ForCausalLM", 1e-6, 1e6}
                    : o.family == "gemma2" ? Family{"Gemma2ForCausalLM", 1e-6, 1e4}
                    : o.family == "phi3"   ? Family{"Phi3ForCausalLM", 1e-5, 1e4}
                                           : Family{"LlamaForCausalLM", 1e-5, 5e5};
@@ -500,6 +505,12 @@ nlohmann::ordered_json synth_config(const SynthOptions& o) {
     c["mlp_bias"] = false;
   }
   if (o.family == "mistral") c["sliding_window"] = nullptr;
+  if (o.family == "qwen3") {
+    c["attention_bias"] = false;
+    c["use_sliding_window"] = false;
+    c["sliding_window"] = nullptr;
+    c["max_window_layers"] = o.layers;
+  }
   if (o.family == "qwen2") {
     c["use_sliding_window"] = false;
     c["sliding_window"] = 4096;

@@ -41,7 +41,7 @@ namespace llmerge {
 inline constexpr std::int64_t k_like_sample = 16384;
 
 struct SynthOptions {
-  // "llama", "mistral", "qwen2" (q/k/v biases), "gemma2" (always tied, four
+  // "llama", "mistral", "qwen2" (q/k/v biases), "qwen3" (q/k norms), "gemma2" (always tied, four
   // norms per layer), "phi3" (fused qkv_proj and gate_up_proj), "gpt2"
   // (transformer.h.*, Conv1D layout, biases, always tied).
   std::string family = "llama";
