@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "mlx"))
 sys.path.insert(0, str(ROOT / "python"))
 
-from test_moe import PROMPTS, SHAPE  # noqa: E402
+from moe_cases import PROMPTS, SHAPE  # noqa: E402
 
 
 def main() -> int:
