@@ -2,8 +2,8 @@
 // their YAML locations, the three output layouts, random gates that are
 // byte-identical for a seed, expert weights equal to their sources, gate files
 // for the prompt modes, and MLX-quantized experts.
-#include <cstdlib>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
