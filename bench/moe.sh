@@ -59,7 +59,7 @@ cat "$work"/base/*.safetensors "$work"/e*/*.safetensors >/dev/null  # warm
 # Runs a command under /usr/bin/time -v; prints "seconds peak_MiB".
 measure() {
   local log="$work/time.log"
-  /usr/bin/time -v "$@" >"$work/cmd.log" 2>"$log" || { tail -5 "$work/cmd.log" "$log" >&2; echo "failed"; return; }
+  /usr/bin/time -v "$@" >"$work/cmd.log" 2>"$log" || { tail -n 5 "$work/cmd.log" "$log" >&2; echo "failed"; return; }
   local wall rss
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$log")
   rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$log")

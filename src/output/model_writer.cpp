@@ -223,7 +223,8 @@ void remove_stale_temporaries(const fs::path& out_dir,
 
 bool is_output_file_name(std::string_view name) {
   if (is_shard_file_name(name) || name == k_index_file || name == "config.json" ||
-      name == "README.md" || name == "mergekit_config.yml") {
+      name == "README.md" || name == "mergekit_config.yml" ||
+      name == "mergekit_moe_config.yml") {  // `llmerge moe`'s recipe
     return true;
   }
   const auto& tokenizer = tokenizer_file_names();

@@ -468,6 +468,12 @@ TEST_F(Moe, CliBuildsARandomMixtralAndExplainsPromptModes) {
             0)
       << out;
   EXPECT_TRUE(fs::exists(tmp / "out" / "config.json"));
+  // --force replaces an earlier moe output (its mergekit_moe_config.yml is llmerge's own).
+  EXPECT_EQ(testing::run_cli("moe " + (tmp / "moe.yaml").string() + " -o " +
+                                 (tmp / "out").string() + " --quiet --force",
+                             &out),
+            0)
+      << out;
   testing::write_text(tmp / "hidden.yaml", config("gate_mode: hidden\n",
                                                   expert("e1", "    positive_prompts: [a]\n") +
                                                       expert("e2", "    positive_prompts: [b]\n")));
