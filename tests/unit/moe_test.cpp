@@ -458,6 +458,22 @@ TEST_F(Moe, MlxQuantizedExpertsStayQuantized) {
   EXPECT_EQ(cfg["quantization"]["group_size"], 32);
 }
 
+TEST_F(Moe, QuantizedQwen3MoeIsRefusedBecauseMlxLmCannotLoadIt) {
+  MergeOptions q;
+  q.plan.quantize = true;
+  q.plan.q_group_size = 32;
+  quantize(path("q3a"), path("q3aq"), q);
+  const std::string yaml = "base_model: " + path("q3aq") + "\n" + k_random +
+                           "experts:\n  - source_model: " + path("q3aq") +
+                           "\n  - source_model: " + path("q3base") + "\n";
+  const Error e = plan_error(yaml);
+  EXPECT_EQ(e.kind(), ErrorKind::unsupported);
+  EXPECT_NE(e.problems()[0].hint.find("--dequantize"), std::string::npos) << e.what();
+  PlanOptions dense;
+  dense.dequantize = true;
+  EXPECT_NO_THROW(plan_of(yaml, dense));
+}
+
 TEST_F(Moe, CliBuildsARandomMixtralAndExplainsPromptModes) {
   const TempDir tmp;
   testing::write_text(tmp / "moe.yaml", config(k_random, expert("e1") + expert("e2")));
