@@ -59,19 +59,19 @@ struct ComparePair {
   double cosine = 0;       // of all the shared weights, as one vector
   double relative_l2 = 0;  // ||a - b|| / ((||a|| + ||b||) / 2)
   // With a base (NaN without):
-  double task_cosine = 0;         // cosine of the task vectors
-  double sign_agreement = 0;      // same sign, among elements where both task vectors are nonzero
-  double sign_conflict = 0;       // opposite signs, among elements both keep at `density`
-  double top_k_overlap = 0;       // |kept(a) & kept(b)| / |kept(a)| at `density`
+  double task_cosine = 0;     // cosine of the task vectors
+  double sign_agreement = 0;  // same sign, among elements where both task vectors are nonzero
+  double sign_conflict = 0;   // opposite signs, among elements both keep at `density`
+  double top_k_overlap = 0;   // |kept(a) & kept(b)| / |kept(a)| at `density`
 };
 
 // The result of compare(): figures, text, JSON and HTML views.
 struct CompareResult {
-  std::vector<std::string> models;  // as given (display names)
-  std::string base;                 // "" for none
-  std::vector<ComparePair> pairs;   // whole-model figures, one per pair
-  std::string recommended_method;   // "linear", "slerp", "ties", "dare_ties", "passthrough", ...
-  std::string recommended_config;   // a mergekit YAML config to start from
+  std::vector<std::string> models;   // as given (display names)
+  std::string base;                  // "" for none
+  std::vector<ComparePair> pairs;    // whole-model figures, one per pair
+  std::string recommended_method;    // "linear", "slerp", "ties", "dare_ties", "passthrough", ...
+  std::string recommended_config;    // a mergekit YAML config to start from
   std::vector<std::string> reasons;  // why, each with the numbers that triggered it
 
   std::string json() const;      // docs/compare.md: schema "llmerge.compare", version 1
@@ -86,5 +86,10 @@ struct CompareResult {
 // local HF cache). Throws Error: io/format for unreadable models, shape when no
 // tensor is shared, config for bad options (density outside (0, 1], < 2 models).
 CompareResult compare(const std::vector<std::string>& models, const CompareOptions& options = {});
+
+// The HTML report of a document that CompareResult::json() wrote (the web UI
+// keeps the JSON and renders the page from it). Throws Error(format) if the
+// text is not such a document.
+std::string compare_report_html(const std::string& json);
 
 }  // namespace llmerge
