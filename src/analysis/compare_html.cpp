@@ -155,11 +155,13 @@ std::string curves(const json& doc, const std::string& field, const std::string&
   s += fmt::format(R"(<text x="{}" y="16" class="title">{}</text>)", left, esc(title));
   s += fmt::format(R"(<rect x="{}" y="{}" width="{}" height="{}" class="frame"/>)", left, top, pw,
                    ph);
+  // Enough decimals that the five ticks differ (cosines of fine-tunes sit at 0.999...).
+  const int digits = std::clamp(static_cast<int>(std::ceil(-std::log10(r.hi - r.lo))) + 2, 2, 8);
   for (int t = 0; t <= 4; ++t) {
     const double v = r.lo + (r.hi - r.lo) * t / 4;
     const double y = top + ph - ph * t / 4;
-    s += fmt::format(R"(<text x="{}" y="{:.1f}" class="small" text-anchor="end">{:.4f}</text>)",
-                     left - 4, y + 3, v);
+    s += fmt::format(R"(<text x="{}" y="{:.1f}" class="small" text-anchor="end">{:.{}f}</text>)",
+                     left - 4, y + 3, v, digits);
     s += fmt::format(R"(<line x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}" class="grid"/>)", left,
                      left + pw, y, y);
   }
@@ -204,7 +206,7 @@ std::string alignment_svg(const json& a) {
       fmt::format("model {} layers (down) × model 0 layers (across)", a["model"].get<int>());
   std::string s = fmt::format(
       R"(<svg xmlns="http://www.w3.org/2000/svg" width="{:.0f}" height="{:.0f}" role="img" aria-label="{}">)",
-      left + cell * cols + 160, top + cell * rows + 30, esc(title));
+      std::max(left + cell * cols + 160, 460.0), top + cell * rows + 30, esc(title));
   s += fmt::format(R"(<text x="{}" y="16" class="title">{}</text>)", left, esc(title));
   for (std::size_t j = 0; j < rows; ++j) {
     for (std::size_t i = 0; i < cols; ++i) {
