@@ -104,6 +104,8 @@ def train(model, ids, steps: int, lr: float, seq: int, batch: int, seed: int) ->
         loss.backward()
         opt.step()
         losses.append(loss.item())
+        if step % 50 == 0 or step == steps - 1:
+            print(f"  step {step}/{steps}: loss {loss.item():.3f}", flush=True)
     model.eval()
     return losses
 
@@ -148,9 +150,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--llmerge", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--base-steps", type=int, default=500)
-    ap.add_argument("--tune-steps", type=int, default=250)
-    ap.add_argument("--eval-tokens", type=int, default=6000)
+    ap.add_argument("--base-steps", type=int, default=400)
+    ap.add_argument("--tune-steps", type=int, default=200)
+    ap.add_argument("--eval-tokens", type=int, default=4096)
     a = ap.parse_args()
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM

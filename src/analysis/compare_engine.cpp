@@ -66,8 +66,15 @@ ComparedModel summary(const Model& m, const std::string& name) {
   s.layers = m.layers().count;
   s.tensors = m.tensor_count();
   s.parameters = m.parameter_count();
-  const auto dtypes = m.dtype_counts();
-  s.dtype = dtypes.empty() ? "float32" : std::string(dtype_torch_name(dtypes.front().first));
+  // The logical dtype (a quantized weight's scales'), the most common one; a
+  // tie goes to the first in DType order.
+  std::map<DType, std::size_t> counts;
+  for (const auto& tensor : m.tensor_names())
+    ++counts[m.find(tensor)->dtype()];
+  std::pair<DType, std::size_t> top{DType::F32, 0};
+  for (const auto& [dtype, count] : counts)
+    if (count > top.second) top = {dtype, count};
+  s.dtype = std::string(dtype_torch_name(top.first));
   return s;
 }
 
