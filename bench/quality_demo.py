@@ -46,6 +46,9 @@ METHODS = {
     "task_arithmetic": "merge_method: task_arithmetic\nbase_model: {base}\nmodels:\n"
                        "  - model: {a}\n    parameters: {{weight: 1.0}}\n"
                        "  - model: {b}\n    parameters: {{weight: 1.0}}\n",
+    "task_arithmetic_w0.5": "merge_method: task_arithmetic\nbase_model: {base}\nmodels:\n"
+                            "  - model: {a}\n    parameters: {{weight: 0.5}}\n"
+                            "  - model: {b}\n    parameters: {{weight: 0.5}}\n",
     "ties_0.2": "merge_method: ties\nbase_model: {base}\nmodels:\n"
                 "  - model: {a}\n    parameters: {{weight: 1.0, density: 0.2}}\n"
                 "  - model: {b}\n    parameters: {{weight: 1.0, density: 0.2}}\n",
@@ -55,6 +58,9 @@ METHODS = {
     "dare_ties_0.5": "merge_method: dare_ties\nbase_model: {base}\nmodels:\n"
                      "  - model: {a}\n    parameters: {{weight: 1.0, density: 0.5}}\n"
                      "  - model: {b}\n    parameters: {{weight: 1.0, density: 0.5}}\n",
+    "dare_ties_0.5_w0.5": "merge_method: dare_ties\nbase_model: {base}\nmodels:\n"
+                          "  - model: {a}\n    parameters: {{weight: 0.5, density: 0.5}}\n"
+                          "  - model: {b}\n    parameters: {{weight: 0.5, density: 0.5}}\n",
 }
 
 
@@ -152,6 +158,8 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--base-steps", type=int, default=400)
     ap.add_argument("--tune-steps", type=int, default=200)
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep OUT's trained models (from an earlier run) and redo the rest")
     ap.add_argument("--eval-tokens", type=int, default=4096)
     a = ap.parse_args()
     import torch
@@ -161,8 +169,10 @@ def main() -> int:
     random.seed(0)
     quality = load_quality()
     out = pathlib.Path(a.out).resolve()
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+    reuse = a.reuse and (out / "models" / "ft_c" / "config.json").exists()
+    if not reuse:
+        shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
     started = time.time()
 
     held = {}
@@ -171,31 +181,34 @@ def main() -> int:
         train_text[d], held[d] = split_domain(files)
         (out / "held-out").mkdir(exist_ok=True)
         (out / "held-out" / f"{d}.txt").write_text(held[d][: a.eval_tokens * 2])
-    tok_dir = out / "tokenizer"
-    save_tokenizer(tok_dir)
-    from transformers import AutoTokenizer
-    tok = AutoTokenizer.from_pretrained(tok_dir)
-    ids = {d: tok(t)["input_ids"] for d, t in train_text.items()}
-
-    config = LlamaConfig(vocab_size=256, hidden_size=128, intermediate_size=352,
-                         num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
-                         max_position_embeddings=512, tie_word_embeddings=False)
-    base = LlamaForCausalLM(config)
+    folders = {n: out / "models" / n for n in ("base", "ft_python", "ft_c")}
     log = {"losses": {}}
-    log["losses"]["base"] = train(base, ids["licences"], a.base_steps, 3e-3, 128, 16, 1)
+    if reuse:
+        if (out / "train.json").exists():
+            log = json.loads((out / "train.json").read_text())
+    else:
+        tok_dir = out / "tokenizer"
+        save_tokenizer(tok_dir)
+        from transformers import AutoTokenizer
+        tok = AutoTokenizer.from_pretrained(tok_dir)
+        ids = {d: tok(t)["input_ids"] for d, t in train_text.items()}
+        config = LlamaConfig(vocab_size=256, hidden_size=128, intermediate_size=352,
+                             num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4,
+                             max_position_embeddings=512, tie_word_embeddings=False)
+        base = LlamaForCausalLM(config)
+        log["losses"]["base"] = train(base, ids["licences"], a.base_steps, 3e-3, 128, 16, 1)
 
-    def save(model, name):
-        folder = out / "models" / name
-        model.save_pretrained(folder, safe_serialization=True)
-        tok.save_pretrained(folder)
-        return folder
+        def save(model, name):
+            model.save_pretrained(folders[name], safe_serialization=True)
+            tok.save_pretrained(folders[name])
 
-    folders = {"base": save(base, "base")}
-    for name, domain, seed in (("ft_python", "python", 2), ("ft_c", "c", 3)):
-        model = LlamaForCausalLM(config)
-        model.load_state_dict(base.state_dict())
-        log["losses"][name] = train(model, ids[domain], a.tune_steps, 1e-3, 128, 16, seed)
-        folders[name] = save(model, name)
+        save(base, "base")
+        for name, domain, seed in (("ft_python", "python", 2), ("ft_c", "c", 3)):
+            model = LlamaForCausalLM(config)
+            model.load_state_dict(base.state_dict())
+            log["losses"][name] = train(model, ids[domain], a.tune_steps, 1e-3, 128, 16, seed)
+            save(model, name)
+        (out / "train.json").write_text(json.dumps(log) + "\n")
     print(f"trained in {time.time() - started:.0f} s", flush=True)
 
     cmp = subprocess.run([a.llmerge, "compare", str(folders["ft_python"]), str(folders["ft_c"]),
@@ -205,11 +218,15 @@ def main() -> int:
     compare = json.loads(cmp)
     (out / "compare.json").write_text(cmp)
 
-    for method, template in METHODS.items():
+    configs = {m: t.format(a=folders["ft_python"], b=folders["ft_c"], base=folders["base"]) +
+               "dtype: float32\n" for m, t in METHODS.items()}
+    # What compare recommended, as it wrote it.
+    configs["recommended"] = compare["recommendation"]["config"]
+    for method, text in configs.items():
         cfg = out / "configs" / f"{method}.yaml"
         cfg.parent.mkdir(exist_ok=True)
-        cfg.write_text(template.format(a=folders["ft_python"], b=folders["ft_c"],
-                                       base=folders["base"]) + "dtype: float32\n")
+        cfg.write_text(text)
+        shutil.rmtree(out / "models" / method, ignore_errors=True)
         folders[method] = out / "models" / method
         subprocess.run([a.llmerge, "run", str(cfg), "-o", str(folders[method]), "--quiet"],
                        check=True)
@@ -225,6 +242,7 @@ def main() -> int:
     pair = compare["pairs"][0]
     results = {"perplexity": table, "compare": {k: pair[k] for k in pair if k not in "ab"},
                "recommendation": compare["recommendation"],
+               "recommended_config": configs["recommended"],
                "train_loss_last": {k: sum(v[-20:]) / 20 for k, v in log["losses"].items()},
                "seconds": time.time() - started}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
