@@ -229,7 +229,7 @@ std::string alignment_svg(const json& a) {
   return s + "</svg>";
 }
 
-std::string table(const json& doc, const json& pairs, bool with_base) {
+std::string table(const json& pairs, bool with_base) {
   std::string s = "<table><tr><th>pair</th><th>cosine</th><th>relative L2</th>";
   if (with_base)
     s += "<th>task cosine</th><th>sign agreement</th><th>sign conflict</th><th>top-k overlap</th>";
@@ -244,7 +244,6 @@ std::string table(const json& doc, const json& pairs, bool with_base) {
     }
     s += "</tr>";
   }
-  (void)doc;
   return s + "</table>";
 }
 
@@ -292,12 +291,19 @@ std::string compare_html(const nlohmann::json& doc) {
   if (!rec["config"].get<std::string>().empty())
     s += "<pre>" + esc(rec["config"].get<std::string>()) + "</pre>";
 
-  s += "<h2>Whole model</h2>" + table(doc, doc["pairs"], with_base);
+  s += "<h2>Whole model</h2>" + table(doc["pairs"], with_base);
   s += "<h2>By module kind</h2>";
   for (const auto& k : doc["modules"])
-    s += "<h3>" + esc(k["kind"].get<std::string>()) + "</h3>" + table(doc, k["pairs"], with_base);
+    s += "<h3>" + esc(k["kind"].get<std::string>()) + "</h3>" + table(k["pairs"], with_base);
 
   s += "<h2>By layer</h2>";
+  bool depths_differ = false;
+  for (const auto& m : doc["models"])
+    depths_differ = depths_differ || m["layers"] != doc["models"][0]["layers"];
+  if (depths_differ) {
+    s += "<p>The models' depths differ: layers are compared by index here, for the indices "
+         "every model has; the layer alignment below pairs them by similarity.</p>";
+  }
   s += heatmap(doc, "cosine", "cosine by layer × model pair");
   if (with_base) {
     s += heatmap(doc, "task_cosine", "task-vector cosine by layer × model pair");
