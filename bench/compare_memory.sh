@@ -3,7 +3,7 @@
 # streaming claim, measured. Not run by CI (the 3B models are 3 x 6.4 GB of bf16
 # and take minutes to write and read on a small machine).
 #
-#   bench/compare_memory.sh [--llmerge build/src/llmerge] [--work /tmp/compare-mem] [--sizes "tiny 1B 3B"]
+#   bench/compare_memory.sh [--llmerge build/src/llmerge] [--work DIR] [--sizes "tiny 1B 3B"]
 #
 # For each size: a synth llama base (preset sizes "1B", "3B"; "tiny" is 4 layers
 # of hidden 64) and two fine-tunes (synth --like, delta 0.05), then
@@ -11,7 +11,7 @@
 # size: parameters, peak RSS, wall seconds. Removes each size's models after.
 set -euo pipefail
 llmerge=build/src/llmerge
-work=/tmp/compare-mem
+work=${TMPDIR:-/tmp}/llmerge-compare-mem
 sizes="tiny 1B 3B"
 while [ $# -gt 0 ]; do
   case "$1" in
