@@ -193,7 +193,7 @@ class Engine {
         item.shared = false;
         reason = fmt::format("absent from the base ({})", base_->display_name());
       }
-      const TensorRef* first = item.refs[0] ? item.refs[0] : nullptr;
+      const TensorRef* first = item.refs[0];  // non-null while item.shared
       for (std::size_t m = 0; m < models_.size() && item.shared; ++m) {
         const TensorRef* r = item.refs[m];
         if (!dtype_is_mergeable_float(r->dtype())) {
@@ -205,7 +205,10 @@ class Engine {
                                shape_text(r->shape()), m);
         }
       }
-      if (item.shared && item.base && item.base->shape() != first->shape()) {
+      if (item.shared && item.base && !dtype_is_mergeable_float(item.base->dtype())) {
+        item.shared = false;
+        reason = fmt::format("not a float tensor ({}) in the base", dtype_name(item.base->dtype()));
+      } else if (item.shared && item.base && item.base->shape() != first->shape()) {
         item.shared = false;
         reason = fmt::format("shape {} in the models, {} in the base", shape_text(first->shape()),
                              shape_text(item.base->shape()));
