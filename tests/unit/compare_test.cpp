@@ -222,6 +222,27 @@ TEST_F(Compare, AlignmentRecoversDuplicatedAndDroppedLayers) {
   EXPECT_NEAR(back["pairs"][0]["cosine"].get<double>(), 1.0, 1e-6);
 }
 
+// Each input format: an MLX-quantized model is read dequantized, as a merge reads it.
+TEST_F(Compare, QuantizedModelsAreComparedDequantized) {
+  TempDir tmp;
+  MergeOptions q;
+  q.plan.quantize = true;
+  q.plan.q_bits = 4;
+  q.run.threads = 1;
+  const std::string q4 = (tmp / "a-q4").string();
+  quantize(p("a"), q4, q);
+  const Json doc = run({p("a"), q4});
+  EXPECT_EQ(doc["models"][1]["dtype"], "bfloat16");  // the logical dtype, not the packed U32
+  EXPECT_EQ(doc["skipped"]["count"], 0);
+  for (const auto& k : doc["modules"]) {
+    const double cos = k["pairs"][0]["cosine"].get<double>();
+    if (k["kind"] == "norm") continue;  // not quantized: equal
+    // 4-bit affine codes of random weights: close, and not equal.
+    EXPECT_GT(cos, 0.99) << k["kind"];
+    EXPECT_LT(cos, 0.9999) << k["kind"];
+  }
+}
+
 TEST(CompareAlignment, DynamicProgrammeIsMonotoneAndPrefersTheDiagonalOnTies) {
   // Three model layers, three reference layers, all equal similarity: the
   // lowest reference layer wins each tie, and the map never goes back.
