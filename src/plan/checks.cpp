@@ -147,9 +147,9 @@ void check_tokenizer_fits_embeddings(const MergePlan& plan, Diagnostics& diag) {
   diag.add(ErrorKind::shape, plan.config.tokenizer_source_location,
            fmt::format("the tokenizer copied from model '{}' ({}) uses {} token ids ({}), but the "
                        "output has {} embedding rows{} and vocab_size {}: every token id from "
-                       "{} up would be out of range in the merged model. Name the model with the "
-                       "smallest vocabulary in `tokenizer_source:`, or merge models whose "
-                       "vocabularies match (a union of tokenizers is not supported yet)",
+                       "{} up would be out of range in the merged model. Set `tokenizer_source: "
+                       "union` (or base, or a model) to align the embedding rows to one "
+                       "vocabulary, or merge models whose vocabularies match",
                        plan.model_refs[plan.tokenizer_model],
                        plan.config.tokenizer_source
                            ? "tokenizer_source: " + *plan.config.tokenizer_source

@@ -221,6 +221,20 @@ struct VocabularyBuilder {
   // Checks the `tokens:` entries once, against every model they name.
   void check_overrides() {
     for (const auto& o : config.tokenizer_tokens) {
+      if (o.kind == TokenOverride::Kind::automatic) {
+        const bool any =
+            std::any_of(model_vocab.begin(), model_vocab.end(),
+                        [&](const ModelVocab& mv) { return mv.id_of(o.token) != k_none; });
+        if (!any) {
+          diag.add(ErrorKind::config, o.location,
+                   fmt::format("tokenizer.tokens.{}: no model has the token {}, so the default "
+                               "rules have no row for it",
+                               o.token, nlohmann::json(o.token).dump()),
+                   {.hint = "give it a source: {kind: model_token, model: M, token: T} starts it "
+                            "from another token's row, {kind: zero} from zeros"});
+        }
+        continue;
+      }
       if (o.kind != TokenOverride::Kind::model && o.kind != TokenOverride::Kind::model_token)
         continue;
       const std::size_t m = model_index(o.model);

@@ -86,3 +86,39 @@ def test_matches_mergekit(cli, work, case):
     ids = tok(expected["text"], add_special_tokens=False)["input_ids"]
     assert tok.convert_ids_to_tokens(ids) == expected["tokens"]
     assert tok.chat_template == expected["chat_template"]
+
+
+@pytest.mark.parametrize("case", ["union", "tied_union"])
+def test_merged_model_generates_from_a_prompt_with_added_tokens(cli, work, case):
+    """The union output loads and generates in mlx-lm and (with torch) transformers."""
+    expected = json.loads((GOLDEN / "cases" / case / "expected.json").read_text())
+    out = work / "gen" / case
+    subprocess.run([cli, "run", str(GOLDEN / "cases" / case / "config.yaml"), str(out), "--force",
+                    "--quiet"], cwd=work, check=True)
+    tok = transformers.AutoTokenizer.from_pretrained(str(out))
+    prompt = tok(expected["text"], add_special_tokens=False)["input_ids"]
+    assert tok.convert_tokens_to_ids("<|im_start|>") in prompt
+    ran = 0
+    try:
+        import mlx.core as mx
+        import mlx_lm
+    except ImportError:
+        pass
+    else:
+        model, _ = mlx_lm.load(str(out))
+        logits = model(mx.array([prompt]))
+        assert logits.shape[-1] == json.loads((out / "config.json").read_text())["vocab_size"]
+        assert mx.all(mx.isfinite(logits)).item()
+        ran += 1
+    try:
+        import torch
+    except ImportError:
+        pass
+    else:
+        model = transformers.AutoModelForCausalLM.from_pretrained(str(out))
+        ids = model.generate(torch.tensor([prompt]), max_new_tokens=3, do_sample=False)
+        assert ids.shape[1] == len(prompt) + 3
+        assert int(ids.max()) < model.config.vocab_size
+        ran += 1
+    if not ran:
+        pytest.skip("neither mlx-lm nor torch is installed")
