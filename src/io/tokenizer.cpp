@@ -31,11 +31,6 @@ std::int64_t token_id(const nlohmann::json& id, const fs::path& file, const std:
 
 }  // namespace
 
-bool TokenizerVocab::is_added(const std::string& content) const {
-  return std::any_of(added.begin(), added.end(),
-                     [&](const nlohmann::json& a) { return a["content"] == content; });
-}
-
 std::vector<std::pair<std::int64_t, std::string>> TokenizerVocab::by_id() const {
   std::vector<std::pair<std::int64_t, std::string>> out;
   out.reserve(ids.size());

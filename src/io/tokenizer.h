@@ -37,7 +37,6 @@ struct TokenizerVocab {
   std::optional<std::string> chat_template;
   bool has_tokenizer_config = false;
 
-  bool is_added(const std::string& content) const;
   // Tokens in id order (ties: pieces before added tokens), for deterministic iteration.
   std::vector<std::pair<std::int64_t, std::string>> by_id() const;
 };

@@ -134,15 +134,22 @@ struct VocabularyBuilder {
     const auto id = next_id();
     entry["id"] = id;
     ids.emplace(content, id);
+    ++*end_;
     out.appended.push_back(std::move(entry));
   }
 
-  std::int64_t next_id() const {
-    std::int64_t end = 0;
-    for (const auto& [content, id] : ids)
-      end = std::max(end, id + 1);
-    return std::max(end, static_cast<std::int64_t>(ids.size()));
+  // The id the next added token gets: past every id and the token count (as
+  // transformers' add_tokens), computed once, then counted up by append().
+  std::int64_t next_id() {
+    if (!end_) {
+      std::int64_t end = 0;
+      for (const auto& [content, id] : ids)
+        end = std::max(end, id + 1);
+      end_ = std::max(end, static_cast<std::int64_t>(ids.size()));
+    }
+    return *end_;
   }
+  std::optional<std::int64_t> end_;
 
   // mergekit's build_union_tokenizer: every model's pieces not in the base
   // (in model order, each model's in id order), then every model's added
@@ -158,15 +165,15 @@ struct VocabularyBuilder {
     for (const std::size_t m : order) {
       const TokenizerVocab& v = *model_vocab[m].vocab;
       const std::int64_t limit = model_vocab[m].limit;
-      std::set<std::string> added_here;
+      std::set<std::string> added_here;  // every added token of this model, used or not
       for (const auto& a : v.added) {
-        if (a["id"].get<std::int64_t>() >= limit) continue;
         const std::string content = a["content"].get<std::string>();
         added_here.insert(content);
+        if (a["id"].get<std::int64_t>() >= limit) continue;
         if (seen_added.insert(content).second) added.push_back(a);
       }
       for (const auto& [id, content] : v.by_id()) {
-        if (id >= limit || added_here.count(content) || v.is_added(content)) continue;
+        if (id >= limit || added_here.count(content)) continue;
         if (seen_pieces.insert(content).second) pieces.push_back(content);
       }
     }

@@ -322,6 +322,42 @@ TEST_F(Vocabulary, BaseSourceStripsTokensPastTheConfigVocabSize) {
   EXPECT_FALSE(written.contains("pad_token"));
 }
 
+// Stripping works for every vocabulary kind: WordPiece and WordLevel lose the
+// entries, Unigram's list is cut (its ids are the indices), BPE loses merges too.
+TEST_F(Vocabulary, BaseSourceStripsEveryVocabularyKind) {
+  for (const std::string type : {"Unigram", "WordPiece", "BPE"}) {
+    SCOPED_TRACE(type);
+    TempDir work;
+    fs::copy(m("a"), work / "a", fs::copy_options::recursive);
+    nlohmann::json model{{"type", type}};
+    if (type == "Unigram") {
+      model["unk_id"] = 0;
+      model["vocab"] = nlohmann::json::array();
+      for (int id = 0; id < 130; ++id)
+        model["vocab"].push_back({"p" + std::to_string(id), -1.0 * id});
+    } else {
+      model["vocab"] = nlohmann::json::object();
+      for (int id = 0; id < 130; ++id)
+        model["vocab"]["p" + std::to_string(id)] = id;
+      if (type == "BPE") model["merges"] = {"p1 p2", "p3 p129", nlohmann::json{"p128", "p4"}};
+    }
+    testing::write_text(
+        work / "a" / "tokenizer.json",
+        nlohmann::json{{"model", model}, {"added_tokens", nlohmann::json::array()}}.dump());
+    fs::remove(work / "a" / "tokenizer_config.json");
+    const std::string yaml = "merge_method: linear\nmodels:\n  - model: " + (work / "a").string() +
+                             "\n    parameters: {weight: 1}\ntokenizer_source: base\n";
+    const fs::path out = run(yaml, work / "o");
+    const TokenizerVocab v = read_tokenizer_vocab(out);
+    EXPECT_EQ(v.model_type, type);
+    EXPECT_EQ(v.ids.size(), 128u);
+    EXPECT_EQ(v.id_end, 128);
+    EXPECT_FALSE(v.ids.count("p128"));
+    const auto written = nlohmann::json::parse(testing::read_text(out / "tokenizer.json"));
+    if (type == "BPE") EXPECT_EQ(written["model"]["merges"], nlohmann::json({"p1 p2"}));
+  }
+}
+
 // ---- hostile tokenizer files (docs/RELIABILITY.md, rows 60-) ----
 
 TEST_F(Vocabulary, HostileTokenizerFilesAreRefusedByThePlan) {
