@@ -111,7 +111,14 @@ TokenizerVocab read_tokenizer_vocab(const fs::path& dir) {
       v.added.push_back(a);
     }
   }
-  if (find_side_file(dir, "tokenizer_config.json")) v.has_tokenizer_config = true;
+  // The files written from these are checked here too, so a bad one fails the plan.
+  for (const char* name : {"tokenizer_config.json", "special_tokens_map.json"}) {
+    const auto side = find_side_file(dir, name);
+    if (!side) continue;
+    if (!parse_json_file(*side).is_object())
+      throw Error(ErrorKind::format, fmt::format("'{}': not a JSON object", side->string()));
+    v.has_tokenizer_config |= std::string_view(name) == "tokenizer_config.json";
+  }
   v.chat_template = read_chat_template(dir);
   return v;
 }

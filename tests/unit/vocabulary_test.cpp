@@ -354,7 +354,9 @@ TEST_F(Vocabulary, BaseSourceStripsEveryVocabularyKind) {
     EXPECT_EQ(v.id_end, 128);
     EXPECT_FALSE(v.ids.count("p128"));
     const auto written = nlohmann::json::parse(testing::read_text(out / "tokenizer.json"));
-    if (type == "BPE") EXPECT_EQ(written["model"]["merges"], nlohmann::json({"p1 p2"}));
+    if (type == "BPE") {
+      EXPECT_EQ(written["model"]["merges"], nlohmann::json({"p1 p2"}));
+    }
   }
 }
 
@@ -382,12 +384,18 @@ TEST_F(Vocabulary, HostileTokenizerFilesAreRefusedByThePlan) {
        ErrorKind::format, "lacks \"id\" or \"content\""},
       {"not an object", "[1, 2, 3]", ErrorKind::format, "not a JSON object"},
       {"deep nesting", std::string(100000, '['), ErrorKind::format, ""},
+      {"config not an object", "[\"chat_template\"]", ErrorKind::format, "not a JSON object"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
     TempDir work;
     fs::copy(m("a"), work / "a", fs::copy_options::recursive);
     testing::write_text(work / "a" / "tokenizer.json", c.tokenizer_json);
+    if (std::string_view(c.name) == "config not an object") {
+      fs::copy_file(m("a") + "/tokenizer.json", work / "a" / "tokenizer.json",
+                    fs::copy_options::overwrite_existing);
+      testing::write_text(work / "a" / "tokenizer_config.json", c.tokenizer_json);
+    }
     const std::string yaml = "merge_method: linear\nmodels:\n  - model: " + (work / "a").string() +
                              "\n    parameters: {weight: 1}\n  - model: " + m("c") +
                              "\n    parameters: {weight: 1}\ntokenizer_source: union\n";
