@@ -97,10 +97,24 @@ class RowGatherSource final : public TensorSource {
 
   void read(std::int64_t begin, std::int64_t n, float* dst, SourceScratch& s) const override {
     const std::int64_t w = g_.width;
-    for (std::int64_t pos = begin; pos < begin + n;) {
+    const std::int64_t end = begin + n;
+    const auto& own = g_.own[slot_];
+    for (std::int64_t pos = begin; pos < end;) {
       const std::int64_t row = pos / w;
       const std::int64_t col = pos % w;
-      const std::int64_t take = std::min(w - col, begin + n - pos);
+      // A run of the model's own rows that are consecutive in its table is one read.
+      std::int64_t rows = 1;
+      if (row < g_.real_rows && own[static_cast<std::size_t>(row)] >= 0) {
+        const std::int64_t first = own[static_cast<std::size_t>(row)];
+        while ((row + rows) * w < end && row + rows < g_.real_rows &&
+               own[static_cast<std::size_t>(row + rows)] == first + rows)
+          ++rows;
+        const std::int64_t take = std::min((row + rows) * w, end) - pos;
+        tables_[slot_]->read(first * w + col, take, dst + (pos - begin), s);
+        pos += take;
+        continue;
+      }
+      const std::int64_t take = std::min(w - col, end - pos);
       row_segment(row, col, take, dst + (pos - begin), s);
       pos += take;
     }

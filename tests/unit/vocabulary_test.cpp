@@ -242,6 +242,33 @@ TEST_F(Vocabulary, PaddingRowsAreTheMeanOfEachModelsRows) {
   }
 }
 
+// Row runs are coalesced into one read and padding is summed in f64 in row order
+// (10000 rows x 16: three chunks of 65536):
+// neither may depend on how the rows are cut into chunks or spread over threads.
+TEST_F(Vocabulary, AlignedRowsAreByteIdenticalAcrossThreadsAndChunkSizes) {
+  TempDir work;
+  const std::string yaml = linear({"a", "c", "big"},
+                                  "tokenizer:\n  source: union\n  pad_to_multiple_of: 10000\n"
+                                  "  tokens:\n    w3x: {source: {kind: zero}}\n",
+                                  "a");
+  std::string first;
+  for (const auto& [threads, chunk] :
+       std::vector<std::pair<int, std::int64_t>>{{1, 65536}, {3, 65536}, {2, 3 * 65536}}) {
+    RunSettings s;
+    s.out_dir = work / ("o" + std::to_string(threads) + "-" + std::to_string(chunk));
+    s.execute.threads = threads;
+    s.execute.chunk_elements = chunk;
+    s.write_model_card = false;
+    run_merge(plan(yaml), s);
+    const std::string bytes = testing::read_text(s.out_dir / "model.safetensors");
+    if (first.empty()) {
+      first = bytes;
+    } else {
+      EXPECT_EQ(bytes, first) << s.out_dir;
+    }
+  }
+}
+
 TEST_F(Vocabulary, PlanErrorsNameTheTokenAndTheYamlLine) {
   ErrorKind kind{};
   // Line 9 is the entry of a token no model has, with no source.
