@@ -8,6 +8,7 @@
 #include "core/format.h"
 #include "output/layout.h"
 #include "plan/planner_internal.h"
+#include "plan/vocabulary.h"
 
 namespace llmerge {
 
@@ -74,6 +75,34 @@ std::vector<const PlannedTensor*> samples(const MergePlan& plan) {
   return out;
 }
 
+// "vocabulary: union of 3 tokenizers, 160 tokens (32 added), 160 rows" and, per
+// token table, how many rows come from where.
+std::string describe_vocabulary(const MergePlan& plan) {
+  if (!plan.vocabulary) return "";
+  const VocabularyPlan& v = *plan.vocabulary;
+  std::string s = fmt::format(
+      "vocabulary: {} (tokenizer of {}, {}), {} tokens ({} added{}), {} embedding rows\n",
+      v.source == "union" || v.source == "base" ? v.source : "model " + v.source,
+      plan.model_refs[v.tokenizer_model], v.model_type, v.size, v.appended.size(),
+      v.stripped.empty() ? "" : fmt::format(", {} stripped past vocab_size", v.stripped.size()),
+      v.rows);
+  for (const auto& c : v.counts) {
+    std::vector<std::string> parts;
+    auto part = [&parts](std::int64_t n, const char* what) {
+      if (n) parts.push_back(fmt::format("{} {}", n, what));
+    };
+    part(c.shared, "own rows in every model");
+    part(c.one_model, "from the one model that has the token");
+    part(c.base, "from the base");
+    part(c.mean, "mean of the models that have it");
+    part(c.overridden, "from `tokens:`");
+    part(c.zero, "zero (no model has it)");
+    part(c.padding, "padding (mean of each model's rows)");
+    s += fmt::format("  {}: {}\n", c.tensor, fmt::join(parts, ", "));
+  }
+  return s;
+}
+
 }  // namespace
 
 std::string describe_plan(const MergePlan& plan, int threads, std::int64_t chunk_elements) {
@@ -104,6 +133,7 @@ std::string describe_plan(const MergePlan& plan, int threads, std::int64_t chunk
                      fmt::join(sources, " + "), plan.method->name, a.slice);
     i = j + 1;
   }
+  s += describe_vocabulary(plan);
   s += "parameters (sample tensors):\n";
   for (const auto* t : samples(plan))
     s += fmt::format("  {}:{}\n", t->name, params_string(plan, *t));
@@ -178,6 +208,30 @@ nlohmann::json plan_to_json(const MergePlan& plan, int threads, std::int64_t chu
   j["peak_memory_estimate"] = plan.peak_memory_estimate(threads, chunk_elements);
   j["config"] = plan.out_config;
   j["notes"] = plan.notes;
+  if (plan.vocabulary) {
+    const VocabularyPlan& v = *plan.vocabulary;
+    json counts = json::array();
+    for (const auto& c : v.counts) {
+      counts.push_back({{"tensor", c.tensor},
+                        {"shared", c.shared},
+                        {"one_model", c.one_model},
+                        {"base", c.base},
+                        {"mean", c.mean},
+                        {"overridden", c.overridden},
+                        {"zero", c.zero},
+                        {"padding", c.padding}});
+    }
+    j["vocabulary"] = {{"source", v.source},
+                       {"tokenizer_model", plan.model_refs[v.tokenizer_model]},
+                       {"type", v.model_type},
+                       {"tokens", v.size},
+                       {"added", v.appended.size()},
+                       {"stripped", v.stripped.size()},
+                       {"rows", v.rows},
+                       {"rows_by_source", counts}};
+  } else {
+    j["vocabulary"] = nullptr;
+  }
   return j;
 }
 

@@ -7,7 +7,9 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "core/error.h"
 #include "io/model.h"
+#include "io/tokenizer.h"
 #include "llmerge/llmerge.h"
 #include "llmerge/text.h"
 
@@ -48,10 +50,46 @@ std::string file_label(const Model& m, const SafetensorsFile& f) {
   return f.path() == m.path() ? f.path().string() : f.path().filename().string();
 }
 
+struct TokenizerFacts {
+  std::string type;  // tokenizer.json model type, or "sentencepiece (tokenizer.model only)"
+  std::int64_t tokens = 0, id_end = 0;
+  std::vector<std::string> added;  // added tokens' contents, in id order
+  bool chat_template = false;
+  std::string error;  // set when the files could not be read
+};
+
 struct Facts {
   std::optional<std::string> architecture, model_type;
   std::optional<std::int64_t> hidden, vocab;
+  std::optional<TokenizerFacts> tokenizer;
 };
+
+std::optional<TokenizerFacts> tokenizer_facts(const Model& m) {
+  if (!fs::is_directory(m.path())) return std::nullopt;
+  TokenizerFacts t;
+  try {
+    if (!has_tokenizer(m.path())) return std::nullopt;
+    t.chat_template = read_chat_template(m.path()).has_value();
+    const TokenizerVocab v = read_tokenizer_vocab(m.path());
+    t.type = v.model_type;
+    t.tokens = static_cast<std::int64_t>(v.ids.size());
+    t.id_end = v.id_end;
+    std::vector<std::pair<std::int64_t, std::string>> added;
+    for (const auto& a : v.added)
+      added.emplace_back(a["id"].get<std::int64_t>(), a["content"].get<std::string>());
+    std::sort(added.begin(), added.end());
+    for (auto& [id, content] : added)
+      t.added.push_back(std::move(content));
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::unsupported &&
+        std::string_view(e.what()).find("only a sentencepiece") != std::string_view::npos) {
+      t.type = "sentencepiece (tokenizer.model only)";
+    } else {
+      t.error = e.what();
+    }
+  }
+  return t;
+}
 
 Facts gather(const Model& m) {
   Facts f;
@@ -71,6 +109,7 @@ Facts gather(const Model& m) {
       }
     }
   }
+  f.tokenizer = tokenizer_facts(m);
   return f;
 }
 
@@ -108,6 +147,17 @@ nlohmann::ordered_json to_json(const Model& m, const Facts& f, bool tensors) {
                                                     {"quantized_tensors", q.quantized_tensor_count}}
                            : nlohmann::ordered_json()},
   };
+  if (f.tokenizer) {
+    const auto& t = *f.tokenizer;
+    j["tokenizer"] = {{"type", t.type},
+                      {"tokens", t.tokens},
+                      {"id_end", t.id_end},
+                      {"added_tokens", t.added},
+                      {"chat_template", t.chat_template}};
+    if (!t.error.empty()) j["tokenizer"]["error"] = t.error;
+  } else {
+    j["tokenizer"] = nullptr;
+  }
   if (tensors) {
     auto& list = j["tensors"] = nlohmann::ordered_json::array();
     for (const auto& name : m.tensor_names()) {
@@ -161,6 +211,24 @@ std::string describe_text(const Model& m, const Facts& f, bool tensors) {
     if (q.group_size) text += fmt::format(", group size {}", q.group_size);
     text += fmt::format(", {} quantized tensors", q.quantized_tensor_count);
     line("quantization", text);
+  }
+  if (!f.tokenizer) {
+    line("tokenizer", "none");
+  } else if (!f.tokenizer->error.empty()) {
+    line("tokenizer", "unreadable: " + f.tokenizer->error);
+  } else {
+    const auto& t = *f.tokenizer;
+    std::string text = t.type;
+    if (t.tokens) text += fmt::format(", {} tokens", t.tokens);
+    if (t.id_end != t.tokens) text += fmt::format(" (ids up to {})", t.id_end - 1);
+    line("tokenizer", text);
+    std::string added = std::to_string(t.added.size());
+    for (std::size_t i = 0; i < t.added.size() && i < 8; ++i)
+      added += (i ? ", " : " (") + nlohmann::json(t.added[i]).dump();
+    if (t.added.size() > 8) added += fmt::format(", ... {} more", t.added.size() - 8);
+    if (!t.added.empty()) added += ")";
+    line("added tokens", added);
+    line("chat template", t.chat_template ? "yes" : "no");
   }
   if (!tensors) return out;
 

@@ -33,7 +33,8 @@ constexpr CompatFlag k_flags[] = {
     {"async-write", false, "llmerge has no separate writer pool; -j sets all its threads"},
     {"write-threads", true, "llmerge has no separate writer pool; -j sets all its threads"},
     {"unsafe-truncate-embeddings", false,
-     "llmerge does not build merged tokenizers, so no embedding is resized"},
+     "embeddings of different sizes are cut to a common size anyway, or aligned to the "
+     "output vocabulary with tokenizer_source (docs/tokenizers.md)"},
 };
 
 }  // namespace

@@ -47,6 +47,8 @@ const std::vector<std::string> k_slice_keys = {"sources", "base_model", "paramet
                                                "residual_weight"};
 const std::vector<std::string> k_condition_keys = {"filter", "value"};
 const std::vector<std::string> k_tokenizer_keys = {"source", "tokens", "pad_to_multiple_of"};
+const std::vector<std::string> k_token_keys = {"source", "force"};
+const std::vector<std::string> k_token_source_keys = {"kind", "model", "token", "token_id"};
 
 std::string child_path(const std::string& parent, std::string_view key) {
   return parent.empty() ? std::string(key) : fmt::format("{}.{}", parent, key);
@@ -176,7 +178,9 @@ class Parser {
   std::vector<ModelSource> parse_model_list(const YAML::Node& n, SourceLocation at,
                                             const std::string& path, bool is_slice_source);
   Slice parse_slice(const YAML::Node& n, SourceLocation at, const std::string& path);
-  std::optional<std::string> parse_tokenizer(const YAML::Node& n, SourceLocation at);
+  void parse_tokenizer(const YAML::Node& n, SourceLocation at, MergeConfig& config);
+  TokenOverride parse_token_override(const MapEntry& e);
+  std::int64_t parse_int(const YAML::Node& n, SourceLocation at, const std::string& path);
 
   const std::string& file_;
   std::map<std::pair<int, int>, std::string>& paths_;  // MergeConfig::yaml_paths
@@ -270,12 +274,9 @@ std::string Parser::parse_model_reference(const YAML::Node& n, SourceLocation at
 
 std::string Parser::parse_tokenizer_source(const YAML::Node& n, SourceLocation at,
                                            const std::string& path) {
-  if (n.IsScalar() && n.Scalar() == "union")
-    fail(ErrorKind::unsupported, at,
-         "tokenizer source 'union' is not supported yet; use 'base' or a model");
-  if (n.IsScalar() && n.Scalar() == "base") {
+  if (n.IsScalar() && (n.Scalar() == "base" || n.Scalar() == "union")) {
     visit(at);
-    return "base";
+    return n.Scalar();
   }
   return parse_model_reference(n, at, path);
 }
@@ -534,26 +535,115 @@ Slice Parser::parse_slice(const YAML::Node& n, SourceLocation at, const std::str
   return slice;
 }
 
-std::optional<std::string> Parser::parse_tokenizer(const YAML::Node& n, SourceLocation at) {
+std::int64_t Parser::parse_int(const YAML::Node& n, SourceLocation at, const std::string& path) {
   visit(at);
-  if (n.IsNull()) return std::nullopt;
+  if (!n.IsScalar() || is_quoted(n)) fail_type(n, at, path, "an integer");
+  std::string_view text = n.Scalar();
+  if (!text.empty() && text[0] == '+') text.remove_prefix(1);
+  std::int64_t value = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (ptr != end || ec == std::errc::invalid_argument) fail_type(n, at, path, "an integer");
+  if (ec == std::errc::result_out_of_range)
+    fail(ErrorKind::config, at, fmt::format("{}: {} is out of range", path, n.Scalar()));
+  return value;
+}
+
+TokenOverride Parser::parse_token_override(const MapEntry& e) {
+  TokenOverride o;
+  o.token = e.key;
+  o.location = e.key_location;
+  o.source_location = e.key_location;
+  const std::string path = "tokenizer.tokens." + e.key;
+  const SourceLocation at = location_of(e.value, e.key_location);
+  visit(at);
+  if (e.value.IsNull()) return o;
+  if (!e.value.IsMap()) fail_type(e.value, at, path, "a map {source, force}");
+  for (const MapEntry& f : map_entries(e.value, at, path, &k_token_keys)) {
+    const SourceLocation value_at = location_of(f.value, f.key_location);
+    if (f.key == "force") {
+      visit(value_at);
+      const auto b =
+          f.value.IsScalar() && !is_quoted(f.value) ? parse_bool(f.value.Scalar()) : std::nullopt;
+      if (!b) fail_type(f.value, value_at, path + ".force", "true or false");
+      o.force = *b;
+      continue;
+    }
+    o.source_location = value_at;
+    if (f.value.IsNull()) continue;
+    if (!f.value.IsMap()) {
+      o.kind = TokenOverride::Kind::model;
+      o.model = parse_model_reference(f.value, value_at, path + ".source");
+      continue;
+    }
+    const std::string spath = path + ".source";
+    std::optional<std::string> kind;
+    for (const MapEntry& g : map_entries(f.value, value_at, spath, &k_token_source_keys)) {
+      const SourceLocation g_at = location_of(g.value, g.key_location);
+      if (g.key == "kind") {
+        kind = parse_string(g.value, g_at, spath + ".kind");
+        if (*kind != "model_token" && *kind != "zero")
+          fail(ErrorKind::config, g_at,
+               fmt::format("{}.kind: expected 'model_token' or 'zero'; found '{}'", spath, *kind));
+      } else if (g.key == "model") {
+        o.model = parse_model_reference(g.value, g_at, spath + ".model");
+      } else if (g.key == "token") {
+        o.src_token = parse_string(g.value, g_at, spath + ".token");
+      } else {
+        o.src_id = parse_int(g.value, g_at, spath + ".token_id");
+      }
+    }
+    if (!kind)
+      fail(ErrorKind::config, value_at,
+           fmt::format("{}: missing 'kind' (model_token or zero); a model is written "
+                       "`source: <model>`",
+                       spath));
+    if (*kind == "zero") {
+      if (!o.model.empty() || o.src_token || o.src_id)
+        fail(ErrorKind::config, value_at,
+             fmt::format("{}: kind 'zero' takes no model, token or token_id", spath));
+      o.kind = TokenOverride::Kind::zero;
+      continue;
+    }
+    o.kind = TokenOverride::Kind::model_token;
+    if (o.model.empty())
+      fail(ErrorKind::config, value_at, fmt::format("{}: model_token needs a 'model'", spath));
+    // mergekit's ModelTokenEmbedding validator: exactly one of the two.
+    if (o.src_token.has_value() == o.src_id.has_value())
+      fail(ErrorKind::config, value_at,
+           fmt::format("{}: model_token needs exactly one of 'token' and 'token_id'", spath));
+  }
+  return o;
+}
+
+void Parser::parse_tokenizer(const YAML::Node& n, SourceLocation at, MergeConfig& config) {
+  visit(at);
+  if (n.IsNull()) return;
   if (!n.IsMap()) fail_type(n, at, "tokenizer", "a map {source, tokens, pad_to_multiple_of}");
-  std::optional<std::string> source;
+  // mergekit's default source is "union".
+  config.tokenizer_source = "union";
   for (const MapEntry& e : map_entries(n, at, "tokenizer", &k_tokenizer_keys)) {
     const SourceLocation value_at = location_of(e.value, e.key_location);
     if (e.key == "source") {
-      if (!e.value.IsNull()) source = parse_tokenizer_source(e.value, value_at, "tokenizer.source");
+      if (!e.value.IsNull())
+        config.tokenizer_source = parse_tokenizer_source(e.value, value_at, "tokenizer.source");
+    } else if (e.key == "pad_to_multiple_of") {
+      if (e.value.IsNull()) continue;
+      const std::int64_t m = parse_int(e.value, value_at, "tokenizer.pad_to_multiple_of");
+      // An upper bound keeps the padded vocabulary far from overflow.
+      if (m < 1 || m > (1 << 20))
+        fail(ErrorKind::config, value_at,
+             fmt::format("tokenizer.pad_to_multiple_of: {} is out of range [1, 1048576]", m));
+      config.pad_to_multiple_of = m;
+      config.pad_to_multiple_of_location = value_at;
     } else {
-      fail(ErrorKind::unsupported, e.key_location,
-           fmt::format("tokenizer.{} is not supported yet", e.key));
+      if (e.value.IsNull()) continue;
+      if (!e.value.IsMap())
+        fail_type(e.value, value_at, "tokenizer.tokens", "a map of tokens to {source, force}");
+      for (const MapEntry& t : map_entries(e.value, value_at, "tokenizer.tokens", nullptr))
+        config.tokenizer_tokens.push_back(parse_token_override(t));
     }
   }
-  // mergekit's default source is "union".
-  if (!source)
-    fail(ErrorKind::unsupported, at,
-         "tokenizer: without a source means 'union', which is not supported yet; add "
-         "`source: base` or a model");
-  return source;
 }
 
 void Parser::parse_document(const YAML::Node& root, MergeConfig& config) {
@@ -607,7 +697,7 @@ void Parser::parse_document(const YAML::Node& root, MergeConfig& config) {
              "...}` or `tokenizer_source: ...`, not both");
       tokenizer_at = e.key_location;
       if (e.key == "tokenizer")
-        config.tokenizer_source = parse_tokenizer(e.value, at);
+        parse_tokenizer(e.value, at, config);
       else if (!null)
         config.tokenizer_source = parse_tokenizer_source(e.value, at, e.key);
       config.tokenizer_source_location = at;

@@ -18,7 +18,14 @@
 //   parameters: {...}                # top level
 //   dtype: bfloat16                  # compute/input dtype
 //   out_dtype: bfloat16              # saved dtype
-//   tokenizer_source: base           # or a model; or tokenizer: {source: ...}
+//   tokenizer_source: base           # base, union or a model; or
+//   tokenizer:                       #   (source defaults to union)
+//     source: union
+//     pad_to_multiple_of: 64
+//     tokens:
+//       "<|im_start|>": {source: org/a, force: false}
+//       "<x>": {source: {kind: model_token, model: org/a, token: "<y>"}}  # or token_id: 5
+//       "<z>": {source: {kind: zero}}
 //   chat_template: chatml            # optional
 //
 // A parameter value is a scalar (number, bool, string), a gradient (a list of
@@ -105,6 +112,25 @@ struct Slice {
   SourceLocation location;
 };
 
+// One entry of `tokenizer.tokens` (mergekit/tokenizer/config.py): where the
+// output row of `token` comes from when a model lacks it, or always (`force`).
+struct TokenOverride {
+  enum class Kind {
+    automatic,    // no source: the default rules (docs/tokenizers.md)
+    model,        // `source: <model>`: that model's row of this token
+    model_token,  // `{kind: model_token, model, token | token_id}`: a row of that model
+    zero,         // `{kind: zero}`
+  };
+  std::string token;
+  Kind kind = Kind::automatic;
+  std::string model;                     // model, model_token
+  std::optional<std::string> src_token;  // model_token by token
+  std::optional<std::int64_t> src_id;    // model_token by id
+  bool force = false;
+  SourceLocation location;         // of the key
+  SourceLocation source_location;  // of `source`
+};
+
 struct MergeConfig {
   std::string file;  // the config's path as given (for messages)
   std::string text;  // the YAML text as given (written to mergekit_config.yml)
@@ -122,6 +148,9 @@ struct MergeConfig {
   SourceLocation out_dtype_location;
   std::optional<std::string> tokenizer_source;  // "base", "union" or a model reference
   SourceLocation tokenizer_source_location;
+  std::vector<TokenOverride> tokenizer_tokens;     // `tokenizer.tokens`, in order written
+  std::optional<std::int64_t> pad_to_multiple_of;  // `tokenizer.pad_to_multiple_of`
+  SourceLocation pad_to_multiple_of_location;
   std::optional<std::string> chat_template;
   SourceLocation chat_template_location;
   // The YAML path of the key at each (line, column): "slices[0].sources[1].model".
@@ -131,8 +160,7 @@ struct MergeConfig {
 // Parses YAML text. `file` names the config in messages. Throws Error(config)
 // with the location of the first problem: YAML syntax, unknown key (with a
 // "did you mean"), wrong type, both or neither of models/slices, missing
-// merge_method, a `modules:` config (Error(unsupported)), tokenizer source
-// "union" (Error(unsupported): "not supported yet").
+// merge_method, a `modules:` config (Error(unsupported)).
 MergeConfig parse_config(std::string_view yaml_text, const std::string& file);
 // Reads the file, then parse_config. Error(io) if unreadable.
 MergeConfig load_config(const std::string& path);

@@ -1,9 +1,11 @@
 #include "exec/sources.h"
 
 #include <algorithm>
+#include <mutex>
 
 #include "io/mlx_quant.h"
 #include "merge/kernels/kernels.h"
+#include "plan/vocabulary.h"
 
 namespace llmerge {
 
@@ -81,6 +83,109 @@ class MlxDequantizeSource final : public TensorSource {
   const PlannedInput& in_;
 };
 
+// Rows aligned to the output vocabulary (plan/vocabulary.h): each output row
+// is a row of this slot's table, a default (a row of any slot's table, the
+// mean of several, or zero), or padding (the mean of this slot's rows
+// [0, real_rows)). Reads go row segment by row segment through the tables'
+// own sources, so only O(chunk + width) floats are held.
+class RowGatherSource final : public TensorSource {
+ public:
+  explicit RowGatherSource(const PlannedInput& in) : g_(*in.gather), slot_(in.gather_slot) {
+    for (const auto& table : g_.tables)
+      tables_.push_back(make_source(table));
+  }
+
+  void read(std::int64_t begin, std::int64_t n, float* dst, SourceScratch& s) const override {
+    const std::int64_t w = g_.width;
+    const std::int64_t end = begin + n;
+    const auto& own = g_.own[slot_];
+    for (std::int64_t pos = begin; pos < end;) {
+      const std::int64_t row = pos / w;
+      const std::int64_t col = pos % w;
+      // A run of the model's own rows that are consecutive in its table is one read.
+      std::int64_t rows = 1;
+      if (row < g_.real_rows && own[static_cast<std::size_t>(row)] >= 0) {
+        const std::int64_t first = own[static_cast<std::size_t>(row)];
+        while ((row + rows) * w < end && row + rows < g_.real_rows &&
+               own[static_cast<std::size_t>(row + rows)] == first + rows)
+          ++rows;
+        const std::int64_t take = std::min((row + rows) * w, end) - pos;
+        tables_[slot_]->read(first * w + col, take, dst + (pos - begin), s);
+        pos += take;
+        continue;
+      }
+      const std::int64_t take = std::min(w - col, end - pos);
+      row_segment(row, col, take, dst + (pos - begin), s);
+      pos += take;
+    }
+  }
+
+ private:
+  void row_segment(std::int64_t row, std::int64_t col, std::int64_t n, float* dst,
+                   SourceScratch& s) const {
+    const auto count = static_cast<std::size_t>(n);
+    if (row >= g_.real_rows) {
+      std::call_once(padding_once_, [&] { compute_padding(s); });
+      std::copy_n(padding_.begin() + col, count, dst);
+      return;
+    }
+    const std::int64_t own = g_.own[slot_][static_cast<std::size_t>(row)];
+    if (own >= 0) {
+      tables_[slot_]->read(own * g_.width + col, n, dst, s);
+      return;
+    }
+    const auto r = static_cast<std::size_t>(row);
+    const std::uint32_t first = g_.default_offsets[r];
+    const std::uint32_t last = g_.default_offsets[r + 1];
+    if (first == last) {
+      std::fill_n(dst, count, 0.0f);
+      return;
+    }
+    const RowTerm& t0 = g_.default_terms[first];
+    tables_[t0.slot]->read(t0.row * g_.width + col, n, dst, s);
+    if (last - first == 1) return;
+    // mergekit's mean: a sum in model order, then one division, in f32.
+    std::vector<float> term(count);
+    for (std::uint32_t k = first + 1; k < last; ++k) {
+      const RowTerm& t = g_.default_terms[k];
+      tables_[t.slot]->read(t.row * g_.width + col, n, term.data(), s);
+      for (std::size_t i = 0; i < count; ++i)
+        dst[i] += term[i];
+    }
+    const auto terms = static_cast<float>(last - first);
+    for (std::size_t i = 0; i < count; ++i)
+      dst[i] /= terms;
+  }
+
+  // The column means of this slot's aligned rows [0, real_rows), summed in
+  // f64 in row order, so the result does not depend on chunking.
+  void compute_padding(SourceScratch& s) const {
+    const auto w = static_cast<std::size_t>(g_.width);
+    std::vector<double> sum(w, 0.0);
+    std::vector<float> row(w);
+    // Pieces of at most one chunk, which is what the scratch holds.
+    const std::int64_t piece = std::min<std::int64_t>(
+        g_.width, std::max<std::int64_t>(1, static_cast<std::int64_t>(s.raw.size() / 8)));
+    for (std::int64_t r = 0; r < g_.real_rows; ++r) {
+      for (std::int64_t c = 0; c < g_.width; c += piece) {
+        const std::int64_t n = std::min(piece, g_.width - c);
+        row_segment(r, c, n, row.data() + c, s);
+      }
+      for (std::size_t i = 0; i < w; ++i)
+        sum[i] += row[i];
+    }
+    padding_.resize(w);
+    for (std::size_t i = 0; i < w; ++i)
+      padding_[i] = static_cast<float>(sum[i] / static_cast<double>(g_.real_rows));
+  }
+
+  const RowGather& g_;
+  std::size_t slot_;
+  std::vector<std::unique_ptr<TensorSource>> tables_;
+  mutable std::once_flag padding_once_;
+  mutable std::vector<float> padding_;
+};
+
 }  // namespace
 
 SourceScratch::SourceScratch(std::int64_t chunk) {
@@ -100,6 +205,8 @@ std::unique_ptr<TensorSource> make_source(const PlannedInput& input) {
       return std::make_unique<SubMatrixSource>(input);
     case SourceKind::mlx_dequantize:
       return std::make_unique<MlxDequantizeSource>(input);
+    case SourceKind::row_gather:
+      return std::make_unique<RowGatherSource>(input);
   }
   return std::make_unique<DenseSource>(input);
 }

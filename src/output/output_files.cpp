@@ -7,6 +7,8 @@
 #include "core/error.h"
 #include "io/files.h"
 #include "output/conversion_card.h"
+#include "output/tokenizer_files.h"
+#include "plan/vocabulary.h"
 
 namespace llmerge {
 
@@ -126,6 +128,10 @@ void write_side_files(const MergePlan& plan, ModelWriter& writer, const SideFile
     writer.write_file("README.md", model_card(plan, writer.out_dir().filename().string()));
   }
   if (!options.copy_tokenizer) return;
+  if (plan.vocabulary && plan.vocabulary->rewrites()) {
+    write_built_tokenizer(plan, writer);
+    return;
+  }
   const fs::path dir = plan.models[plan.tokenizer_model].path();
   if (!fs::is_directory(dir)) return;
   const std::optional<std::string>& chat_template = plan.chat_template;
@@ -154,6 +160,8 @@ void write_side_files(const MergePlan& plan, ModelWriter& writer, const SideFile
     writer.write_file("tokenizer_config.json",
                       nlohmann::json{{"chat_template", *chat_template}}.dump(2) + "\n");
   }
+  // Current transformers reads chat_template.jinja first.
+  if (chat_template) writer.write_file("chat_template.jinja", *chat_template);
 }
 
 }  // namespace llmerge

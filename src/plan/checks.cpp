@@ -12,19 +12,11 @@
 #include "core/format.h"
 #include "io/files.h"
 #include "plan/planner_internal.h"
+#include "plan/vocabulary.h"
 
 namespace llmerge {
 
 namespace {
-
-// Token-id tables: one row per token. (Not "wpe", which is per position.)
-bool is_token_table(std::string_view name) {
-  for (std::string_view part :
-       {"embed_tokens.", "wte.", "word_embeddings.", "tok_embeddings.", "lm_head."}) {
-    if (name.find(part) != std::string_view::npos) return true;
-  }
-  return false;
-}
 
 // Largest id + 1 of a JSON id (0 if it is not a non-negative integer).
 std::uint64_t id_end(const nlohmann::json& id) {
@@ -115,6 +107,17 @@ std::optional<std::int64_t> json_int(const nlohmann::json& j, std::string_view d
 }  // namespace
 
 void check_tokenizer_fits_embeddings(const MergePlan& plan, Diagnostics& diag) {
+  if (plan.vocabulary) {
+    // Built to fit; this guards the builder (docs/RELIABILITY.md, class 1).
+    for (const auto& t : plan.tensors) {
+      if (t.shape.size() != 2 || !is_token_table(t.name) || t.shape[0] >= plan.vocabulary->id_end)
+        continue;
+      diag.add(ErrorKind::internal, plan.config.tokenizer_source_location,
+               fmt::format("tensor '{}' has {} rows for a vocabulary of {} ids", t.name, t.shape[0],
+                           plan.vocabulary->id_end));
+    }
+    return;
+  }
   const Model& model = plan.models[plan.tokenizer_model];
   if (!std::filesystem::is_directory(model.path())) return;
   std::optional<std::int64_t> rows;
@@ -144,9 +147,9 @@ void check_tokenizer_fits_embeddings(const MergePlan& plan, Diagnostics& diag) {
   diag.add(ErrorKind::shape, plan.config.tokenizer_source_location,
            fmt::format("the tokenizer copied from model '{}' ({}) uses {} token ids ({}), but the "
                        "output has {} embedding rows{} and vocab_size {}: every token id from "
-                       "{} up would be out of range in the merged model. Name the model with the "
-                       "smallest vocabulary in `tokenizer_source:`, or merge models whose "
-                       "vocabularies match (a union of tokenizers is not supported yet)",
+                       "{} up would be out of range in the merged model. Set `tokenizer_source: "
+                       "union` (or base, or a model) to align the embedding rows to one "
+                       "vocabulary, or merge models whose vocabularies match",
                        plan.model_refs[plan.tokenizer_model],
                        plan.config.tokenizer_source
                            ? "tokenizer_source: " + *plan.config.tokenizer_source

@@ -90,20 +90,11 @@ nlohmann::json build_output_config(const MergePlan& plan,
       *node = *rectified_vocab;
     } else if (auto* text = at_dotted(cfg, "text_config.vocab_size")) {
       *text = *rectified_vocab;
+    } else {
+      cfg["vocab_size"] = *rectified_vocab;
     }
   }
   return cfg;
-}
-
-std::optional<std::string> resolve_chat_template(const std::string& value) {
-  // mergekit: a literal template has at least 20 characters and a '{'.
-  if (value.size() >= 20 && value.find('{') != std::string::npos) return value;
-  if (value == "chatml") {
-    return "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
-           "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt "
-           "%}{{ '<|im_start|>assistant\\n' }}{% endif %}";
-  }
-  return std::nullopt;
 }
 
 std::size_t tokenizer_model_of(const MergePlan& plan) {

@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -61,7 +62,11 @@ enum class SourceKind {
   dense,           // the stored tensor, any float dtype
   sub_matrix,      // a leading sub-matrix with fewer columns than stored
   mlx_dequantize,  // an MLX-quantized weight, dequantized per group
+  row_gather,      // embedding rows aligned to the output vocabulary (plan/vocabulary.h)
 };
+
+struct RowGather;       // plan/vocabulary.h
+struct VocabularyPlan;  // plan/vocabulary.h
 
 // How the executor writes an output (exec/sink.h, output/sinks.h).
 enum class SinkKind {
@@ -76,6 +81,10 @@ struct PlannedInput {
   TensorRef ref;                    // where it is stored
   std::vector<std::int64_t> shape;  // logical shape read (a leading sub-matrix of the stored one)
   SourceKind source = SourceKind::dense;
+  // SourceKind::row_gather: the tensor's alignment, shared by all its inputs,
+  // and this input's slot in it.
+  std::shared_ptr<RowGather> gather;
+  std::size_t gather_slot = 0;
 };
 
 struct PlannedTensor {
@@ -112,7 +121,9 @@ struct MergePlan {
   std::size_t donor = 0;                     // model whose config.json is used
   std::size_t tokenizer_model = 0;           // model whose tokenizer files are copied
   std::optional<std::string> chat_template;  // resolved `chat_template:`, if set
-  std::vector<PlannedTensor> tensors;        // output order
+  // The output vocabulary when `tokenizer_source` / `tokenizer:` is set.
+  std::shared_ptr<const VocabularyPlan> vocabulary;
+  std::vector<PlannedTensor> tensors;  // output order
   std::vector<LayerMapping> layer_map;
   std::int64_t out_layers = 0;
   nlohmann::json out_config;               // the output config.json

@@ -10,9 +10,11 @@
 #include <fmt/ranges.h>
 
 #include "core/cancel.h"
+#include "plan/chat_templates.h"
 #include "plan/diagnostics.h"
 #include "plan/plan.h"
 #include "plan/planner_internal.h"
+#include "plan/vocabulary.h"
 
 namespace llmerge {
 
@@ -162,7 +164,8 @@ struct Planner {
         open_model(src.model, src.location);
       if (s.base_model) open_model(*s.base_model, s.base_model_location);
     }
-    if (config.tokenizer_source && *config.tokenizer_source != "base") {
+    if (config.tokenizer_source && *config.tokenizer_source != "base" &&
+        *config.tokenizer_source != "union") {
       open_model(*config.tokenizer_source, config.tokenizer_source_location);
     }
     diag.throw_if_any();  // nothing below makes sense without the models
@@ -424,7 +427,13 @@ struct Planner {
       plan_copy(std::move(tensor), gathered, base_pos);
       return;
     }
-    if (!rectify_shapes(out_name, gathered, base_pos)) return;
+    if (config.tokenizer_source && is_token_table(out_name)) {
+      // Rows are aligned to the output vocabulary later (plan/vocabulary.h);
+      // only the widths must agree.
+      if (!check_token_table_widths(out_name, gathered, sources)) return;
+    } else if (!rectify_shapes(out_name, gathered, base_pos)) {
+      return;
+    }
 
     tensor.method = plan.method;
     tensor.shape = gathered.front().shape;
@@ -500,6 +509,26 @@ struct Planner {
     tensor.dtype = src.ref.info->dtype;
     tensor.inputs.push_back(src);
     plan.tensors.push_back(std::move(tensor));
+  }
+
+  bool check_token_table_widths(const std::string& out_name,
+                                const std::vector<PlannedInput>& gathered,
+                                const std::vector<const NormSource*>& sources) {
+    const auto& first = gathered.front();
+    for (std::size_t i = 0; i < gathered.size(); ++i) {
+      const auto& in = gathered[i];
+      if (in.shape.size() == 2 && first.shape.size() == 2 && in.shape[1] == first.shape[1])
+        continue;
+      diag.add(ErrorKind::shape, sources[i]->location,
+               fmt::format("embedding widths differ: tensor '{}' is {} in model '{}' but {} in "
+                           "model '{}'; rows can be aligned to a new vocabulary, but every row "
+                           "must have the same width",
+                           out_name, shape_string(first.shape), plan.model_refs[first.model],
+                           shape_string(in.shape), plan.model_refs[in.model]),
+               {.tensor = out_name});
+      return false;
+    }
+    return true;
   }
 
   // Embedding matrices of different vocab sizes are cut to a common shape as
@@ -682,12 +711,6 @@ MergePlan make_plan(const MergeConfig& config, const PlanSettings& options) {
     diag.throw_if_any();
   }
   check_parameter_names(plan.config, *plan.method, diag);
-  if (config.chat_template && !resolve_chat_template(*config.chat_template)) {
-    diag.add(ErrorKind::unsupported, config.chat_template_location,
-             fmt::format("chat_template '{}' is not a Jinja template and not a built-in llmerge "
-                         "knows (chatml); paste the template text instead",
-                         *config.chat_template));
-  }
   planner.open_models();
   planner.check_hidden_sizes();
   planner.check_architectures();
@@ -724,6 +747,7 @@ MergePlan make_plan(const MergeConfig& config, const PlanSettings& options) {
         "model that has them: {}",
         list.size(), names));
   }
+  if (auto rows = plan_vocabulary(plan, diag)) planner.rectified_vocab = rows;
   check_donor_config(plan, diag);
   check_chunk_memory(plan, diag);
   if (plan.tensors.empty() && diag.empty()) {
@@ -734,8 +758,9 @@ MergePlan make_plan(const MergeConfig& config, const PlanSettings& options) {
   plan_plain_copies(plan);
   assign_sources_and_sinks(plan);
   plan.out_config = build_output_config(plan, planner.rectified_vocab);
-  plan.tokenizer_model = tokenizer_model_of(plan);
-  if (config.chat_template) plan.chat_template = resolve_chat_template(*config.chat_template);
+  plan.tokenizer_model =
+      plan.vocabulary ? plan.vocabulary->tokenizer_model : tokenizer_model_of(plan);
+  plan.chat_template = resolve_chat_template(plan, diag);
   check_tokenizer_fits_embeddings(plan, diag);
   diag.throw_if_any();
   return plan;

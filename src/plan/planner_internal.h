@@ -46,10 +46,6 @@ nlohmann::json build_output_config(const MergePlan& plan,
 // The model whose tokenizer files are copied: `tokenizer_source` (base or a
 // model reference), else the base, else the config donor.
 std::size_t tokenizer_model_of(const MergePlan& plan);
-// The chat template for `chat_template:`: a literal Jinja template is used
-// as-is; "chatml" gives the ChatML template. nullopt for anything else.
-std::optional<std::string> resolve_chat_template(const std::string& value);
-
 // Decides which output tensors are written MLX-quantized (PlannedTensor::quantize).
 void assign_output_quantization(MergePlan& plan, Diagnostics& diag);
 // Unscaled passthrough tensors whose bytes would not change are planned as

@@ -5,6 +5,7 @@
 #include <fmt/core.h>
 
 #include "plan/planner_internal.h"
+#include "plan/vocabulary.h"
 
 namespace llmerge {
 
@@ -74,8 +75,8 @@ void plan_plain_copies(MergePlan& plan) {
       continue;
     const PlannedInput& in = t.inputs.front();
     const bool unscaled = std::isnan(t.params.model_value(0, "scale"));
-    const bool same_bytes =
-        !in.ref.quant && in.ref.info->dtype == t.dtype && in.shape == in.ref.info->shape;
+    const bool same_bytes = !in.gather && !in.ref.quant && in.ref.info->dtype == t.dtype &&
+                            in.shape == in.ref.info->shape;
     // Inputs are rounded to `dtype` whenever they are in another format (the executor's rule).
     const bool rounding = plan.round_inputs && in.ref.info->dtype != plan.compute_dtype_round;
     // Converting to f32 and back would give the same bits: copy them instead.
@@ -117,11 +118,19 @@ void assign_sources_and_sinks(MergePlan& plan) {
       in.source = SourceKind::dense;
     }
   };
+  // A row gather keeps its kind; its tables are read as stored.
+  auto choose_or_tables = [&](PlannedInput& in) {
+    if (!in.gather) return choose(in);
+    if (in.gather_slot == 0) {
+      for (auto& table : in.gather->tables)
+        choose(table);
+    }
+  };
   for (auto& t : plan.tensors) {
     t.sink = t.quantize ? SinkKind::mlx_quantize : SinkKind::dense;
-    if (t.base) choose(*t.base);
+    if (t.base) choose_or_tables(*t.base);
     for (auto& in : t.inputs)
-      choose(in);
+      choose_or_tables(in);
   }
 }
 

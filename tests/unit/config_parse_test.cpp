@@ -286,14 +286,49 @@ TEST(ConfigParse, UnknownDtypeListsTheAcceptedNames) {
                "out_dtype: unknown dtype 'int8'", 4, 12);
 }
 
-TEST(ConfigParse, UnionTokenizerIsUnsupported) {
-  expect_error("merge_method: linear\nmodels:\n  - model: a\ntokenizer_source: union\n",
-               ErrorKind::unsupported, "tokenizer source 'union' is not supported yet", 4, 19);
-  expect_error("merge_method: linear\nmodels:\n  - model: a\ntokenizer:\n  source: union\n",
-               ErrorKind::unsupported, "tokenizer source 'union' is not supported yet", 5, 11);
+TEST(ConfigParse, TokenizerTokensParseEverySourceKind) {
+  const MergeConfig c = parse_config(
+      "merge_method: linear\nmodels:\n  - model: a\ntokenizer:\n  pad_to_multiple_of: 8\n"
+      "  tokens:\n    \"<a>\": {source: a, force: true}\n"
+      "    \"<b>\": {source: {kind: model_token, model: a, token_id: 3}}\n"
+      "    \"<c>\": {source: {kind: model_token, model: a, token: x}}\n"
+      "    \"<d>\": {source: {kind: zero}}\n    \"<e>\":\n",
+      "c.yaml");
   // mergekit's default source is union.
-  expect_error("merge_method: linear\nmodels:\n  - model: a\ntokenizer: {pad_to_multiple_of: 8}\n",
-               ErrorKind::unsupported, "tokenizer.pad_to_multiple_of is not supported yet", 4, 13);
+  EXPECT_EQ(c.tokenizer_source, "union");
+  EXPECT_EQ(c.pad_to_multiple_of, 8);
+  ASSERT_EQ(c.tokenizer_tokens.size(), 5u);
+  EXPECT_EQ(c.tokenizer_tokens[0].kind, TokenOverride::Kind::model);
+  EXPECT_EQ(c.tokenizer_tokens[0].model, "a");
+  EXPECT_TRUE(c.tokenizer_tokens[0].force);
+  EXPECT_EQ(c.tokenizer_tokens[0].location.line, 7);
+  EXPECT_EQ(c.tokenizer_tokens[1].kind, TokenOverride::Kind::model_token);
+  EXPECT_EQ(c.tokenizer_tokens[1].src_id, 3);
+  EXPECT_EQ(c.tokenizer_tokens[2].src_token, "x");
+  EXPECT_EQ(c.tokenizer_tokens[3].kind, TokenOverride::Kind::zero);
+  EXPECT_EQ(c.tokenizer_tokens[4].kind, TokenOverride::Kind::automatic);
+  EXPECT_EQ(parse_config("merge_method: linear\nmodels:\n  - model: a\ntokenizer_source: union\n",
+                         "c.yaml")
+                .tokenizer_source,
+            "union");
+}
+
+TEST(ConfigParse, TokenizerTokensRejectMalformedSources) {
+  const std::string head = "merge_method: linear\nmodels:\n  - model: a\ntokenizer:\n  tokens:\n";
+  expect_error(head + "    x: {source: {kind: model_token, model: a}}\n", ErrorKind::config,
+               "model_token needs exactly one of 'token' and 'token_id'", 6, 17);
+  expect_error(head + "    x: {source: {kind: model_token, model: a, token: y, token_id: 1}}\n",
+               ErrorKind::config, "model_token needs exactly one of", 6, 17);
+  expect_error(head + "    x: {source: {kind: one}}\n", ErrorKind::config,
+               "expected 'model_token' or 'zero'", 6, 24);
+  expect_error(head + "    x: {source: {model: a}}\n", ErrorKind::config, "missing 'kind'", 6, 17);
+  expect_error(head + "    x: {source: {kind: zero, model: a}}\n", ErrorKind::config,
+               "kind 'zero' takes no model", 6, 17);
+  expect_error(head + "    x: {force: maybe}\n", ErrorKind::config, "expected true or false", 6,
+               16);
+  expect_error(head + "    x: {sorce: a}\n", ErrorKind::config, "did you mean 'source'?", 6, 9);
+  expect_error("merge_method: linear\nmodels:\n  - model: a\ntokenizer: {pad_to_multiple_of: 0}\n",
+               ErrorKind::config, "pad_to_multiple_of: 0 is out of range", 4, 33);
 }
 
 TEST(ConfigParse, TokenizerAndTokenizerSourceAreExclusive) {
