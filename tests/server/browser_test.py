@@ -64,6 +64,26 @@ def main():
             page.set_default_timeout(TIMEOUT_MS)
             errors = []
             page.on("pageerror", lambda e: errors.append(str(e)))
+            try:
+                steps(page, root, shots, url)
+            except Exception:
+                page.screenshot(path=str(shots / "failed.png"), full_page=True)
+                print("page errors:", errors, file=sys.stderr)
+                raise
+            assert not errors, errors
+            browser.close()
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    print("browser test: 1 passed, 0 failed")
+
+
+def steps(page, root, shots, url):
+    if True:
+        if True:
             page.goto(url)
             expect(page.locator("#version")).to_contain_text("roots")
 
@@ -80,6 +100,7 @@ def main():
             # A density above 1: the plan refuses it, at its line in the YAML.
             page.fill("#f-m0-density", "1.7")
             expect(page.locator("#validation")).to_contain_text("problem")
+            expect(page.locator("#problems li")).to_have_count(1)
             problem = page.locator("#problems li").first
             expect(problem).to_contain_text("density")
             yaml = page.input_value("#yaml")
@@ -96,7 +117,6 @@ def main():
 
             # A per-layer weight curve for the first model, bent by dragging.
             page.fill("#f-layers", "8")
-            page.dispatch_event("#f-layers", "change")
             page.click("#f-model-rows .model-row >> nth=0 >> button.curve-toggle >> nth=0")
             point = page.locator(".curve svg .pt").first
             expect(point).to_be_visible()
@@ -140,16 +160,6 @@ def main():
             expect(page.locator("#inspect-out")).to_contain_text("LlamaForCausalLM")
             expect(page.locator("#inspect-out")).to_contain_text("tokenizer")
             page.screenshot(path=str(shots / "4-models.png"))
-
-            assert not errors, errors
-            browser.close()
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-    print("browser test: 1 passed, 0 failed")
 
 
 if __name__ == "__main__":

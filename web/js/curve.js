@@ -110,5 +110,8 @@ export function curveEditor({ name, values, layers, min, max, onchange }) {
   } });
   box.append(s, el('div', { class: 'bar' }, add, remove, readout));
   draw();
+  // The layer count changes only the dots: redraw in place, so nothing the
+  // user is about to click is replaced.
+  box.setLayers = (n) => { layers = n; draw(); };
   return box;
 }

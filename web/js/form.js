@@ -19,11 +19,10 @@ export class ConfigForm {
     for (const m of methods) select.append(el('option', { value: m.name, text: `${m.name} — ${m.pretty_name}` }));
     select.addEventListener('change', () => this.setMethod(select.value));
     this.$('f-base').addEventListener('input', (e) => { this.set('base_model', e.target.value || undefined); });
-    this.$('f-base').addEventListener('change', () => this.render());
     this.$('f-dtype').addEventListener('change', (e) => { this.set('dtype', e.target.value || undefined); });
     this.$('f-layers').addEventListener('change', (e) => {
       this.layers = Math.max(1, Math.min(1024, +e.target.value || 1));
-      this.render();
+      for (const c of document.querySelectorAll('#form .curve')) c.setLayers?.(this.layers);
     });
     this.$('f-add-model').addEventListener('click', () => {
       (this.config.models ??= []).push({ model: '', parameters: {} });
