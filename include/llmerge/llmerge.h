@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "llmerge/cancel.h"
+#include "llmerge/compare.h"
 #include "llmerge/error.h"
 #include "llmerge/options.h"
 #include "llmerge/version.h"

@@ -40,7 +40,7 @@ __all__ = [
     "CancelToken", "Config", "ConfigError", "Error", "FileError", "FormatError", "InternalError",
     "Interrupted", "ModelInfo", "Plan", "PlannedTensor", "Problem", "Progress", "RunResult",
     "ShapeError", "UnsupportedError", "inspect", "load_config", "merge", "methods", "options",
-    "plan", "quantize", "synth",
+    "plan", "quantize", "synth", "Comparison", "compare", "evaluate", "divergence",
 ]
 
 Config = _core.Config
@@ -256,3 +256,50 @@ def synth(out: str | os.PathLike[str], **spec: Any) -> int:
 
 
 from . import mlx  # noqa: E402  (llmerge.mlx.merge_and_load; imports mlx-lm only when called)
+
+
+# ------------------------------------------------------------------ compare
+
+
+class Comparison:
+    """What :func:`compare` found: ``json()`` is the document of docs/compare.md."""
+
+    def __init__(self, document: str) -> None:
+        self._document = document
+
+    def json(self) -> dict[str, Any]:
+        return _json.loads(self._document)
+
+    def describe(self) -> str:
+        return _core.compare_text(self._document)
+
+    def html(self) -> str:
+        return _core.compare_report_html(self._document)
+
+    @property
+    def recommendation(self) -> dict[str, Any]:
+        return self.json()["recommendation"]
+
+
+def compare(*models: str | os.PathLike[str], base: str | os.PathLike[str] | None = None,
+            density: float = 0.2, threads: int = 0, per_tensor: bool = False,
+            base_dir: str | os.PathLike[str] | None = None,
+            cancel: CancelToken | None = None) -> Comparison:
+    """Compares two or more models tensor by tensor, as ``llmerge compare`` (GIL released)."""
+    return Comparison(_core.compare([os.fspath(m) for m in models],
+                                    os.fspath(base) if base is not None else "", density, threads,
+                                    per_tensor, os.fspath(base_dir) if base_dir else "", cancel))
+
+
+def evaluate(model: str | os.PathLike[str], texts: Any, *, backend: str = "mlx",
+             **kwargs: Any) -> dict[str, float]:
+    """Perplexity of ``model`` on each text file (``llmerge.quality.evaluate``)."""
+    from . import quality
+    return quality.evaluate(model, texts, backend=backend, **kwargs)
+
+
+def divergence(merged: str | os.PathLike[str], parents: Any, texts: Any, *,
+               backend: str = "mlx", **kwargs: Any) -> dict[str, dict[str, float]]:
+    """Next-token KL(parent || merged) per parent and text (``llmerge.quality.divergence``)."""
+    from . import quality
+    return quality.divergence(merged, parents, texts, backend=backend, **kwargs)

@@ -263,4 +263,30 @@ NB_MODULE(_core, m) {
       "seed"_a = nb::none(), "like"_a = nb::none(), "delta_scale"_a = nb::none(),
       "shard_size"_a = nb::none(), "threads"_a = nb::none(), "force"_a = false);
   m.def("synth_family_names", &llmerge::synth_family_names);
+
+  // compare (llmerge/compare.h): the JSON document; Python parses it.
+  m.def(
+      "compare",
+      [](const std::vector<std::string>& models, const std::string& base, double density,
+         int threads, bool per_tensor, const std::string& base_dir,
+         std::optional<llmerge::CancelToken> cancel) {
+        llmerge::CompareOptions o;
+        o.base = base;
+        o.density = density;
+        o.threads = threads;
+        o.per_tensor = per_tensor;
+        o.base_dir = base_dir;
+        o.cancel = cancel.value_or(llmerge::CancelToken());
+        nb::gil_scoped_release released;
+        return llmerge::compare(models, o).json();
+      },
+      "models"_a, "base"_a = "", "density"_a = 0.2, "threads"_a = 0, "per_tensor"_a = false,
+      "base_dir"_a = "", "cancel"_a = nb::none());
+  m.def("compare_report_html", &llmerge::compare_report_html, "json"_a);
+  m.def("compare_text", [](const std::string& json) {
+    // describe() of a result rebuilt from its document.
+    llmerge::CompareResult r;
+    r.document = json;
+    return r.describe();
+  });
 }
