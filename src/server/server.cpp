@@ -94,6 +94,7 @@ struct WebServer::Impl {
   RunManager runs;
   httplib::Server http;
   std::atomic<bool> stopping{false};
+  CancelToken compare_cancel;  // cancelled when the server stops
   int port = 0;
 
   explicit Impl(ServeOptions o)
@@ -233,6 +234,9 @@ struct WebServer::Impl {
               }));
     http.Post("/api/plan", guarded([this](const httplib::Request& req, httplib::Response& res) {
                 plan_route(request_body(req), res);
+              }));
+    http.Post("/api/compare", guarded([this](const httplib::Request& req, httplib::Response& res) {
+                compare_route(request_body(req), res);
               }));
     http.Post("/api/runs", guarded([this](const httplib::Request& req, httplib::Response& res) {
                 const json body = request_body(req);
@@ -376,6 +380,40 @@ struct WebServer::Impl {
                        .dump());
   }
 
+  // llmerge::compare() on models picked in the browser, each confined to the
+  // roots like a config's models. Synchronous: the request waits for the
+  // figures (it streams every shared tensor once; seconds for small models),
+  // and a stopping server cancels it.
+  void compare_route(const json& body, httplib::Response& res) {
+    if (!body.contains("models") || !body["models"].is_array()) {
+      throw Error(ErrorKind::config, "'models' must be a list of model paths");
+    }
+    std::vector<std::string> models;
+    for (const auto& m : body["models"]) {
+      if (!m.is_string()) throw Error(ErrorKind::config, "'models' must be a list of strings");
+      models.push_back(m.get<std::string>());
+    }
+    CompareOptions options;
+    options.base = string_field(body, "base");
+    if (body.contains("density")) {
+      if (!body["density"].is_number())
+        throw Error(ErrorKind::config, "'density' must be a number");
+      options.density = body["density"].get<double>();
+    }
+    std::vector<std::string> refs = models;
+    if (!options.base.empty()) refs.push_back(options.base);
+    for (const auto& ref : refs) {
+      if (const auto why = refuse_reference(ref, roots)) {
+        send_error(res, 403, *why);
+        return;
+      }
+    }
+    options.base_dir = roots.base().string();
+    options.cancel = compare_cancel;
+    const CompareResult r = compare(models, options);
+    send_json(res, r.json());
+  }
+
   void run_record(const std::string& id, httplib::Response& res) {
     const auto rec = runs.record_json(id);
     if (!rec) {
@@ -486,6 +524,7 @@ void WebServer::serve() {
 
 void WebServer::stop() {
   impl_->stopping = true;
+  impl_->compare_cancel.cancel();
   impl_->http.stop();
 }
 

@@ -4,7 +4,8 @@ through executable_path: no browser download).
 
 Builds a config in the form, sees a validation error at its YAML line and
 fixes it, bends a per-layer curve by dragging, runs the merge and watches its
-progress to the end, and checks the history. Screenshots go to --shots (kept
+progress to the end, checks the history, inspects a model, and compares two
+models against their base (the layer heatmap and the alignment). Screenshots go to --shots (kept
 as test artifacts under build/; look at them).
 
 Usage: browser_test.py --llmerge PATH --work DIR --shots DIR [--chromium PATH]
@@ -23,9 +24,11 @@ from playwright.sync_api import expect, sync_playwright
 TIMEOUT_MS = 30_000
 
 
-def synth(llmerge, out, seed):
-    subprocess.run([llmerge, "synth", str(out), "--layers", "8", "--hidden", "256",
-                    "--intermediate", "512", "--vocab", "4096", "--seed", str(seed), "--force"],
+def synth(llmerge, out, seed, like=None):
+    # Fine-tunes of one base (--like): what a merge starts from.
+    shape = (["--like", str(like), "--delta-scale", "0.05"] if like else
+             ["--layers", "8", "--hidden", "256", "--intermediate", "512", "--vocab", "4096"])
+    subprocess.run([llmerge, "synth", str(out), *shape, "--seed", str(seed), "--force"],
                    check=True, stdout=subprocess.DEVNULL, timeout=120)
 
 
@@ -45,8 +48,9 @@ def main():
     root.mkdir(parents=True)
     shots = pathlib.Path(args.shots)
     shots.mkdir(parents=True, exist_ok=True)
-    for i, name in enumerate(["base", "chat", "code"]):
-        synth(args.llmerge, root / name, i + 1)
+    synth(args.llmerge, root / "base", 1)
+    synth(args.llmerge, root / "chat", 2, like=root / "base")
+    synth(args.llmerge, root / "code", 3, like=root / "base")
 
     token = "browser-test-token-0123456789abcdef"
     server = subprocess.Popen([args.llmerge, "serve", "--root", str(root), "--port", "0",
@@ -153,13 +157,26 @@ def steps(page, root, shots, url):
 
             # The Models page: browse the root and inspect a model.
             page.click("#tab-models")
-            page.get_by_role("button", name=re.compile(r"folder .*root|model base")).first.click()
-            if page.locator("#browse-list button.model").count() == 0:
-                page.locator("#browse-list button").nth(0).click()
-            page.locator("#browse-list button.model").first.click()
+            page.get_by_role("button", name=f"folder {root}").click()
+            expect(page.locator("#browse-path")).to_have_text(str(root))
+            page.get_by_role("button", name="model base", exact=True).click()
             expect(page.locator("#inspect-out")).to_contain_text("LlamaForCausalLM")
             expect(page.locator("#inspect-out")).to_contain_text("tokenizer")
             page.screenshot(path=str(shots / "4-models.png"))
+
+            # Compare two of the models against the base: the heatmap and the alignment.
+            page.click("#tab-compare")
+            page.get_by_label(str(root / "chat"), exact=True).check()
+            page.get_by_label(str(root / "code"), exact=True).check()
+            page.select_option("#c-base", str(root / "base"))
+            page.click("#c-start")
+            expect(page.locator("#c-status")).to_contain_text("Compared", timeout=120_000)
+            expect(page.locator("#c-heatmap svg rect")).to_have_count(8)  # 8 layers x 1 pair
+            page.select_option("#c-measure", "sign_conflict")
+            expect(page.locator("#c-heatmap svg rect").first).to_have_attribute(
+                "aria-label", re.compile(r"chat · code, 0: [0-9.]+"))
+            expect(page.locator("#c-alignment svg .path")).to_have_count(1)
+            page.screenshot(path=str(shots / "5-compare.png"), full_page=True)
 
 
 if __name__ == "__main__":

@@ -376,3 +376,23 @@ TEST_F(Serve, ACancelledRunLeavesNothingBehindAndFreesItsOutput) {
   ASSERT_EQ(next->status, 201) << next->body;
   EXPECT_EQ(events(json::parse(next->body)["id"]).back().first, "done");
 }
+
+TEST_F(Serve, CompareRunsOnModelsInsideTheRootsOnly) {
+  synth_model("a", 1);
+  synth_model("b", 2);
+  synth_model("../outside/m", 3);
+  fs::create_directory_symlink(tmp_.path() / "outside" / "m", root_ / "model-link");
+  const auto r = post("/api/compare", json{{"models", {"a", "b"}}, {"density", 0.5}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json doc = json::parse(r->body);
+  EXPECT_EQ(doc["schema"], "llmerge.compare");
+  ASSERT_EQ(doc["pairs"].size(), 1u);
+  EXPECT_LT(doc["pairs"][0]["cosine"].get<double>(), 1.0);  // different seeds
+  EXPECT_EQ(doc["layers"].size(), 2u);
+  for (const json& models : {json{"a", "model-link"}, json{"a", "../outside/m"}}) {
+    EXPECT_EQ(post("/api/compare", json{{"models", models}})->status, 403) << models.dump();
+  }
+  EXPECT_EQ(post("/api/compare", json{{"models", {"a", "b"}}, {"base", "model-link"}})->status,
+            403);
+  EXPECT_EQ(post("/api/compare", json{{"models", "a"}})->status, 400);
+}

@@ -8,9 +8,10 @@ import { ConfigForm } from './form.js';
 import { YamlEditor } from './editor.js';
 import { ModelsPage } from './models.js';
 import { RunsPage } from './runs.js';
+import { ComparePage } from './compare.js';
 
 const $ = (id) => document.getElementById(id);
-let form, editor, models, runs;
+let form, editor, models, runs, compare;
 let planTimer = 0, parseTimer = 0, planSeq = 0;
 
 function showTab(name) {
@@ -22,6 +23,7 @@ function showTab(name) {
   }
   if (name === 'models' && !models.opened) { models.opened = true; models.open(''); }
   if (name === 'runs') runs.history();
+  if (name === 'compare') compare.refresh();
 }
 
 function setupTabs() {
@@ -150,6 +152,11 @@ async function main() {
     editor.value = rec.yaml;
     yamlEdited(rec.yaml);
     $('r-output').value = rec.output_as_given || rec.output;
+    showTab('build');
+  } });
+  compare = new ComparePage({ known: () => models.known, onconfig: (yaml) => {
+    editor.value = yaml;
+    yamlEdited(yaml);
     showTab('build');
   } });
   buildOptions();
