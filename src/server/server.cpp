@@ -393,24 +393,24 @@ struct WebServer::Impl {
       if (!m.is_string()) throw Error(ErrorKind::config, "'models' must be a list of strings");
       models.push_back(m.get<std::string>());
     }
-    CompareOptions options;
-    options.base = string_field(body, "base");
+    CompareOptions co;
+    co.base = string_field(body, "base");
     if (body.contains("density")) {
       if (!body["density"].is_number())
         throw Error(ErrorKind::config, "'density' must be a number");
-      options.density = body["density"].get<double>();
+      co.density = body["density"].get<double>();
     }
     std::vector<std::string> refs = models;
-    if (!options.base.empty()) refs.push_back(options.base);
+    if (!co.base.empty()) refs.push_back(co.base);
     for (const auto& ref : refs) {
       if (const auto why = refuse_reference(ref, roots)) {
         send_error(res, 403, *why);
         return;
       }
     }
-    options.base_dir = roots.base().string();
-    options.cancel = compare_cancel;
-    const CompareResult r = compare(models, options);
+    co.base_dir = roots.base().string();
+    co.cancel = compare_cancel;
+    const CompareResult r = compare(models, co);
     send_json(res, r.json());
   }
 
