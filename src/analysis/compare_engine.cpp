@@ -66,8 +66,15 @@ ComparedModel summary(const Model& m, const std::string& name) {
   s.layers = m.layers().count;
   s.tensors = m.tensor_count();
   s.parameters = m.parameter_count();
-  const auto dtypes = m.dtype_counts();
-  s.dtype = dtypes.empty() ? "float32" : std::string(dtype_torch_name(dtypes.front().first));
+  // The logical dtype (a quantized weight's scales'), the most common one; a
+  // tie goes to the first in DType order.
+  std::map<DType, std::size_t> counts;
+  for (const auto& tensor : m.tensor_names())
+    ++counts[m.find(tensor)->dtype()];
+  std::pair<DType, std::size_t> top{DType::F32, 0};
+  for (const auto& [dtype, count] : counts)
+    if (count > top.second) top = {dtype, count};
+  s.dtype = std::string(dtype_torch_name(top.first));
   return s;
 }
 
@@ -314,6 +321,12 @@ class Engine {
     std::vector<std::vector<unsigned char>> kept;  // per model: kept at the density
   };
 
+  // Only matrices go into a layer's sketch: norm weights (near 1 in every
+  // layer of every model) would make unrelated layers look alike.
+  static bool sketched(const TensorRef& r) {
+    return dtype_is_mergeable_float(r.dtype()) && r.shape().size() >= 2;
+  }
+
   void sketch_chunk(std::vector<double>& sketch, std::uint64_t seed, std::int64_t begin,
                     const float* x, std::int64_t n) const {
     // Fibonacci hashing of (module seed + position): one multiply per element;
@@ -347,7 +360,7 @@ class Engine {
     const std::uint64_t seed = suffix_seed(item.suffix);
     for (std::size_t m = 0; m < models_.size(); ++m) {
       const TensorRef* r = item.refs[m];
-      if (!r || !dtype_is_mergeable_float(r->dtype()) || out.sketches[m].empty()) continue;
+      if (!r || !sketched(*r) || out.sketches[m].empty()) continue;
       const PlannedInput in = planned_input(m, item.name, *r);
       const auto source = make_source(in);
       const std::int64_t numel = numel_of(in.shape);
@@ -412,20 +425,24 @@ class Engine {
         const float* a = s.x[pairs_[p].first].data();
         const float* b = s.x[pairs_[p].second].data();
         PairSums& ps = t.pairs[p];
-        double dot = 0, diff2 = 0, na = 0, nb = 0;
-        for (std::int64_t i = 0; i < n; ++i) {
-          const double va = a[i], vb = b[i];
-          dot += va * vb;
-          diff2 += (va - vb) * (va - vb);
-          na += va * va;
-          nb += vb * vb;
+        // Summed per k_reduce_block, then blocks in order: the same whatever the chunk size.
+        for (std::int64_t b0 = 0; b0 < n; b0 += k_reduce_block) {
+          const std::int64_t b1 = std::min(n, b0 + k_reduce_block);
+          double dot = 0, diff2 = 0, na = 0, nb = 0;
+          for (std::int64_t i = b0; i < b1; ++i) {
+            const double va = a[i], vb = b[i];
+            dot += va * vb;
+            diff2 += (va - vb) * (va - vb);
+            na += va * va;
+            nb += vb * vb;
+          }
+          ps.dot += dot;
+          ps.diff2 += diff2;
+          ps.norm2_a += na;
+          ps.norm2_b += nb;
         }
-        ps.dot += dot;
-        ps.diff2 += diff2;
-        ps.norm2_a += na;
-        ps.norm2_b += nb;
       }
-      if (item.layer >= 0) {
+      if (item.layer >= 0 && sketched(*item.refs[0])) {
         for (std::size_t m = 0; m < models; ++m)
           if (!out.sketches[m].empty())
             sketch_chunk(out.sketches[m], seed, begin, s.x[m].data(), n);
@@ -436,22 +453,25 @@ class Engine {
         const float* a = s.x[pairs_[p].first].data();
         const float* b = s.x[pairs_[p].second].data();
         PairSums& ps = t.pairs[p];
-        double dot = 0, na = 0, nb = 0;
         std::int64_t same = 0, both = 0, opposite = 0;
-        for (std::int64_t i = 0; i < n; ++i) {
-          const double va = a[i], vb = b[i];
-          dot += va * vb;
-          na += va * va;
-          nb += vb * vb;
-          const bool nz = a[i] != 0 && b[i] != 0;
-          const bool agree = (a[i] > 0) == (b[i] > 0);
-          both += nz;
-          same += nz && agree;
-          opposite += nz && !agree;
+        for (std::int64_t b0 = 0; b0 < n; b0 += k_reduce_block) {
+          const std::int64_t b1 = std::min(n, b0 + k_reduce_block);
+          double dot = 0, na = 0, nb = 0;
+          for (std::int64_t i = b0; i < b1; ++i) {
+            const double va = a[i], vb = b[i];
+            dot += va * vb;
+            na += va * va;
+            nb += vb * vb;
+            const bool nz = a[i] != 0 && b[i] != 0;
+            const bool agree = (a[i] > 0) == (b[i] > 0);
+            both += nz;
+            same += nz && agree;
+            opposite += nz && !agree;
+          }
+          ps.task_dot += dot;
+          ps.task_norm2_a += na;
+          ps.task_norm2_b += nb;
         }
-        ps.task_dot += dot;
-        ps.task_norm2_a += na;
-        ps.task_norm2_b += nb;
         ps.sign_same += same;
         ps.both_nonzero += both;
         if (keep_all) {

@@ -155,11 +155,13 @@ std::string curves(const json& doc, const std::string& field, const std::string&
   s += fmt::format(R"(<text x="{}" y="16" class="title">{}</text>)", left, esc(title));
   s += fmt::format(R"(<rect x="{}" y="{}" width="{}" height="{}" class="frame"/>)", left, top, pw,
                    ph);
+  // Enough decimals that the five ticks differ (cosines of fine-tunes sit at 0.999...).
+  const int digits = std::clamp(static_cast<int>(std::ceil(-std::log10(r.hi - r.lo))) + 2, 2, 8);
   for (int t = 0; t <= 4; ++t) {
     const double v = r.lo + (r.hi - r.lo) * t / 4;
     const double y = top + ph - ph * t / 4;
-    s += fmt::format(R"(<text x="{}" y="{:.1f}" class="small" text-anchor="end">{:.4f}</text>)",
-                     left - 4, y + 3, v);
+    s += fmt::format(R"(<text x="{}" y="{:.1f}" class="small" text-anchor="end">{:.{}f}</text>)",
+                     left - 4, y + 3, v, digits);
     s += fmt::format(R"(<line x1="{}" x2="{}" y1="{:.1f}" y2="{:.1f}" class="grid"/>)", left,
                      left + pw, y, y);
   }
@@ -204,7 +206,7 @@ std::string alignment_svg(const json& a) {
       fmt::format("model {} layers (down) × model 0 layers (across)", a["model"].get<int>());
   std::string s = fmt::format(
       R"(<svg xmlns="http://www.w3.org/2000/svg" width="{:.0f}" height="{:.0f}" role="img" aria-label="{}">)",
-      left + cell * cols + 160, top + cell * rows + 30, esc(title));
+      std::max(left + cell * cols + 160, 460.0), top + cell * rows + 30, esc(title));
   s += fmt::format(R"(<text x="{}" y="16" class="title">{}</text>)", left, esc(title));
   for (std::size_t j = 0; j < rows; ++j) {
     for (std::size_t i = 0; i < cols; ++i) {
@@ -227,7 +229,7 @@ std::string alignment_svg(const json& a) {
   return s + "</svg>";
 }
 
-std::string table(const json& doc, const json& pairs, bool with_base) {
+std::string table(const json& pairs, bool with_base) {
   std::string s = "<table><tr><th>pair</th><th>cosine</th><th>relative L2</th>";
   if (with_base)
     s += "<th>task cosine</th><th>sign agreement</th><th>sign conflict</th><th>top-k overlap</th>";
@@ -242,7 +244,6 @@ std::string table(const json& doc, const json& pairs, bool with_base) {
     }
     s += "</tr>";
   }
-  (void)doc;
   return s + "</table>";
 }
 
@@ -290,12 +291,19 @@ std::string compare_html(const nlohmann::json& doc) {
   if (!rec["config"].get<std::string>().empty())
     s += "<pre>" + esc(rec["config"].get<std::string>()) + "</pre>";
 
-  s += "<h2>Whole model</h2>" + table(doc, doc["pairs"], with_base);
+  s += "<h2>Whole model</h2>" + table(doc["pairs"], with_base);
   s += "<h2>By module kind</h2>";
   for (const auto& k : doc["modules"])
-    s += "<h3>" + esc(k["kind"].get<std::string>()) + "</h3>" + table(doc, k["pairs"], with_base);
+    s += "<h3>" + esc(k["kind"].get<std::string>()) + "</h3>" + table(k["pairs"], with_base);
 
   s += "<h2>By layer</h2>";
+  bool depths_differ = false;
+  for (const auto& m : doc["models"])
+    depths_differ = depths_differ || m["layers"] != doc["models"][0]["layers"];
+  if (depths_differ) {
+    s += "<p>The models' depths differ: layers are compared by index here, for the indices "
+         "every model has; the layer alignment below pairs them by similarity.</p>";
+  }
   s += heatmap(doc, "cosine", "cosine by layer × model pair");
   if (with_base) {
     s += heatmap(doc, "task_cosine", "task-vector cosine by layer × model pair");

@@ -120,3 +120,18 @@ def test_cli_writes_the_same_document_and_a_report(family, cli, tmp_path):
     assert report.read_text().startswith("<!DOCTYPE html>")
     text = llmerge.compare(family / "a", family / "b").describe()
     assert "recommended: " in text and "because" in text
+
+
+def test_eval_without_python_says_what_it_needs(cli, tmp_path):
+    import os
+    env = dict(os.environ, LLMERGE_PYTHON=str(tmp_path / "no-python"))
+    r = subprocess.run([cli, "eval", "model", "text.txt"], capture_output=True, text=True, env=env)
+    assert r.returncode == 2
+    assert "eval needs Python" in r.stderr
+
+
+def test_compare_errors_are_llmerge_errors(family):
+    with pytest.raises(llmerge.ConfigError, match="density"):
+        llmerge.compare(family / "a", family / "b", density=1.5)
+    with pytest.raises(llmerge.FileError):
+        llmerge.compare(family / "a", family / "missing")

@@ -117,13 +117,20 @@ TEST_F(Compare, IdenticalTaskVectorsAgreeCompletely) {
   EXPECT_EQ(doc["recommendation"]["method"], "linear") << doc["recommendation"].dump();
 }
 
-TEST_F(Compare, UnrelatedModelsAreNearlyOrthogonal) {
+TEST_F(Compare, UnrelatedModelsAreNearlyOrthogonalExceptTheirNorms) {
   const Json doc = run({p("a"), p("base")});
-  const double cos = doc["pairs"][0]["cosine"].get<double>();
-  // Independent random weights: cosine ~ N(0, 1/sqrt(n)); the norms'
-  // scales are not random (norm weights are 1), so allow a little.
-  EXPECT_LT(std::abs(cos), 0.2) << cos;
-  EXPECT_GT(doc["pairs"][0]["relative_l2"].get<double>(), 1.0);
+  // Independent random matrices: cosine ~ N(0, 1/sqrt(n)). Norm weights are
+  // about 1 in every synth model: the module summary shows what the whole-model
+  // figure mixes.
+  for (const auto& k : doc["modules"]) {
+    const double cos = k["pairs"][0]["cosine"].get<double>();
+    if (k["kind"] == "norm") {
+      EXPECT_GT(cos, 0.99);  // synth's norm weights are 1 plus a little noise
+    } else {
+      EXPECT_LT(std::abs(cos), 0.05) << k["kind"];
+      EXPECT_NEAR(k["pairs"][0]["relative_l2"].get<double>(), std::sqrt(2.0), 0.1) << k["kind"];
+    }
+  }
   EXPECT_EQ(doc["recommendation"]["method"], "slerp");
 }
 
@@ -144,7 +151,7 @@ TEST_F(Compare, IndependentFineTunesConflictAtHalfTheKeptSigns) {
   EXPECT_EQ(rec["method"], "ties");
   EXPECT_EQ(rec["parameters"]["density"], 0.2);
   ASSERT_EQ(rec["reasons"].size(), 1u);
-  EXPECT_NE(rec["reasons"][0].get<std::string>().find("sign conflict 0.5"), std::string::npos)
+  EXPECT_NE(rec["reasons"][0].get<std::string>().find("mean sign conflict 0.4"), std::string::npos)
       << rec["reasons"][0];
   // The recommended config plans.
   PlanOptions po;
