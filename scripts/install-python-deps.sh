@@ -2,8 +2,10 @@
 # Creates a virtual environment with the pinned Python test dependencies:
 # mlx (CPU backend) and mlx-lm for the checks of llmerge's MLX output, and
 # nanobind, scikit-build-core, pytest and tqdm for the Python package
-# (tests/python/). Idempotent: does nothing when the venv already has the
-# pinned versions. Usage: scripts/install-python-deps.sh VENV_DIR
+# (tests/python/), and playwright, which drives Debian's chromium in the
+# browser tests (tests/report/, tests/server/; it never downloads a browser).
+# Idempotent: does nothing when the venv already has the pinned versions.
+# Usage: scripts/install-python-deps.sh VENV_DIR
 set -euo pipefail
 venv=${1:-build/venv-mlx}
 pins=("mlx[cpu]==0.32.4" "mlx-lm==0.32.2" "numpy"
