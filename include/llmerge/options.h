@@ -43,6 +43,9 @@ struct PlanOptions {
   // Relative model paths in the config resolve against this directory. Empty:
   // the current directory (mergekit's rule, and the CLI's).
   std::string base_dir;
+  // Refuse llmerge's extensions mergekit would not read: per-slice
+  // merge_method and the seed's format (docs/recipes.md).
+  bool strict_mergekit = false;
 };
 
 // What a running merge reports, on the thread that called run().
@@ -69,6 +72,11 @@ struct RunOptions {
   // killed run removed, say), on the thread that called run().
   std::function<void(const std::string&)> note;
   CancelToken cancel;  // cancel() from any thread or signal handler stops this run only
+  // Multi-stage recipes (mergekit-multi; docs/recipes.md): where the stages'
+  // models go ("" : a temporary folder next to the output, removed after),
+  // and whether a stage whose model is already there is skipped.
+  std::string intermediate_dir;
+  bool lazy = true;
 };
 
 struct MergeOptions {
