@@ -29,6 +29,7 @@
 #include "llmerge/cancel.h"
 #include "llmerge/error.h"
 #include "llmerge/options.h"
+#include "llmerge/recipe.h"
 #include "llmerge/version.h"
 
 namespace llmerge {

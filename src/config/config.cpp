@@ -746,6 +746,14 @@ MergeConfig parse_document_node(YAML::Node root, const std::string& file, std::s
 
 }  // namespace
 
+std::vector<YAML::Node> load_yaml_documents(std::string_view yaml_text, const std::string& file) {
+  return load_documents(yaml_text, file);
+}
+
+MergeConfig parse_yaml_document(YAML::Node root, const std::string& file, std::string text) {
+  return parse_document_node(std::move(root), file, std::move(text));
+}
+
 MergeConfig parse_config(std::string_view yaml_text, const std::string& file) {
   auto documents = load_documents(yaml_text, file);
   if (documents.size() > 1) {
@@ -785,7 +793,7 @@ SourceLocation MergeConfig::slice_method_location(std::size_t i) const {
   return merge_method_location;
 }
 
-MergeConfig load_config(const std::string& path) {
+std::string read_config_file(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f)
     throw Error(ErrorKind::io, fmt::format("cannot open config: {}", std::strerror(errno)),
@@ -802,7 +810,11 @@ MergeConfig load_config(const std::string& path) {
   if (failed)
     throw Error(ErrorKind::io, fmt::format("cannot read config: {}", std::strerror(saved_errno)),
                 ErrorContext{path, 0, 0, {}});
-  return parse_config(text, path);
+  return text;
+}
+
+MergeConfig load_config(const std::string& path) {
+  return parse_config(read_config_file(path), path);
 }
 
 }  // namespace llmerge

@@ -168,6 +168,8 @@ std::vector<MergeConfig> parse_documents(std::string_view yaml_text, const std::
 // translated, and per-slice methods become a mergekit-multi recipe (one stage
 // per merged slice, then a passthrough that stacks them; docs/recipes.md).
 std::string convert_to_mergekit(std::string_view yaml_text, const std::string& file);
+// The text of a config file (capped, as parse_config caps it). Error(io) if unreadable.
+std::string read_config_file(const std::string& path);
 // Reads the file, then parse_config. Error(io) if unreadable.
 MergeConfig load_config(const std::string& path);
 

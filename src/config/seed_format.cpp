@@ -30,7 +30,7 @@ YAML::Node key_node(const YAML::Node& map, const std::string& key) {
 }
 
 bool has(const YAML::Node& map, const char* key) {
-  return map.IsMap() && map[key];
+  return map && map.IsMap() && map[key];
 }
 
 bool truthy(const YAML::Node& n) {

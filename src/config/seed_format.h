@@ -20,6 +20,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <yaml-cpp/yaml.h>
@@ -39,4 +40,12 @@ std::optional<SourceLocation> seed_format_marker(const YAML::Node& root);
 void translate_seed_format(YAML::Node& root, const std::string& file,
                            std::vector<std::string>& notes);
 
+}  // namespace llmerge
+
+namespace llmerge {
+// The non-empty YAML documents of a config text, after the size, control-byte
+// and syntax checks of parse_config (config.cpp). Config-stage internal.
+std::vector<YAML::Node> load_yaml_documents(std::string_view yaml_text, const std::string& file);
+// Parses one document node (translating the seed's format first).
+MergeConfig parse_yaml_document(YAML::Node root, const std::string& file, std::string text);
 }  // namespace llmerge
