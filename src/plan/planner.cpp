@@ -227,15 +227,29 @@ struct Planner {
       }
       if (*hidden == *first) continue;
       diag.add(ErrorKind::shape, {},
-               fmt::format("hidden size {} in '{}' vs {} in '{}': no element-wise method can "
-                           "merge these, and their layers cannot be stacked into one model",
-                           *first, plan.model_refs[first_model], *hidden, plan.model_refs[i]),
+               fmt::format("hidden size {} in '{}'{} vs {} in '{}'{}: no weight merge can combine "
+                           "these. Every merge method computes each output tensor element by "
+                           "element from tensors of one shape, and a layer of width {} cannot "
+                           "read the output of a layer of width {}, so their layers cannot be "
+                           "stacked into one model either",
+                           *first, plan.model_refs[first_model], model_summary(first_model),
+                           *hidden, plan.model_refs[i], model_summary(i), *hidden, *first),
                {.hint = "merge models of the same architecture and hidden size, such as "
                         "fine-tunes of one base model (a Polish fine-tune of Mistral-7B with "
                         "another Mistral-7B fine-tune, say); `llmerge inspect MODEL` shows each "
                         "model's hidden size"});
       diag.throw_if_any();
     }
+  }
+
+  // " (qwen2, 64 layers, vocab 152064)", from config.json.
+  std::string model_summary(std::size_t i) const {
+    const Model& m = plan.models[i];
+    std::vector<std::string> parts;
+    if (auto type = m.config_string("model_type")) parts.push_back(*type);
+    parts.push_back(fmt::format("{} layers", m.layers().count));
+    if (auto vocab = m.config_int("vocab_size")) parts.push_back(fmt::format("vocab {}", *vocab));
+    return fmt::format(" ({})", fmt::join(parts, ", "));
   }
 
   void check_architectures() {

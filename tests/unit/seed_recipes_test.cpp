@@ -275,6 +275,114 @@ TEST_F(SeedTest, ConvertConfigCommandPrintsTheMergekitForm) {
   EXPECT_EQ(log.find("preserve_embeddings"), std::string::npos) << log;
 }
 
+// ------------------------------------------------------- the motivating case
+
+struct HeaderOnlySpec {
+  std::string model_type;
+  int layers, hidden, intermediate, heads, kv_heads, vocab;
+  bool qkv_bias;
+};
+
+// A model folder whose safetensors file has a real header for every tensor
+// of the architecture and no data: the file is extended with ftruncate to the
+// size the header promises (a sparse file), so the planner sees a full-size
+// model and reads only its header.
+void write_header_only_model(const fs::path& dir, const HeaderOnlySpec& m) {
+  fs::create_directories(dir);
+  const std::int64_t head_dim = m.hidden / m.heads;
+  const std::int64_t kv = head_dim * m.kv_heads;
+  std::vector<std::pair<std::string, std::vector<std::int64_t>>> tensors;
+  tensors.push_back({"model.embed_tokens.weight", {m.vocab, m.hidden}});
+  tensors.push_back({"model.norm.weight", {m.hidden}});
+  tensors.push_back({"lm_head.weight", {m.vocab, m.hidden}});
+  for (int l = 0; l < m.layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    tensors.push_back({p + "input_layernorm.weight", {m.hidden}});
+    tensors.push_back({p + "post_attention_layernorm.weight", {m.hidden}});
+    tensors.push_back({p + "self_attn.q_proj.weight", {m.hidden, m.hidden}});
+    tensors.push_back({p + "self_attn.k_proj.weight", {kv, m.hidden}});
+    tensors.push_back({p + "self_attn.v_proj.weight", {kv, m.hidden}});
+    tensors.push_back({p + "self_attn.o_proj.weight", {m.hidden, m.hidden}});
+    if (m.qkv_bias) {
+      tensors.push_back({p + "self_attn.q_proj.bias", {m.hidden}});
+      tensors.push_back({p + "self_attn.k_proj.bias", {kv}});
+      tensors.push_back({p + "self_attn.v_proj.bias", {kv}});
+    }
+    tensors.push_back({p + "mlp.gate_proj.weight", {m.intermediate, m.hidden}});
+    tensors.push_back({p + "mlp.up_proj.weight", {m.intermediate, m.hidden}});
+    tensors.push_back({p + "mlp.down_proj.weight", {m.hidden, m.intermediate}});
+  }
+  nlohmann::ordered_json header;
+  std::uint64_t offset = 0;
+  for (const auto& [name, shape] : tensors) {
+    std::uint64_t bytes = 2;  // bf16
+    for (auto d : shape)
+      bytes *= static_cast<std::uint64_t>(d);
+    header[name] = {{"dtype", "BF16"}, {"shape", shape}, {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');
+  std::string file(8, '\0');
+  const std::uint64_t n = text.size();
+  for (int i = 0; i < 8; ++i)
+    file[static_cast<std::size_t>(i)] = static_cast<char>((n >> (8 * i)) & 0xff);
+  file += text;
+  const fs::path weights = dir / "model.safetensors";
+  testing::write_text(weights, file);
+  ASSERT_EQ(::truncate(weights.c_str(), static_cast<off_t>(file.size() + offset)), 0)
+      << std::strerror(errno);
+  const nlohmann::json config = {{"architectures", {m.model_type == "qwen2" ? "Qwen2ForCausalLM"
+                                                                          : "MistralForCausalLM"}},
+                                 {"model_type", m.model_type},
+                                 {"hidden_size", m.hidden},
+                                 {"intermediate_size", m.intermediate},
+                                 {"num_hidden_layers", m.layers},
+                                 {"num_attention_heads", m.heads},
+                                 {"num_key_value_heads", m.kv_heads},
+                                 {"vocab_size", m.vocab},
+                                 {"torch_dtype", "bfloat16"}};
+  testing::write_text(dir / "config.json", config.dump(2));
+}
+
+TEST(SeedMotivatingCase, QwenAndMistralFailFastWithOneRootCause) {
+  TempDir dir;
+  // QwQ-32B (qwen2) and Bielik-11B-v2.3 (mistral), shapes from their config.json files.
+  write_header_only_model(dir / "qwq", {"qwen2", 64, 5120, 27648, 40, 8, 152064, true});
+  write_header_only_model(dir / "bielik", {"mistral", 50, 4096, 14336, 32, 8, 32128, false});
+  ASSERT_GT(fs::file_size(dir / "qwq" / "model.safetensors"), std::uintmax_t{60} << 30);
+  const std::string yaml = replace_all(replace_all(k_seed_example, "{qwq}", (dir / "qwq").string()),
+                                       "{bielik}", (dir / "bielik").string());
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    llmerge::plan(Config::parse(yaml, "qwq_bielik_merge.yaml"));
+    FAIL() << "QwQ-32B and Bielik-11B planned";
+  } catch (const Error& e) {
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_LT(seconds, 1.0 * testing::k_sanitizer_slowdown);
+    ASSERT_EQ(e.problems().size(), 1u) << "one root cause, one problem: " << e.what();
+    const Problem& p = e.problems()[0];
+    EXPECT_EQ(p.kind, ErrorKind::shape);
+    // Why: the widths, with each model's architecture and vocab.
+    EXPECT_NE(p.message.find("hidden size 5120"), std::string::npos) << p.message;
+    EXPECT_NE(p.message.find("(qwen2, 64 layers, vocab 152064)"), std::string::npos) << p.message;
+    EXPECT_NE(p.message.find("4096"), std::string::npos) << p.message;
+    EXPECT_NE(p.message.find("(mistral, 50 layers, vocab 32128)"), std::string::npos) << p.message;
+    EXPECT_NE(p.message.find("no weight merge can combine"), std::string::npos) << p.message;
+    // What can work.
+    EXPECT_NE(p.hint.find("same architecture and hidden size"), std::string::npos) << p.hint;
+    EXPECT_NE(p.hint.find("Polish fine-tune"), std::string::npos) << p.hint;
+  }
+  // The CLI prints the same single problem, exit code 2.
+  TempDir tmp;
+  testing::write_text(tmp / "qwq_bielik_merge.yaml", yaml);
+  std::string log;
+  EXPECT_EQ(testing::run_cli("plan " + (tmp / "qwq_bielik_merge.yaml").string(), &log), 2) << log;
+  EXPECT_EQ(log.find("problems found"), std::string::npos) << log;
+  EXPECT_NE(log.find("hidden size 5120"), std::string::npos) << log;
+}
+
 // ----------------------------------------------------------------- recipes
 
 TEST_F(SeedTest, RecipeRunsStagesInDependencyOrderAndLazySkipsWrittenOnes) {
