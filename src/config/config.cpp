@@ -738,7 +738,12 @@ MergeConfig parse_document_node(YAML::Node root, const std::string& file, std::s
   if (auto marker = seed_format_marker(root)) {
     config.dialect = MergeConfig::Dialect::seed;
     config.dialect_location = *marker;
-    translate_seed_format(root, file, config.notes);
+    try {
+      translate_seed_format(root, file, config.notes);
+    } catch (const YAML::Exception& e) {  // a shape the translation did not expect
+      throw Error(ErrorKind::config, "cannot read this seed-format config: " + e.msg,
+                  ErrorContext{file, marker->line, marker->column, {}});
+    }
   }
   Parser(file, config.yaml_paths).parse_document(root, config);
   return config;

@@ -137,7 +137,14 @@ std::string convert_to_mergekit(std::string_view yaml_text, const std::string& f
   std::string text = fmt::format("# {} in mergekit's schema (llmerge convert-config)\n", file);
   bool first = true;
   for (const YAML::Node& root : load_yaml_documents(yaml_text, file)) {
-    for (const YAML::Node& doc : convert_document(root, file)) {
+    std::vector<YAML::Node> docs;
+    try {
+      docs = convert_document(root, file);
+    } catch (const YAML::Exception& e) {
+      throw Error(ErrorKind::config, "cannot convert this config: " + e.msg,
+                  ErrorContext{file, 0, 0, {}});
+    }
+    for (const YAML::Node& doc : docs) {
       if (!first) text += "---\n";
       first = false;
       text += emit(doc);
