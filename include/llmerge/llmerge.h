@@ -30,6 +30,7 @@
 #include "llmerge/compare.h"
 #include "llmerge/error.h"
 #include "llmerge/options.h"
+#include "llmerge/recipe.h"
 #include "llmerge/version.h"
 
 namespace llmerge {

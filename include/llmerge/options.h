@@ -47,6 +47,9 @@ struct PlanOptions {
   bool allow_all_same = false;        // every expert may be the same model
   std::string gates;                  // a gate file for a prompt gate_mode ("": compute)
   std::string gate_backend = "auto";  // who computes prompt gates: auto, mlx, torch
+  // Refuse llmerge's extensions mergekit would not read: per-slice
+  // merge_method and the seed's format (docs/recipes.md).
+  bool strict_mergekit = false;
 };
 
 // What a running merge reports, on the thread that called run().
@@ -73,6 +76,11 @@ struct RunOptions {
   // killed run removed, say), on the thread that called run().
   std::function<void(const std::string&)> note;
   CancelToken cancel;  // cancel() from any thread or signal handler stops this run only
+  // Multi-stage recipes (mergekit-multi; docs/recipes.md): where the stages'
+  // models go ("" : a temporary folder next to the output, removed after),
+  // and whether a stage whose model is already there is skipped.
+  std::string intermediate_dir;
+  bool lazy = true;
 };
 
 struct MergeOptions {

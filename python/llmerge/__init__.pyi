@@ -49,7 +49,9 @@ class Plan:
             # run options (scope "run", command "run")
             threads: int | None = None, chunk_elements: int | None = None,
             random_seed: int | None = None, copy_tokenizer: bool | None = None,
-            write_model_card: bool | None = None, force: bool | None = None) -> RunResult: ...
+            write_model_card: bool | None = None, force: bool | None = None,
+            # multi-stage recipes only (llmerge run RECIPE)
+            intermediate_dir: PathLike | None = None, lazy: bool | None = None) -> RunResult: ...
 
 def plan(config: ConfigLike, *, cancel: CancelToken | None = None,
          # plan options (command "plan")
@@ -58,7 +60,7 @@ def plan(config: ConfigLike, *, cancel: CancelToken | None = None,
          quantize: int | bool | None = None, q_bits: int | None = None,
          q_group_size: int | None = None,
          q_mode: Literal["affine", "mxfp4"] | None = None, dequantize: bool | None = None,
-         base_dir: PathLike | None = None) -> Plan: ...
+         base_dir: PathLike | None = None, strict_mergekit: bool | None = None) -> Plan: ...
 
 def merge(config: ConfigLike, out: PathLike, *, progress: ProgressCallback | None = None,
           cancel: CancelToken | None = None, progress_interval: float = 0.1,
@@ -71,7 +73,8 @@ def merge(config: ConfigLike, out: PathLike, *, progress: ProgressCallback | Non
           base_dir: PathLike | None = None, threads: int | None = None,
           chunk_elements: int | None = None, random_seed: int | None = None,
           copy_tokenizer: bool | None = None, write_model_card: bool | None = None,
-          force: bool | None = None) -> RunResult: ...
+          force: bool | None = None, strict_mergekit: bool | None = None,
+          intermediate_dir: PathLike | None = None, lazy: bool | None = None) -> RunResult: ...
 
 def quantize(model: PathLike, out: PathLike, bits: int = 4, group_size: int = 64, *,
              progress: ProgressCallback | None = None, cancel: CancelToken | None = None,

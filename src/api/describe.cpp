@@ -1,4 +1,5 @@
 // `llmerge plan` output: text for people, JSON for tools.
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/core.h>
@@ -19,7 +20,16 @@ using plan_detail::shape_string;
 bool is_boolean(const MergePlan& plan, const std::string& name) {
   for (const auto& p : plan.method->parameters)
     if (p.name == name) return p.type == ParameterSpec::Type::boolean;
+  for (const MethodSpec* m : plan.slice_methods) {
+    for (const auto& p : m->parameters)
+      if (p.name == name) return p.type == ParameterSpec::Type::boolean;
+  }
   return false;
+}
+
+// The method of config slice `slice` (per-slice methods, docs/recipes.md).
+const MethodSpec& slice_method(const MergePlan& plan, std::size_t slice) {
+  return slice < plan.slice_methods.size() ? *plan.slice_methods[slice] : *plan.method;
 }
 
 // Booleans (normalize, rescale, ...) print as true/false in text and JSON,
@@ -107,7 +117,14 @@ std::string describe_vocabulary(const MergePlan& plan) {
 
 std::string describe_plan(const MergePlan& plan, int threads, std::int64_t chunk_elements) {
   std::string s;
-  s += fmt::format("merge method: {} ({})\n", plan.method->name, plan.method->pretty_name);
+  if (plan.config.per_slice_methods()) {
+    std::vector<std::string> names;
+    for (const MethodSpec* m : plan.slice_methods)
+      if (std::find(names.begin(), names.end(), m->name) == names.end()) names.push_back(m->name);
+    s += fmt::format("merge method: per slice ({})\n", fmt::join(names, ", "));
+  } else {
+    s += fmt::format("merge method: {} ({})\n", plan.method->name, plan.method->pretty_name);
+  }
   s += "models:\n";
   for (std::size_t i = 0; i < plan.models.size(); ++i) {
     const auto& m = plan.models[i];
@@ -130,7 +147,7 @@ std::string describe_plan(const MergePlan& plan, int threads, std::int64_t chunk
                                     a.sources[k].second, b.sources[k].second + 1));
     }
     s += fmt::format("  {:>4} .. {:<4} <- {}  ({}, slice {})\n", a.out_layer, b.out_layer,
-                     fmt::join(sources, " + "), plan.method->name, a.slice);
+                     fmt::join(sources, " + "), slice_method(plan, a.slice).name, a.slice);
     i = j + 1;
   }
   s += describe_vocabulary(plan);
@@ -154,6 +171,9 @@ nlohmann::json plan_to_json(const MergePlan& plan, int threads, std::int64_t chu
   using nlohmann::json;
   json j;
   j["merge_method"] = plan.method->name;
+  j["slice_methods"] = json::array();
+  for (const MethodSpec* m : plan.slice_methods)
+    j["slice_methods"].push_back(m->name);
   j["models"] = json::array();
   for (std::size_t i = 0; i < plan.models.size(); ++i) {
     j["models"].push_back({{"reference", plan.model_refs[i]},

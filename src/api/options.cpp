@@ -200,6 +200,33 @@ std::vector<OptionInfo> build_table() {
        {},
        k_write_commands,
        {}},
+      {"strict_mergekit",
+       0,
+       T::boolean,
+       S::plan,
+       "false",
+       "refuse what mergekit would not read: per-slice merge_method, the seed's format",
+       {},
+       k_merge_commands,
+       {}},
+      {"intermediate_dir",
+       0,
+       T::string,
+       S::run,
+       "a temporary folder",
+       "multi-stage recipes: where each named stage's model is written (kept)",
+       {},
+       {"run"},
+       {}},
+      {"lazy",
+       0,
+       T::boolean,
+       S::run,
+       "true",
+       "multi-stage recipes: skip a stage whose model is already in --intermediate-dir",
+       {},
+       {"run"},
+       {}},
   };
 }
 
@@ -331,6 +358,12 @@ void set_option(MergeOptions& options, std::string_view name, std::string_view v
     r.write_model_card = parse_bool(*o, v);
   } else if (n == "force") {
     r.force = parse_bool(*o, v);
+  } else if (n == "strict_mergekit") {
+    p.strict_mergekit = parse_bool(*o, v);
+  } else if (n == "intermediate_dir") {
+    r.intermediate_dir = v;
+  } else if (n == "lazy") {
+    r.lazy = parse_bool(*o, v);
   } else {
     throw Error(ErrorKind::internal, fmt::format("option '{}' has no setter", n));
   }
@@ -406,6 +439,7 @@ PlanSettings to_internal(const PlanOptions& o) {
     throw Error(ErrorKind::config, "quantize and dequantize exclude each other; give one");
   }
   out.base_dir = o.base_dir;
+  out.strict_mergekit = o.strict_mergekit;
   return out;
 }
 

@@ -23,6 +23,11 @@ struct PlanCommand {
 int run_plan(const PlanCommand& c) {
   print_notes(c.mergekit.apply());
   const MergeOptions options = c.table.options();
+  if (const Recipe recipe = Recipe::load(c.config); recipe.size() > 1) {
+    if (c.json) throw Error(ErrorKind::unsupported, "plan --json takes one config, not a recipe");
+    fmt::print("{}", terminal_safe(recipe.describe(options)));
+    return 0;
+  }
   if (!c.json) {
     fmt::print(
         "{}",

@@ -105,6 +105,23 @@ int write_output(const Plan& plan, const OutputArgs& c, MergeOptions options) {
   return 0;
 }
 
+int run_recipe_command(const Recipe& recipe, const OutputArgs& c, MergeOptions options) {
+  const std::string out = output_dir(c);
+  options.run.cancel = run_cancel_token();
+  options.run.note = [quiet = c.quiet](const std::string& note) {
+    if (!quiet) print_best_effort(stderr, fmt::format("note: {}\n", terminal_safe(note)));
+  };
+  const RecipeResult r = run_recipe(recipe, out, options);
+  if (!c.quiet) {
+    print_best_effort(stdout,
+                      fmt::format("wrote {} ({} stage(s) run, {} skipped, {} intermediate) in "
+                                  "{:.1f}s\n",
+                                  terminal_safe(out), r.stages_run.size(), r.stages_skipped.size(),
+                                  human_bytes(r.intermediate_bytes), r.seconds));
+  }
+  return 0;
+}
+
 namespace {
 
 struct RunCommand {
@@ -118,20 +135,24 @@ int run_run(const RunCommand& c) {
   const auto notes = c.mergekit.apply();
   if (!c.output.quiet) print_notes(notes);
   const MergeOptions options = c.table.options();
+  // A multi-document file is a mergekit-multi recipe (llmerge/recipe.h).
+  if (const Recipe recipe = Recipe::load(c.config); recipe.size() > 1)
+    return run_recipe_command(recipe, c.output, options);
   const Plan p = plan(Config::load(c.config), options.plan, run_cancel_token());
   return write_output(p, c.output, options);
 }
 
-const bool registered =
-    register_command({"run", "Merge models as a mergekit YAML config says, into a new model folder",
-                      10, [](CLI::App& app) {
-                        auto c = std::make_shared<RunCommand>();
-                        app.add_option("config", c->config, "mergekit YAML config")->required();
-                        add_output_args(app, c->output);
-                        c->table.add(app, "run");
-                        c->mergekit.add(app);
-                        return [c] { return run_run(*c); };
-                      }});
+const bool registered = register_command(
+    {"run", "Merge models as a mergekit YAML config says, into a new model folder", 10,
+     [](CLI::App& app) {
+       auto c = std::make_shared<RunCommand>();
+       app.add_option("config", c->config, "mergekit YAML config (or a multi-document recipe)")
+           ->required();
+       add_output_args(app, c->output);
+       c->table.add(app, "run");
+       c->mergekit.add(app);
+       return [c] { return run_run(*c); };
+     }});
 
 }  // namespace
 

@@ -28,6 +28,10 @@ std::string output_dir(const OutputArgs& args);
 // time, and bits per weight when quantized). Returns 0.
 int write_output(const Plan& plan, const OutputArgs& args, MergeOptions options);
 
+// Runs a multi-stage recipe into the output folder (notes on stderr), prints
+// the summary line. Returns 0.
+int run_recipe_command(const Recipe& recipe, const OutputArgs& args, MergeOptions options);
+
 // Output bits per logical weight (scales and biases included), as mlx-lm reports.
 double bits_per_weight(const Plan& plan);
 

@@ -17,6 +17,7 @@
 #include <set>
 #include <sstream>
 
+#include "config/seed_format.h"
 #include "core/dtype.h"
 #include "core/error.h"
 
@@ -43,8 +44,9 @@ const std::vector<std::string> k_model_keys = {"model", "parameters", "layer_ran
 const std::vector<std::string> k_source_keys = {"model", "layer_range", "parameters"};
 // residual_weight: mergekit parses it into OutputSliceDefinition and never reads it.
 // Accepted (and type-checked) so that existing configs load; it has no effect.
+// merge_method: llmerge's per-slice extension (docs/recipes.md).
 const std::vector<std::string> k_slice_keys = {"sources", "base_model", "parameters",
-                                               "residual_weight"};
+                                               "residual_weight", "merge_method"};
 const std::vector<std::string> k_condition_keys = {"filter", "value"};
 const std::vector<std::string> k_tokenizer_keys = {"source", "tokens", "pad_to_multiple_of"};
 const std::vector<std::string> k_token_keys = {"source", "force"};
@@ -523,6 +525,10 @@ Slice Parser::parse_slice(const YAML::Node& n, SourceLocation at, const std::str
       }
     } else if (e.key == "parameters") {
       slice.parameters = parse_parameters(e.value, value_at, key_path);
+    } else if (e.key == "merge_method") {
+      slice.merge_method = parse_string(e.value, value_at, key_path);
+      // A method the translation added (a seed slice of one source) has no mark.
+      slice.merge_method_location = e.value.Mark().is_null() ? at : value_at;
     } else {  // residual_weight: dead in mergekit, so only its type is checked
       double unused = 0;
       visit(value_at);
@@ -705,16 +711,32 @@ void Parser::parse_document(const YAML::Node& root, MergeConfig& config) {
       if (!null) config.chat_template = parse_string(e.value, at, e.key);
       config.chat_template_location = at;
     } else if (e.key == "name") {
-      parse_string(e.value, at, e.key);  // mergekit-multi's document name; unused here
-    } else {                             // modules
+      config.name = parse_string(e.value, at, e.key);  // mergekit-multi's stage name
+      config.name_location = at;
+    } else {  // modules
       fail(ErrorKind::unsupported, e.key_location,
            "multi-module configs (modules:) are not supported yet; use models: or slices:");
     }
   }
-  if (!has_merge_method) fail(ErrorKind::config, root_at, "missing required key 'merge_method'");
   if (!models_at && !slices_at)
     fail(ErrorKind::config, root_at,
          "the config needs models: (whole models) or slices: (layer ranges)");
+  // llmerge's extension: with a method on every slice (a slice of one source
+  // is passthrough without one), the top-level merge_method may be left out.
+  if (!has_merge_method) {
+    if (!slices_at) fail(ErrorKind::config, root_at, "missing required key 'merge_method'");
+    for (std::size_t i = 0; i < config.slices.size(); ++i) {
+      Slice& slice = config.slices[i];
+      if (slice.merge_method) continue;
+      if (slice.sources.size() != 1)
+        fail(ErrorKind::config, slice.location,
+             fmt::format("slices[{}]: no merge_method for a slice of {} sources; give it one, or "
+                         "a top-level merge_method",
+                         i, slice.sources.size()));
+      slice.merge_method = "passthrough";
+      slice.merge_method_location = slice.location;
+    }
+  }
 }
 
 // Ignores every event; only the number of documents matters.
@@ -734,9 +756,7 @@ class DocumentCounter : public YAML::EventHandler {
   void OnMapEnd() override {}
 };
 
-}  // namespace
-
-MergeConfig parse_config(std::string_view yaml_text, const std::string& file) {
+std::vector<YAML::Node> load_documents(std::string_view yaml_text, const std::string& file) {
   const auto error = [&](ErrorKind kind, int line, int column, const std::string& message) {
     return Error(kind, message, ErrorContext{file, line, column, {}});
   };
@@ -794,27 +814,81 @@ MergeConfig parse_config(std::string_view yaml_text, const std::string& file) {
     throw error(ErrorKind::config, has_mark ? e.mark.line + 1 : 0, has_mark ? e.mark.column + 1 : 0,
                 "invalid YAML: " + e.msg);
   }
-  const YAML::Node* root = nullptr;
-  for (const YAML::Node& doc : documents) {
-    if (doc.IsNull()) continue;
-    if (root) {
-      const SourceLocation at = location_of(doc, {});
-      throw error(ErrorKind::unsupported, at.line, at.column,
-                  "several YAML documents in one config (mergekit-multi) are not supported yet; "
-                  "write one merge per file");
-    }
-    root = &doc;
-  }
-  if (!root) throw error(ErrorKind::config, 0, 0, "the config is empty");
+  std::vector<YAML::Node> out;
+  for (const YAML::Node& doc : documents)
+    if (!doc.IsNull()) out.push_back(doc);
+  if (out.empty()) throw error(ErrorKind::config, 0, 0, "the config is empty");
+  return out;
+}
 
+MergeConfig parse_document_node(YAML::Node root, const std::string& file, std::string text) {
   MergeConfig config;
   config.file = file;
-  config.text = std::string(yaml_text);
-  Parser(file, config.yaml_paths).parse_document(*root, config);
+  config.text = std::move(text);
+  if (auto marker = seed_format_marker(root)) {
+    config.dialect = MergeConfig::Dialect::seed;
+    config.dialect_location = *marker;
+    try {
+      translate_seed_format(root, file, config.notes);
+    } catch (const YAML::Exception& e) {  // a shape the translation did not expect
+      throw Error(ErrorKind::config, "cannot read this seed-format config: " + e.msg,
+                  ErrorContext{file, marker->line, marker->column, {}});
+    }
+  }
+  Parser(file, config.yaml_paths).parse_document(root, config);
   return config;
 }
 
-MergeConfig load_config(const std::string& path) {
+}  // namespace
+
+std::vector<YAML::Node> load_yaml_documents(std::string_view yaml_text, const std::string& file) {
+  return load_documents(yaml_text, file);
+}
+
+MergeConfig parse_yaml_document(YAML::Node root, const std::string& file, std::string text) {
+  return parse_document_node(std::move(root), file, std::move(text));
+}
+
+MergeConfig parse_config(std::string_view yaml_text, const std::string& file) {
+  auto documents = load_documents(yaml_text, file);
+  if (documents.size() > 1) {
+    const SourceLocation at = location_of(documents[1], {});
+    throw Error(ErrorKind::unsupported,
+                "several YAML documents: this is a multi-stage recipe (mergekit-multi); "
+                "`llmerge run` and `llmerge plan` take it, a single config cannot",
+                ErrorContext{file, at.line, at.column, {}});
+  }
+  return parse_document_node(documents.front(), file, std::string(yaml_text));
+}
+
+std::vector<MergeConfig> parse_documents(std::string_view yaml_text, const std::string& file) {
+  auto documents = load_documents(yaml_text, file);
+  std::vector<MergeConfig> out;
+  for (const auto& doc : documents) {
+    // Each stage's own text, for its output's mergekit_config.yml.
+    std::string text = documents.size() == 1 ? std::string(yaml_text) : YAML::Dump(doc) + "\n";
+    out.push_back(parse_document_node(doc, file, std::move(text)));
+  }
+  return out;
+}
+
+bool MergeConfig::per_slice_methods() const {
+  for (const auto& s : slices)
+    if (s.merge_method) return true;
+  return false;
+}
+
+const std::string& MergeConfig::slice_method(std::size_t i) const {
+  if (i < slices.size() && slices[i].merge_method) return *slices[i].merge_method;
+  return merge_method;
+}
+
+SourceLocation MergeConfig::slice_method_location(std::size_t i) const {
+  if (i < slices.size() && slices[i].merge_method) return slices[i].merge_method_location;
+  return merge_method_location;
+}
+
+std::string read_config_file(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (!f)
     throw Error(ErrorKind::io, fmt::format("cannot open config: {}", std::strerror(errno)),
@@ -831,7 +905,11 @@ MergeConfig load_config(const std::string& path) {
   if (failed)
     throw Error(ErrorKind::io, fmt::format("cannot read config: {}", std::strerror(saved_errno)),
                 ErrorContext{path, 0, 0, {}});
-  return parse_config(text, path);
+  return text;
+}
+
+MergeConfig load_config(const std::string& path) {
+  return parse_config(read_config_file(path), path);
 }
 
 }  // namespace llmerge

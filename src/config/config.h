@@ -28,6 +28,12 @@
 //       "<z>": {source: {kind: zero}}
 //   chat_template: chatml            # optional
 //
+// llmerge's extension (docs/recipes.md): a slice may name its own
+// `merge_method`; then the top-level one may be left out, and a slice with
+// one source and no method is passthrough. The seed project's format
+// ("MergeKit for MLX": models as {name, path, base_model: true}, `advanced:`)
+// is translated into this schema by seed_format.h before it is parsed.
+//
 // A parameter value is a scalar (number, bool, string), a gradient (a list of
 // numbers), or a list of conditionals [{filter: str?, value: scalar|gradient}].
 //
@@ -108,6 +114,9 @@ struct Slice {
   std::vector<ModelSource> sources;
   std::optional<std::string> base_model;
   SourceLocation base_model_location;
+  // llmerge's extension: this slice's own method (nullopt: the top-level one).
+  std::optional<std::string> merge_method;
+  SourceLocation merge_method_location;
   ParameterMap parameters;
   SourceLocation location;
 };
@@ -155,6 +164,24 @@ struct MergeConfig {
   SourceLocation chat_template_location;
   // The YAML path of the key at each (line, column): "slices[0].sources[1].model".
   std::map<std::pair<int, int>, std::string> yaml_paths;
+
+  // mergekit-multi's document name (a stage of a recipe), if any.
+  std::optional<std::string> name;
+  SourceLocation name_location;
+  // The schema the file was written in. `seed`: the seed project's format,
+  // translated; dialect_location is its first key that mergekit lacks.
+  enum class Dialect { mergekit, seed };
+  Dialect dialect = Dialect::mergekit;
+  SourceLocation dialect_location;
+  // Remarks made while parsing (options that mean nothing here), passed on
+  // as plan notes.
+  std::vector<std::string> notes;
+
+  // True when some slice names its own merge_method (llmerge's extension).
+  bool per_slice_methods() const;
+  // The method of slice `i`: its own, else the top-level one ("" if neither).
+  const std::string& slice_method(std::size_t i) const;
+  SourceLocation slice_method_location(std::size_t i) const;
 };
 
 // Parses YAML text. `file` names the config in messages. Throws Error(config)
@@ -162,6 +189,15 @@ struct MergeConfig {
 // "did you mean"), wrong type, both or neither of models/slices, missing
 // merge_method, a `modules:` config (Error(unsupported)).
 MergeConfig parse_config(std::string_view yaml_text, const std::string& file);
+// Parses every document of a multi-document YAML (mergekit-multi's recipes),
+// in file order. One document gives one config.
+std::vector<MergeConfig> parse_documents(std::string_view yaml_text, const std::string& file);
+// The config in mergekit's own schema, as YAML text: the seed's format is
+// translated, and per-slice methods become a mergekit-multi recipe (one stage
+// per merged slice, then a passthrough that stacks them; docs/recipes.md).
+std::string convert_to_mergekit(std::string_view yaml_text, const std::string& file);
+// The text of a config file (capped, as parse_config caps it). Error(io) if unreadable.
+std::string read_config_file(const std::string& path);
 // Reads the file, then parse_config. Error(io) if unreadable.
 MergeConfig load_config(const std::string& path);
 

@@ -143,17 +143,39 @@ void check_value(double value, const ParameterSpec& spec, SourceLocation where,
 
 }  // namespace
 
-void check_parameter_names(const MergeConfig& config, const MethodSpec& method, Diagnostics& diag) {
-  check_map(config.parameters, method, false, "parameters", diag);
+void check_parameter_names(const MergeConfig& config, const MethodSpec& method,
+                           const std::vector<const MethodSpec*>& slice_methods, Diagnostics& diag) {
+  const auto method_of = [&](std::size_t s) -> const MethodSpec& {
+    return s < slice_methods.size() && slice_methods[s] ? *slice_methods[s] : method;
+  };
+  // Top-level parameters: checked against the one method, or, when slices
+  // differ, against the first slice method that takes each (the others ignore it).
+  bool one_method = true;
+  for (std::size_t s = 0; s < config.slices.size(); ++s)
+    one_method &= &method_of(s) == &method;
+  if (one_method) {
+    check_map(config.parameters, method, false, "parameters", diag);
+  } else {
+    for (const auto& entry : config.parameters) {
+      const MethodSpec* taker = &method;
+      for (std::size_t s = 0; s < config.slices.size(); ++s) {
+        if (method_of(s).find_parameter(entry.name)) {
+          taker = &method_of(s);
+          break;
+        }
+      }
+      check_map(ParameterMap{entry}, *taker, false, "parameters", diag);
+    }
+  }
   for (std::size_t i = 0; i < config.models.size(); ++i) {
     check_map(config.models[i].parameters, method, true, fmt::format("models[{}].parameters", i),
               diag);
   }
   for (std::size_t s = 0; s < config.slices.size(); ++s) {
-    check_map(config.slices[s].parameters, method, false, fmt::format("slices[{}].parameters", s),
-              diag);
+    check_map(config.slices[s].parameters, method_of(s), false,
+              fmt::format("slices[{}].parameters", s), diag);
     for (std::size_t k = 0; k < config.slices[s].sources.size(); ++k) {
-      check_map(config.slices[s].sources[k].parameters, method, true,
+      check_map(config.slices[s].sources[k].parameters, method_of(s), true,
                 fmt::format("slices[{}].sources[{}].parameters", s, k), diag);
     }
   }

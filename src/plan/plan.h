@@ -55,6 +55,9 @@ struct PlanSettings {
   bool dequantize = false;
   // Relative model paths resolve against this directory (empty: the current one).
   std::filesystem::path base_dir;
+  // Refuse what mergekit would not read: llmerge's per-slice merge_method and
+  // the seed's format (docs/recipes.md).
+  bool strict_mergekit = false;
 };
 
 // How the executor reads an input (exec/sources.h).
@@ -114,7 +117,9 @@ struct LayerMapping {
 
 struct MergePlan {
   MergeConfig config;
-  const MethodSpec* method = nullptr;
+  const MethodSpec* method = nullptr;  // the top-level method (else the first slice's)
+  // The method of each config slice (one entry for a `models:` config).
+  std::vector<const MethodSpec*> slice_methods;
   std::vector<Model> models;                 // distinct models, in order of first mention
   std::vector<std::string> model_refs;       // the references as written, parallel to models
   std::optional<std::size_t> base_model;     // the top-level base, if any

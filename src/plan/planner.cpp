@@ -128,6 +128,8 @@ struct NormSlice {
   std::optional<std::size_t> base;  // index into sources
   const ParameterMap* parameters = nullptr;
   SourceLocation location;
+  const MethodSpec* method = nullptr;  // its own (llmerge's extension) or the top-level one
+  SourceLocation method_location;
 };
 
 struct Planner {
@@ -230,15 +232,29 @@ struct Planner {
       }
       if (*hidden == *first) continue;
       diag.add(ErrorKind::shape, {},
-               fmt::format("hidden size {} in '{}' vs {} in '{}': no element-wise method can "
-                           "merge these, and their layers cannot be stacked into one model",
-                           *first, plan.model_refs[first_model], *hidden, plan.model_refs[i]),
+               fmt::format("hidden size {} in '{}'{} vs {} in '{}'{}: no weight merge can combine "
+                           "these. Every merge method computes each output tensor element by "
+                           "element from tensors of one shape, and a layer of width {} cannot "
+                           "read the output of a layer of width {}, so their layers cannot be "
+                           "stacked into one model either",
+                           *first, plan.model_refs[first_model], model_summary(first_model),
+                           *hidden, plan.model_refs[i], model_summary(i), *hidden, *first),
                {.hint = "merge models of the same architecture and hidden size, such as "
                         "fine-tunes of one base model (a Polish fine-tune of Mistral-7B with "
                         "another Mistral-7B fine-tune, say); `llmerge inspect MODEL` shows each "
                         "model's hidden size"});
       diag.throw_if_any();
     }
+  }
+
+  // " (qwen2, 64 layers, vocab 152064)", from config.json.
+  std::string model_summary(std::size_t i) const {
+    const Model& m = plan.models[i];
+    std::vector<std::string> parts;
+    if (auto type = m.config_string("model_type")) parts.push_back(*type);
+    parts.push_back(fmt::format("{} layers", m.layers().count));
+    if (auto vocab = m.config_int("vocab_size")) parts.push_back(fmt::format("vocab {}", *vocab));
+    return fmt::format(" ({})", fmt::join(parts, ", "));
   }
 
   void check_architectures() {
@@ -264,10 +280,12 @@ struct Planner {
   std::size_t model_of(const std::string& ref) const { return model_index.at(ref); }
 
   std::vector<NormSlice> normalize() {
-    const bool uses_base = plan.method->base_use != MethodSpec::BaseUse::none;
     std::vector<NormSlice> slices;
     if (!config.models.empty()) {
+      const bool uses_base = plan.method->base_use != MethodSpec::BaseUse::none;
       NormSlice slice;
+      slice.method = plan.method;
+      slice.method_location = config.merge_method_location;
       for (const auto& m : config.models) {
         const auto index = model_of(m.model);
         slice.sources.push_back(
@@ -298,6 +316,9 @@ struct Planner {
         NormSlice slice;
         slice.parameters = &s.parameters;
         slice.location = s.location;
+        slice.method = plan.slice_methods[si];
+        slice.method_location = config.slice_method_location(si);
+        const bool uses_base = slice.method->base_use != MethodSpec::BaseUse::none;
         for (std::size_t k = 0; k < s.sources.size(); ++k) {
           const auto& src = s.sources[k];
           const auto index = model_of(src.model);
@@ -353,14 +374,14 @@ struct Planner {
   }
 
   void check_counts(const std::vector<NormSlice>& slices) {
-    const auto& m = *plan.method;
     for (std::size_t si = 0; si < slices.size(); ++si) {
       const auto& s = slices[si];
+      const auto& m = *s.method;
       const auto where = s.location;
       const std::string slice_name =
           config.slices.empty() ? "models" : fmt::format("slices[{}]", si);
       if (m.base_use == MethodSpec::BaseUse::required && !s.base) {
-        diag.add(ErrorKind::config, config.merge_method_location,
+        diag.add(ErrorKind::config, s.method_location,
                  fmt::format("merge method '{}' needs a base_model (the model the others are "
                              "compared against); add `base_model: <model>`",
                              m.name));
@@ -425,7 +446,9 @@ struct Planner {
         gathered.begin(), gathered.end(),
         [](const PlannedInput& in) { return dtype_is_mergeable_float(in.ref.dtype()); });
     if (!all_float) {
-      if (plan.method->name != "passthrough" && !refuse_unmergeable(out_name, gathered)) return;
+      if (slice.method->name != "passthrough" &&
+          !refuse_unmergeable(out_name, gathered, *slice.method))
+        return;
       plan_copy(std::move(tensor), gathered, base_pos);
       return;
     }
@@ -433,11 +456,11 @@ struct Planner {
       // Rows are aligned to the output vocabulary later (plan/vocabulary.h);
       // only the widths must agree.
       if (!check_token_table_widths(out_name, gathered, sources)) return;
-    } else if (!rectify_shapes(out_name, gathered, base_pos)) {
+    } else if (!rectify_shapes(out_name, gathered, base_pos, *slice.method)) {
       return;
     }
 
-    tensor.method = plan.method;
+    tensor.method = slice.method;
     tensor.shape = gathered.front().shape;
     tensor.dtype = output_dtype(gathered[base_pos ? *base_pos : 0].ref.dtype());
     const SourceLocation slice_loc = slice.location;
@@ -453,7 +476,7 @@ struct Planner {
       if (base_pos && i == *base_pos) continue;
       param_sources.push_back({sources[i]->parameters, gathered[i].tensor, sources[i]->location});
     }
-    resolve_parameters(config, *plan.method, slice.parameters, slice_loc, param_sources, out_name,
+    resolve_parameters(config, *slice.method, slice.parameters, slice_loc, param_sources, out_name,
                        t, tensor.params, diag);
     (void)slice_index;
     plan.tensors.push_back(std::move(tensor));
@@ -465,7 +488,8 @@ struct Planner {
   // model's value into a merge would be silently wrong. Other integer and
   // bool tensors are buffers (position ids, masks), not meant to be merged:
   // they are copied, and the plan says so. Returns true to copy.
-  bool refuse_unmergeable(const std::string& out_name, const std::vector<PlannedInput>& gathered) {
+  bool refuse_unmergeable(const std::string& out_name, const std::vector<PlannedInput>& gathered,
+                          const MethodSpec& method) {
     for (const auto& in : gathered) {
       const DType d = in.ref.dtype();
       if (dtype_is_mergeable_float(d)) continue;
@@ -481,7 +505,7 @@ struct Planner {
                              "F16, BF16, F32 and F64 weights, and copying one model's {} value "
                              "into a merge would be silently wrong. Convert the model to a float "
                              "dtype first (or use passthrough)",
-                             out_name, dtype_name(d), plan.model_refs[in.model], plan.method->name,
+                             out_name, dtype_name(d), plan.model_refs[in.model], method.name,
                              dtype_name(d)));
         return false;
       }
@@ -537,7 +561,7 @@ struct Planner {
   // mergekit does (docs/mergekit-semantics.md §1.2); any other shape
   // mismatch is an error naming both models.
   bool rectify_shapes(const std::string& out_name, std::vector<PlannedInput>& gathered,
-                      std::optional<std::size_t> base_pos) {
+                      std::optional<std::size_t> base_pos, const MethodSpec& method) {
     const auto& first = gathered[base_pos ? *base_pos : 0];
     bool same = std::all_of(gathered.begin(), gathered.end(),
                             [&](const PlannedInput& in) { return in.shape == first.shape; });
@@ -546,7 +570,7 @@ struct Planner {
                                     [](const PlannedInput& in) { return in.shape.size() == 2; });
     if (is_embedding_name(out_name) && all_2d) {
       std::vector<std::int64_t> target = first.shape;
-      if (plan.method->rectify_to_common || !base_pos) {
+      if (method.rectify_to_common || !base_pos) {
         for (const auto& in : gathered) {
           target[0] = std::min(target[0], in.shape[0]);
           target[1] = std::min(target[1], in.shape[1]);
@@ -700,19 +724,11 @@ MergePlan make_plan(const MergeConfig& config, const PlanSettings& options) {
   Planner planner(plan.config, plan);
   auto& diag = planner.diag;
 
-  plan.method = find_method(config.merge_method);
-  if (!plan.method) {
-    std::vector<std::string> names;
-    for (const auto& m : method_registry())
-      names.push_back(m.name);
-    auto hint = closest_match(config.merge_method, names);
-    diag.add(ErrorKind::config, config.merge_method_location,
-             fmt::format("unknown merge_method '{}'{}", config.merge_method,
-                         hint ? fmt::format("; did you mean '{}'?", *hint)
-                              : fmt::format("; known methods: {}", fmt::join(names, ", "))));
-    diag.throw_if_any();
-  }
-  check_parameter_names(plan.config, *plan.method, diag);
+  plan.notes = config.notes;
+  resolve_methods(plan, diag);
+  diag.throw_if_any();
+  check_strict_mergekit(plan, diag);
+  check_parameter_names(plan.config, *plan.method, plan.slice_methods, diag);
   planner.open_models();
   planner.check_hidden_sizes();
   planner.check_architectures();

@@ -27,8 +27,18 @@ struct InputParameterSource {
 };
 
 // Every parameter name used anywhere in the config must be one the method
-// takes, at a level where it means something.
-void check_parameter_names(const MergeConfig& config, const MethodSpec& method, Diagnostics& diag);
+// takes, at a level where it means something. With per-slice methods a
+// slice's parameters are checked against its own method, and a top-level
+// parameter must be one that some slice's method takes.
+void check_parameter_names(const MergeConfig& config, const MethodSpec& method,
+                           const std::vector<const MethodSpec*>& slice_methods, Diagnostics& diag);
+
+// Looks up the top-level and every slice's merge_method (slice_methods.cpp):
+// sets MergePlan::method and ::slice_methods, or reports each unknown name once.
+void resolve_methods(MergePlan& plan, Diagnostics& diag);
+// With PlanSettings::strict_mergekit, refuses the seed's format and
+// per-slice methods, at their YAML locations.
+void check_strict_mergekit(const MergePlan& plan, Diagnostics& diag);
 
 // Resolves the method's parameters for one output tensor (precedence and
 // filters as mergekit; see plan.h) and checks their ranges.

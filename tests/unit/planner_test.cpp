@@ -273,8 +273,10 @@ models:
   - {model: {dir}/wide, parameters: {weight: 1}}
 )");
   EXPECT_NE(msg.find("hidden size 64 in '"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("/a' vs 128 in '"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("/wide': no element-wise method can merge these"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("/a' (llama, 6 layers, vocab 128) vs 128 in '"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("/wide' (llama, 6 layers, vocab 128): no weight merge can combine these"),
+            std::string::npos)
+      << msg;
   EXPECT_EQ(msg.find("problems found"), std::string::npos)
       << "one root cause, one problem: " << msg;
 }

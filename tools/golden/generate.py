@@ -94,10 +94,23 @@ def run_cases(work: Path, names: list[str]) -> None:
         shutil.rmtree(out, ignore_errors=True)
         source = (case / "config.yaml").read_text()
         try:
-            config = MergeConfiguration.model_validate(yaml.safe_load(source))
-            run_merge(config, str(out), options=options, config_source=source)
+            if (case / "recipe.yaml").exists():
+                # config.yaml uses llmerge's per-slice methods; recipe.yaml is the
+                # same merge as a mergekit-multi recipe, which mergekit runs.
+                stages = work / "stages" / case.name
+                shutil.rmtree(stages, ignore_errors=True)
+                subprocess.run([Path(sys.executable).parent / "mergekit-multi",
+                                case / "recipe.yaml", "--intermediate-dir", stages,
+                                "--out-path", out, "--no-lazy", "--random-seed",
+                                str(RANDOM_SEED), "--no-copy-tokenizer",
+                                "--no-write-model-card", "--quiet"],
+                               check=True, capture_output=True, text=True)
+            else:
+                config = MergeConfiguration.model_validate(yaml.safe_load(source))
+                run_merge(config, str(out), options=options, config_source=source)
         except Exception as e:  # mergekit refusing the config is a result, not a failure
-            first = " ".join(str(e).split())[:300]
+            detail = getattr(e, "stderr", None) or str(e)
+            first = " ".join(str(detail).split())[-300:]
             (case / "rejected.txt").write_text(f"{type(e).__name__}: {first}\n")
             print(f"{case.name}: rejected ({type(e).__name__}: {first[:100]})", flush=True)
             continue
