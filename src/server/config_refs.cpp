@@ -66,6 +66,12 @@ bool is_hub_id(const std::string& s) {
   return s.find("..") == std::string::npos;
 }
 
+bool is_yaml_bool(const std::string& s) {
+  for (const char* b : {"true", "True", "TRUE", "false", "False", "FALSE", "yes", "no"})
+    if (s == b) return true;
+  return false;
+}
+
 struct Walker {
   const Roots& roots;
   const std::string& file;
@@ -90,9 +96,17 @@ struct Walker {
   void walk(const YAML::Node& node, const std::string& path, const std::string& key) {
     if (budget-- == 0) throw Error(ErrorKind::config, "the YAML expands to too many values");
     if (node.IsScalar()) {
-      if (key == "model" || key == "base_model" || key == "tokenizer_source" ||
-          (key == "source" && path.find("tokenizer") != std::string::npos)) {
-        check(node.Scalar(), node.Mark(), path);
+      const std::string& value = node.Scalar();
+      // The seed's format names folders under `path:` and marks its base with
+      // `base_model: true`; a `chat_template:` ending in .jinja is a file the
+      // library reads (plan/chat_templates.cpp).
+      const bool seed_flag = key == "base_model" && is_yaml_bool(value);
+      if (((key == "model" || key == "base_model" || key == "tokenizer_source" || key == "path" ||
+            (key == "source" && path.find("tokenizer") != std::string::npos)) &&
+           !seed_flag) ||
+          (key == "chat_template" && value.ends_with(".jinja") &&
+           value.find('\n') == std::string::npos)) {
+        check(value, node.Mark(), path);
       }
     } else if (node.IsSequence()) {
       for (std::size_t i = 0; i < node.size(); ++i) {

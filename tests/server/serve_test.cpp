@@ -255,6 +255,31 @@ TEST_F(Serve, ConfigsAndOutputsOutsideTheRootsAreRefused) {
   EXPECT_EQ(entries(tmp_.path() / "outside"), std::vector<std::string>{"m"});
 }
 
+// The seed's format names its folders under `path:`, and a `.jinja` chat
+// template is a file the library reads: both are held to the roots too.
+TEST_F(Serve, SeedPathsAndChatTemplateFilesOutsideTheRootsAreRefused) {
+  synth_model("a", 1);
+  synth_model("../outside/m", 2);
+  write_text(tmp_.path() / "outside" / "t.jinja", "{{ messages }} outside the roots");
+  const std::string seed =
+      "models:\n  - name: a\n    path: a\n    base_model: true\n"
+      "  - name: m\n    path: ../outside/m\n"
+      "slices:\n  - sources:\n      - model: a\n        layer_range: [0, 1]\n"
+      "      - model: m\n        layer_range: [0, 1]\n    merge_method: linear\n";
+  auto r = post("/api/plan", json{{"yaml", seed}});
+  ASSERT_EQ(r->status, 400) << r->body;
+  json body = json::parse(r->body);
+  ASSERT_EQ(body["problems"].size(), 1u) << r->body;
+  EXPECT_EQ(body["problems"][0]["line"], 6) << r->body;
+  const std::string templated = linear_yaml("a", "a") + "chat_template: " +
+                                (tmp_.path() / "outside" / "t.jinja").string() + "\n";
+  r = post("/api/plan", json{{"yaml", templated}});
+  ASSERT_EQ(r->status, 400) << r->body;
+  body = json::parse(r->body);
+  EXPECT_NE(body["problems"][0]["message"].get<std::string>().find("outside"), std::string::npos)
+      << r->body;
+}
+
 TEST_F(Serve, PlanErrorsComeBackWithTheirLines) {
   synth_model("a", 1);
   synth_model("b", 2);
