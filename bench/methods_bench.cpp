@@ -18,6 +18,8 @@
 //
 //   build/bench/methods_bench [--benchmark_filter=unrelated/della]
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <string>
 #include <vector>
@@ -31,8 +33,27 @@ namespace {
 
 namespace t = llmerge::testing;
 
-constexpr std::int64_t k_rows = 2048;
-constexpr std::int64_t k_cols = 8192;
+// METHODS_BENCH_SHAPE=ROWSxCOLS overrides the shape (e.g. 256x896 for a
+// short callgrind run with the rows of a 0.5B model's embedding).
+struct Shape2 {
+  std::int64_t rows = 2048;
+  std::int64_t cols = 8192;
+};
+Shape2 bench_shape() {
+  Shape2 s;
+  if (const char* env = std::getenv("METHODS_BENCH_SHAPE")) {
+    long long r = 0;
+    long long c = 0;
+    if (std::sscanf(env, "%lldx%lld", &r, &c) == 2 && r > 0 && c > 0) {
+      s.rows = r;
+      s.cols = c;
+    }
+  }
+  return s;
+}
+const Shape2 k_shape = bench_shape();
+const std::int64_t k_rows = k_shape.rows;
+const std::int64_t k_cols = k_shape.cols;
 constexpr std::int64_t k_chunk = llmerge::k_reduce_block;
 constexpr std::size_t k_models = 2;
 

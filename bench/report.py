@@ -115,6 +115,8 @@ def analyse(rows):
             # Time to an output on disk: mergekit's own time plus the fsync it skips.
             r["time_s"] = r["wall_s"] + r.get("flush_s", 0.0)
             r["ratio"] = r["time_s"] / r["floor_s"]
+            if r.get("wall_median_s") is not None:
+                r["ratio_median"] = (r["wall_median_s"] + r.get("flush_s", 0.0)) / r["floor_s"]
             r["input_gbps"] = r["input_bytes"] / r["time_s"] / 1e9
             r["peak_rss_mib"] = r["peak_rss_kb"] / 1024 if r.get("peak_rss_kb") is not None else None
             est = r.get("estimate_bytes")
@@ -131,6 +133,7 @@ def analyse(rows):
         },
         "runs": runs,
         "skips": [r for r in rows if r["kind"] == "skip"],
+        "callgrind": [r for r in rows if r["kind"] == "callgrind"],
         "meta": {r["key"]: r["value"] for r in rows if r["kind"] == "meta"},
     }
 
@@ -300,6 +303,8 @@ def markdown(res, args):
         out += kernel_table(res["kernels"])
     if res.get("methods_bench"):
         out += methods_table(res["methods_bench"])
+    if res.get("callgrind"):
+        out += callgrind_table(res["callgrind"])
     if res.get("notes"):
         out += ["", res["notes"].rstrip()]
     out += ["", "![ratio to the I/O floor](results.svg)", ""]
@@ -333,6 +338,7 @@ def inputs_table(runs, cores):
            f"{cores} threads, warm inputs. Estimate: `llmerge plan --json`'s `peak_memory_estimate` "
            f"at the same thread count; it should be within {ESTIMATE_TOLERANCE:.0%} of the peak RSS "
            f"(estimate / peak in 1 ± {ESTIMATE_TOLERANCE}).", "",
+           "Ratio: the fastest of the repeats, and in brackets their median.", "",
            "| method | " + " | ".join(f"{k} ratio | {k} peak RSS MiB | estimate MiB | estimate / peak"
                                        for k in kinds) + " |",
            "|---|" + "---:|---:|---:|---:|" * len(kinds)]
@@ -349,7 +355,8 @@ def inputs_table(runs, cores):
             rss_ok = "✓" if (a.get("peak_rss_mib") or 0) <= RSS_TARGET_MIB else "✗"
             er = a.get("estimate_ratio")
             est_ok = "" if er is None else (" ✓" if abs(er - 1) <= ESTIMATE_TOLERANCE else " ✗")
-            cells += [f"{a['ratio']:.2f} {ratio_ok}", f"{fmt(a.get('peak_rss_mib'), '.0f')} {rss_ok}",
+            median = f" ({a['ratio_median']:.2f})" if a.get("ratio_median") is not None else ""
+            cells += [f"{a['ratio']:.2f}{median} {ratio_ok}", f"{fmt(a.get('peak_rss_mib'), '.0f')} {rss_ok}",
                       fmt(a.get("estimate_mib"), ".0f"), fmt(er) + est_ok]
         out.append("| " + " | ".join(cells) + " |")
     return out + [""]
@@ -378,6 +385,24 @@ def methods_table(benchmarks):
             per_element, reads = kinds.get(kind, (None, None))
             cells += [fmt(per_element, ".1f"), fmt(reads, ".0f")]
         out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def callgrind_table(rows):
+    """Instructions per output element from `run.sh --callgrind`: whole runs, load-independent."""
+    out = ["", "## Instructions per output element (`--callgrind`)", "",
+           "Each method once more at `--threads 1` under `valgrind --tool=callgrind`: every "
+           "instruction of the whole `llmerge run` (reading, converting, merging, writing), divided "
+           "by the output's element count. Unlike the times above it does not depend on how busy "
+           "the machine was.", "",
+           "| method | fine_tune instructions per element | unrelated instructions per element |",
+           "|---|---:|---:|"]
+    per = {}
+    for r in rows:
+        if r.get("elements"):
+            per.setdefault(r["method"], {})[r["inputs"]] = r["instructions"] / r["elements"]
+    for method, kinds in per.items():
+        out.append(f"| {method} | " + " | ".join(fmt(kinds.get(k), ".1f") for k in INPUT_KINDS) + " |")
     return out
 
 

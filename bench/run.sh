@@ -4,7 +4,7 @@
 #   bench/run.sh [--size tiny|mini|small|large] [--methods "linear ties ..."] [--out DIR]
 #                [--inputs "fine_tune unrelated"] [--work DIR] [--llmerge PATH] [--repeat N]
 #                [--mergekit-venv DIR] [--mergekit-timeout SECONDS] [--mergekit-reuse]
-#                [--kernels PATH]
+#                [--kernels PATH] [--one-thread yes|no] [--callgrind]
 #
 # In one run it
 #   1. makes (or reuses) synthetic llama-shaped bf16 models with `llmerge synth` under the work
@@ -18,7 +18,8 @@
 #      needed) and warm, and writing one model's worth of bytes with `dd ... conv=fsync` (llmerge
 #      also fsyncs what it writes);
 #   3. runs `llmerge run` for each method and input kind with all cores and with --threads 1,
-#      inputs warm (the fastest of --repeat N; runs over a minute are not repeated), plus
+#      inputs warm (the fastest of --repeat N, and their median; runs over a minute are not
+#      repeated; --one-thread no skips the --threads 1 runs), plus
 #      one cold-cache run of the first method, under /usr/bin/time (peak RSS, CPU %), and records
 #      the planner's peak memory estimate (`llmerge plan --json`) next to the measured peak RSS;
 #   4. runs `mergekit-yaml` on the same configs if a mergekit venv is given (MERGEKIT_VENV or
@@ -32,10 +33,16 @@
 # bytes are the safetensors files of every distinct model the config names (passthrough: the
 # bytes it copies, i.e. the output size). Ratio to floor = wall time / floor.
 #
+# With --callgrind, each method and input kind also runs once more at --threads 1 under
+# `valgrind --tool=callgrind`, and the report gets its instructions per output element: a figure
+# that does not depend on the machine's load. Use it with --size cg (one decoder layer with
+# Qwen2.5-0.5B's shapes and a 4096-token vocabulary, 43 MB per model; a few minutes for every
+# method): callgrind runs some 50 times slower than the machine.
+#
 # Exit status: 0, or 1 when an llmerge run failed (the report is still written; mergekit failures
 # and timeouts are only reported), or 2 for bad arguments.
 #
-# Sizes: tiny (a few MB; seconds; run by ctest so the harness cannot rot), mini (Qwen2.5-0.5B
+# Sizes: tiny (a few MB; seconds; run by ctest so the harness cannot rot), cg (see --callgrind), mini (Qwen2.5-0.5B
 # shapes, ~1 GB per model), small (Llama-3.2-1B shapes, ~2.5 GB per model), large (Llama-3.2-3B
 # shapes, ~6.4 GB per model).
 set -euo pipefail
@@ -53,6 +60,8 @@ mergekit_timeout=1200
 mergekit_reuse=0
 kernels_bench=""
 input_kinds="fine_tune unrelated"
+one_thread=yes
+callgrind=0
 
 usage() { sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
@@ -68,6 +77,8 @@ while [ $# -gt 0 ]; do
     --mergekit-timeout) mergekit_timeout=$2; shift 2 ;;
     --mergekit-reuse) mergekit_reuse=1; shift ;;
     --kernels) kernels_bench=$2; shift 2 ;;
+    --one-thread) one_thread=$2; shift 2 ;;
+    --callgrind) callgrind=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
@@ -75,15 +86,20 @@ done
 
 case "$size" in
   tiny) synth_shape=(--layers 2 --hidden 256 --intermediate 512 --heads 4 --kv-heads 2 --vocab 2048) ;;
+  cg) synth_shape=(--layers 1 --hidden 896 --intermediate 4864 --heads 14 --kv-heads 2 --vocab 4096) ;;
   mini) synth_shape=(--layers 24 --hidden 896 --intermediate 4864 --heads 14 --kv-heads 2 --vocab 151936) ;;
   small) synth_shape=(--params 1B) ;;
   large) synth_shape=(--params 3B) ;;
-  *) echo "run.sh: --size must be tiny, mini, small or large, not '$size'" >&2; exit 2 ;;
+  *) echo "run.sh: --size must be tiny, cg, mini, small or large, not '$size'" >&2; exit 2 ;;
 esac
 for k in $input_kinds; do
   case "$k" in fine_tune | unrelated) ;; *) echo "run.sh: --inputs takes fine_tune and/or unrelated, not '$k'" >&2; exit 2 ;; esac
 done
 case "$repeat" in '' | *[!0-9]* | 0) echo "run.sh: --repeat must be a positive integer" >&2; exit 2 ;; esac
+case "$one_thread" in yes | no) ;; *) echo "run.sh: --one-thread takes yes or no" >&2; exit 2 ;; esac
+if [ "$callgrind" = 1 ] && ! command -v valgrind >/dev/null; then
+  echo "run.sh: --callgrind needs valgrind (apt-get install valgrind)" >&2; exit 2
+fi
 
 [ -x "$llmerge" ] || { echo "run.sh: no llmerge at $llmerge (build first, or pass --llmerge)" >&2; exit 2; }
 llmerge=$(cd "$(dirname "$llmerge")" && pwd)/$(basename "$llmerge")
@@ -282,7 +298,7 @@ run_one() { # TOOL METHOD THREADS CACHE [KIND]
   [ "$kind" = unrelated ] && cfg="$configs/unrelated-$2.yaml"
   [ "$tool" = llmerge ] && estimate=$(plan_estimate "$cfg" "$threads")
   local in_bytes out_bytes best="" best_rss="" best_cpu="" best_cpu_s="" best_load="" status=0 cached
-  local flush=0 best_flush=0 t0
+  local flush=0 best_flush=0 t0 walls=""
   in_bytes=$(config_input_bytes "$m" "$cfg")
   for i in $(seq "$repeat"); do
     rm -rf "$dest"
@@ -297,6 +313,7 @@ run_one() { # TOOL METHOD THREADS CACHE [KIND]
     fi
     status=$m_status
     [ "$status" -ne 0 ] && break
+    walls="$walls $m_wall"
     # mergekit does not fsync its output, llmerge does: time the flush of mergekit's files apart.
     if [ "$tool" = mergekit ]; then
       t0=$(now_ns)
@@ -321,7 +338,9 @@ run_one() { # TOOL METHOD THREADS CACHE [KIND]
     return 0
   fi
   out_bytes=$(bytes_of "$dest")
-  record "{\"kind\":\"run\",\"tool\":\"$tool\",\"method\":\"$m\",\"inputs\":\"$kind\",\"threads\":$threads,\"cache\":\"$cache\",\"estimate_bytes\":$estimate,\"cached_before\":$cached,\"status\":\"ok\",\"wall_s\":$best,\"repeats\":$repeat,\"peak_rss_kb\":$best_rss,\"cpu_pct\":$best_cpu,\"cpu_s\":$best_cpu_s,\"flush_s\":$best_flush,\"input_bytes\":$in_bytes,\"output_bytes\":$out_bytes,\"load1\":$best_load}"
+  local median
+  median=$(echo $walls | tr ' ' '\n' | sort -g | awk '{w[NR] = $1} END {printf "%.3f", NR % 2 ? w[(NR + 1) / 2] : (w[NR / 2] + w[NR / 2 + 1]) / 2}')
+  record "{\"kind\":\"run\",\"tool\":\"$tool\",\"method\":\"$m\",\"inputs\":\"$kind\",\"threads\":$threads,\"cache\":\"$cache\",\"estimate_bytes\":$estimate,\"cached_before\":$cached,\"status\":\"ok\",\"wall_s\":$best,\"wall_median_s\":$median,\"runs_done\":$(echo $walls | wc -w),\"repeats\":$repeat,\"peak_rss_kb\":$best_rss,\"cpu_pct\":$best_cpu,\"cpu_s\":$best_cpu_s,\"flush_s\":$best_flush,\"input_bytes\":$in_bytes,\"output_bytes\":$out_bytes,\"load1\":$best_load}"
   rm -rf "$dest"
 }
 
@@ -344,12 +363,51 @@ cat "${all_input_files[@]}" >/dev/null
 for kind in $input_kinds; do
   for m in "${llmerge_methods[@]}"; do
     run_one llmerge "$m" "$all_cores" warm "$kind"
-    [ "$all_cores" -gt 1 ] && run_one llmerge "$m" 1 warm "$kind"
+    [ "$all_cores" -gt 1 ] && [ "$one_thread" = yes ] && run_one llmerge "$m" 1 warm "$kind"
   done
 done
 if [ ${#llmerge_methods[@]} -gt 0 ]; then
   run_one llmerge "${llmerge_methods[0]}" "$all_cores" cold
   cat "${all_input_files[@]}" >/dev/null
+fi
+
+# ---- 4b. instruction counts (--callgrind) -------------------------------------------------
+# Elements of the output: the sum of its tensors' element counts, from the safetensors headers.
+output_elements() {
+  python3 - "$@" <<'PY'
+import json, struct, sys
+n = 0
+for path in sys.argv[1:]:
+    with open(path, "rb") as f:
+        header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+    for name, t in header.items():
+        if name != "__metadata__":
+            e = 1
+            for d in t["shape"]:
+                e *= d
+            n += e
+print(n)
+PY
+}
+if [ "$callgrind" = 1 ]; then
+  for kind in $input_kinds; do
+    for m in "${llmerge_methods[@]}"; do
+      cfg="$configs/$m.yaml"
+      [ "$kind" = unrelated ] && cfg="$configs/unrelated-$m.yaml"
+      dest="$runs/callgrind-$m" cg_out="$work_dir/callgrind-$kind-$m.out"
+      rm -rf "$dest"
+      if valgrind --tool=callgrind --callgrind-out-file="$cg_out" \
+        "$llmerge" run "$cfg" -o "$dest" --quiet --threads 1 >>"$log" 2>&1; then
+        ir=$(awk '/^summary:/ {print $2; exit}' "$cg_out")
+        elements=$(output_elements $(safetensors_of "$dest"))
+        say "callgrind $m $kind: $ir instructions, $elements output elements"
+        record "{\"kind\":\"callgrind\",\"method\":\"$m\",\"inputs\":\"$kind\",\"instructions\":$ir,\"elements\":$elements}"
+      else
+        say "callgrind $m $kind: failed; see $log"
+      fi
+      rm -rf "$dest"
+    done
+  done
 fi
 
 # ---- 5. mergekit --------------------------------------------------------------------------

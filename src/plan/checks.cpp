@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <thread>
+#include <vector>
 
 #include <fmt/core.h>
 
@@ -30,6 +31,83 @@ std::uint64_t id_end(const nlohmann::json& id) {
   return 0;
 }
 
+// tokenizer.json's token ids without building the document: the entries of
+// model.vocab (an object of piece: id, or Unigram's array of [piece, score])
+// and the largest id + 1 among model.vocab's values and added_tokens[*].id.
+// A repeated key counts each time (a document would keep the last).
+class TokenCounter final : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  std::uint64_t vocab_size = 0;
+  std::uint64_t id_end = 0;
+
+  bool null() override { return value(); }
+  bool boolean(bool /*v*/) override { return value(); }
+  bool number_integer(number_integer_t v) override {
+    return id(v >= 0 ? static_cast<std::uint64_t>(v) + 1 : 0);
+  }
+  bool number_unsigned(number_unsigned_t v) override { return id(v + 1); }
+  bool number_float(number_float_t /*v*/, const string_t& /*s*/) override { return value(); }
+  bool string(string_t& /*v*/) override { return value(); }
+  bool binary(binary_t& /*v*/) override { return value(); }
+  bool start_object(std::size_t /*n*/) override { return open(/*object=*/true); }
+  bool start_array(std::size_t /*n*/) override { return open(/*object=*/false); }
+  bool end_object() override { return close(); }
+  bool end_array() override { return close(); }
+  bool key(string_t& k) override {
+    Frame& f = stack_.back();
+    f.key = k;
+    if (f.role == Role::vocab_object) ++vocab_size;
+    return true;
+  }
+  bool parse_error(std::size_t /*position*/, const std::string& /*last_token*/,
+                   const nlohmann::detail::exception& /*e*/) override {
+    return false;
+  }
+
+ private:
+  enum class Role { root, model, vocab_object, vocab_array, added, added_token, other };
+  struct Frame {
+    Role role;
+    std::string key;  // the last key, in an object
+  };
+
+  // The role of a value opened in the current frame.
+  Role child_role(bool object) const {
+    if (stack_.empty()) return object ? Role::root : Role::other;
+    const Frame& f = stack_.back();
+    if (f.role == Role::root && f.key == "model" && object) return Role::model;
+    if (f.role == Role::root && f.key == "added_tokens" && !object) return Role::added;
+    if (f.role == Role::model && f.key == "vocab")
+      return object ? Role::vocab_object : Role::vocab_array;
+    if (f.role == Role::added && object) return Role::added_token;
+    return Role::other;
+  }
+  bool open(bool object) {
+    value();  // an element of Unigram's array counts whatever it is
+    stack_.push_back({child_role(object), {}});
+    return true;
+  }
+  bool close() {
+    stack_.pop_back();
+    return true;
+  }
+  bool value() {
+    if (!stack_.empty() && stack_.back().role == Role::vocab_array) ++vocab_size;
+    return true;
+  }
+  // An integer value: a vocab entry's id, or an added token's "id".
+  bool id(std::uint64_t end) {
+    value();
+    if (stack_.empty()) return true;
+    const Frame& f = stack_.back();
+    if (f.role == Role::vocab_object || (f.role == Role::added_token && f.key == "id"))
+      id_end = std::max(id_end, end);
+    return true;
+  }
+
+  std::vector<Frame> stack_;
+};
+
 // How many token ids the tokenizer files of `dir` use: the largest id + 1
 // over tokenizer.json (model.vocab, added_tokens), tokenizer_config.json
 // (added_tokens_decoder), added_tokens.json and vocab.json. 0 if none.
@@ -42,25 +120,15 @@ std::uint64_t tokenizer_token_count(const std::filesystem::path& dir, std::strin
     }
   };
   if (auto path = find_side_file(dir, "tokenizer.json")) {
-    const nlohmann::json tok = parse_json_file(*path);
-    if (tok.is_object()) {
-      if (auto model = tok.find("model"); model != tok.end() && model->is_object()) {
-        if (auto vocab = model->find("vocab"); vocab != model->end()) {
-          if (vocab->is_object()) {
-            take(vocab->size(), "tokenizer.json");
-            for (const auto& [piece, id] : vocab->items())
-              take(id_end(id), "tokenizer.json");
-          } else if (vocab->is_array()) {  // Unigram: [[piece, score], ...]
-            take(vocab->size(), "tokenizer.json");
-          }
-        }
-      }
-      if (auto added = tok.find("added_tokens"); added != tok.end() && added->is_array()) {
-        for (const auto& t : *added) {
-          if (t.is_object() && t.contains("id")) take(id_end(t["id"]), "tokenizer.json");
-        }
-      }
+    // Counted as it is parsed: a 150 k-token tokenizer.json (3.5 MB) takes
+    // some 20 MiB as a document, more than the whole merge's buffers.
+    const std::string text = read_regular_file(*path);
+    TokenCounter counter;
+    if (!nlohmann::json::sax_parse(text, &counter)) {
+      (void)parse_json_file(*path);  // throws the parse error, with its file:line:col
     }
+    take(counter.vocab_size, "tokenizer.json");
+    take(counter.id_end, "tokenizer.json");
   }
   if (auto path = find_side_file(dir, "tokenizer_config.json")) {
     const nlohmann::json tc = parse_json_file(*path);

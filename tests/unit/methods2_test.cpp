@@ -879,6 +879,11 @@ TEST(Della, Bf16TaskVectorsMatchReferenceWithAndWithoutTheMaskCache) {
   run.scratch_bytes = 0;  // rank again in the compute pass
   const auto recomputed = merge(run, &base, x, 1 << 16);
   EXPECT_EQ(std::memcmp(cached.data(), recomputed.data(), cached.size() * 4), 0);
+  // A budget for part of the tensor: four times 1500 bytes, 24000 bits per
+  // model, caches rows 0-7; row 21 straddles the chunks and is stored.
+  run.scratch_bytes = 1500;
+  const auto partly = merge(run, &base, x, 1 << 16);
+  EXPECT_EQ(std::memcmp(cached.data(), partly.data(), cached.size() * 4), 0);
 }
 
 TEST(Della, KeepRateFollowsRankAndAveragesToDensity) {

@@ -46,6 +46,15 @@ std::vector<float> family_values(const std::string& family, std::size_t n, std::
       v = bf16(w + normal(rng) * 0.01f) - w;
       if (j % (family == "few_odd" ? 20 : 8) == 0) v = normal(rng);
     }
+    if (family == "few_odd_ties") {
+      // bf16 deltas with every 20th element one of four odd values that share
+      // their high bits with each other and with some even keys: ties among
+      // the odd keys, ordered by index.
+      const float w = bf16(normal(rng));
+      v = bf16(w + normal(rng) * 0.01f) - w;
+      if (j % 20 == 0) v = f32_from_bits(0x3c000000u | static_cast<std::uint32_t>(rng() % 4u));
+      if (j % 20 == 10) v = f32_from_bits(0x3c000000u);
+    }
     if (family == "crowded") {
       // One high bucket: [1, 1 + 2^-7) holds every value, low bits all differ.
       v = f32_from_bits(0x3f800000u | static_cast<std::uint32_t>(rng() % 0x10000u));
@@ -220,7 +229,9 @@ TEST(RankKeep, MatchesAStableSortOnAdversarialRows) {
   std::mt19937 rng(12);
   std::uniform_real_distribution<float> unit(0.0f, 1.0f);
   RankKeep rank_keep;  // reused across rows, as della does
-  for (const std::string& family : k_families) {
+  std::vector<std::string> families = k_families;
+  families.emplace_back("few_odd_ties");
+  for (const std::string& family : families) {
     for (const std::size_t n :
          {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{4}, std::size_t{5},
           std::size_t{255}, std::size_t{896}, std::size_t{8191}, std::size_t{8193}}) {

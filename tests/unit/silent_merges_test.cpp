@@ -95,7 +95,8 @@ TEST_F(SilentMerges, TokenizerLargerThanTheMergedEmbeddingsIsRefused) {
   EXPECT_TRUE(contains(message, "200 embedding rows")) << message;
   EXPECT_TRUE(contains(message, "tokenizer_source")) << message;
   // The same models with the smaller tokenizer are consistent and plan.
-  const MergePlan plan = plan_yaml(linear("big", "small", "tokenizer_source: " + m("small") + "\n"));
+  const MergePlan plan =
+      plan_yaml(linear("big", "small", "tokenizer_source: " + m("small") + "\n"));
   EXPECT_EQ(plan.out_config["vocab_size"], 200);
   EXPECT_EQ(plan.model_refs[plan.tokenizer_model], m("small"));
 }
@@ -112,6 +113,39 @@ TEST_F(SilentMerges, AddedTokensBeyondTheEmbeddingRowsAreRefused) {
   const std::string message = error_of([&] { plan_yaml(yaml); });
   EXPECT_TRUE(contains(message, "uses 231 token ids (tokenizer_config.json)")) << message;
   EXPECT_NO_THROW(plan_yaml(linear("small", "small2")));
+}
+
+// tokenizer.json is counted as it is parsed (no document: a 150 k-token one
+// would take more memory than the merge): vocab ids past its size, Unigram's
+// array, added tokens, look-alike keys elsewhere, and a broken file.
+TEST_F(SilentMerges, TokenizerJsonIdsAreCountedWithoutADocument) {
+  const auto refused_with = [&](const std::string& tokenizer_json) {
+    TempDir work;
+    fs::copy(m("small"), work / "s", fs::copy_options::recursive);
+    fs::remove(work / "s" / "tokenizer_config.json");
+    testing::write_text(work / "s" / "tokenizer.json", tokenizer_json);
+    const std::string yaml = "merge_method: linear\nmodels:\n  - model: " + (work / "s").string() +
+                             "\n    parameters: {weight: 1}\n  - model: " + m("small2") +
+                             "\n    parameters: {weight: 1}\n";
+    return error_of([&] { plan_yaml(yaml); });
+  };
+  // An id past the entry count, beside a nested "vocab" and "id" that do not count.
+  EXPECT_TRUE(contains(refused_with(R"({"x": {"vocab": {"a": 900}}, "model": {"vocab": )"
+                                    R"({"a": 0, "b": 204}, "id": 950}})"),
+                       "uses 205 token ids (tokenizer.json)"));
+  // Unigram: [[piece, score], ...], 210 of them.
+  std::string unigram = R"({"model": {"type": "Unigram", "vocab": [)";
+  for (int i = 0; i < 210; ++i)
+    unigram += std::string(i ? "," : "") + R"(["p", -1.5])";
+  EXPECT_TRUE(contains(refused_with(unigram + "]}}"), "uses 210 token ids (tokenizer.json)"));
+  // Added tokens: their "id", not other numbers in them.
+  EXPECT_TRUE(contains(refused_with(R"({"added_tokens": [{"id": 3, "n": 999}, {"id": 220}],)"
+                                    R"( "model": {"vocab": {"a": 0}}})"),
+                       "uses 221 token ids (tokenizer.json)"));
+  EXPECT_EQ(refused_with(R"({"model": {"vocab": {"a": 0, "b": 199}}})"), "(no error)");
+  // A broken file is still an error at its line and column.
+  const std::string broken = refused_with("{\"model\": {\"vocab\":\n {\"a\": 0,}}}");
+  EXPECT_TRUE(contains(broken, "invalid JSON")) << broken;
 }
 
 // ---- 2: inputs in the other 16-bit format are rounded to `dtype` ----
@@ -414,8 +448,8 @@ TEST_F(SilentMerges, DonorFolderWithoutConfigJsonIsRefusedNamingTheFile) {
 
 TEST_F(SilentMerges, CancelDuringPlanningStopsItWithinASecond) {
   // An alias keeps the text short whatever the path's length (the config cap is 1 MiB).
-  std::string yaml = "merge_method: passthrough\nslices:\n  - sources: [{model: &m " +
-                     m("bf16a") + ", layer_range: [0, 2]}]\n";
+  std::string yaml = "merge_method: passthrough\nslices:\n  - sources: [{model: &m " + m("bf16a") +
+                     ", layer_range: [0, 2]}]\n";
   for (int i = 1; i < 20000; ++i)
     yaml += "  - sources: [{model: *m, layer_range: [0, 2]}]\n";
   const MergeConfig config = parse_config(yaml, "m.yaml");

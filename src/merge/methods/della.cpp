@@ -62,6 +62,27 @@
 namespace llmerge {
 namespace {
 
+// The keep bits della may cache between its passes, all models together:
+// four times the scratch budget (16 MiB by default, a third of a
+// Qwen2.5-0.5B embedding's bits for two models; two tensors at a time stay
+// inside the 64 MiB peak RSS aimed at with two threads). Every bit cached
+// is one element whose row the compute pass need not rank again.
+std::uint64_t cache_budget_bytes(std::uint64_t scratch_bytes) {
+  return 4 * scratch_bytes;
+}
+
+// The leading elements whose keep bits are cached: whole groups, as many as
+// one model's share of the budget holds.
+std::int64_t cached_elements(std::int64_t numel, std::int64_t group, std::uint64_t scratch_bytes,
+                             std::size_t models) {
+  const std::uint64_t bits =
+      cache_budget_bytes(scratch_bytes) * 8 / std::max<std::size_t>(models, 1);
+  const std::uint64_t groups = bits / static_cast<std::uint64_t>(std::max<std::int64_t>(group, 1));
+  const auto elements = groups * static_cast<std::uint64_t>(std::max<std::int64_t>(group, 1));
+  return static_cast<std::int64_t>(std::min<std::uint64_t>(
+      elements, static_cast<std::uint64_t>(std::max<std::int64_t>(numel, 0))));
+}
+
 // Bit e of `bits` (LSB first) = keep[i] for e = first + i; keep[i] is 0 or 1.
 void pack_bits(const std::uint8_t* keep, std::size_t n, std::uint64_t first,
                std::vector<std::uint8_t>& bits) {
@@ -134,13 +155,14 @@ class MagPruneSparsifier final : public gta::Sparsifier {
     }
     const bool may_straddle = group_ > k_reduce_block || k_reduce_block % group_ != 0;
     passes_ = rescale_ || may_straddle ? 1 : 0;
-    const auto mask_bytes = static_cast<std::uint64_t>(context.numel + 7) / 8;
-    // The keep bits of the statistics pass are kept for the compute pass when
-    // they fit the scratch budget (64 MiB: a Llama-3.2-1B embedding for two
-    // models); otherwise the compute pass ranks the rows again.
-    if (passes_ == 1 &&
-        mask_bytes * std::max<std::size_t>(context.model_count, 1) <= context.scratch_bytes)
-      cache_.assign(static_cast<std::size_t>(mask_bytes), 0);
+    // The keep bits of the statistics pass are kept for the compute pass, for
+    // as many leading groups as the cache budget holds; the compute pass
+    // ranks the rows of the others again (an embedding's, mostly).
+    if (passes_ == 1) {
+      cached_end_ =
+          cached_elements(context.numel, group_, context.scratch_bytes, context.model_count);
+      cache_.assign(static_cast<std::size_t>((cached_end_ + 7) / 8), 0);
+    }
   }
 
   int passes() const override { return passes_; }
@@ -178,13 +200,15 @@ class MagPruneSparsifier final : public gta::Sparsifier {
                    const float* base) override {
     chunk_begin_ = begin;
     chunk_keep_.resize(n);
-    if (!cache_.empty()) {
-      unpack_bits(cache_, static_cast<std::uint64_t>(begin), n, chunk_keep_.data());
-      return;
-    }
     const std::int64_t end = begin + static_cast<std::int64_t>(n);
-    std::int64_t g = begin / group_ * group_;
-    for (; g < end; g += group_) {
+    // The cached groups' bits, then the others (cached_end_ is a group boundary).
+    const std::int64_t cached_hi = std::min(end, cached_end_);
+    if (begin < cached_hi) {
+      unpack_bits(cache_, static_cast<std::uint64_t>(begin),
+                  static_cast<std::size_t>(cached_hi - begin), chunk_keep_.data());
+    }
+    const std::int64_t uncached = std::max(begin, cached_end_);
+    for (std::int64_t g = uncached / group_ * group_; g < end; g += group_) {
       const std::int64_t g_end = g + group_;
       if (g >= begin && g_end <= end) {
         delta_.resize(static_cast<std::size_t>(group_));
@@ -222,7 +246,7 @@ class MagPruneSparsifier final : public gta::Sparsifier {
   void finish_group(std::int64_t begin, const float* delta) {
     decide(begin, delta);
     kept_l1_ += kernels::reduce_l1_kept(delta, keep_.data(), keep_.size());
-    if (!cache_.empty()) {
+    if (begin < cached_end_) {  // the whole group is cached
       pack_bits(keep_.data(), keep_.size(), static_cast<std::uint64_t>(begin), cache_);
       return;
     }
@@ -271,8 +295,9 @@ class MagPruneSparsifier final : public gta::Sparsifier {
   std::int64_t buffer_begin_ = 0;
   double full_l1_ = 0.0;
   double kept_l1_ = 0.0;
-  std::vector<std::uint8_t> cache_;  // keep bits of the whole tensor, when they fit
-  std::deque<StoredGroup> stored_;   // without the cache: groups that straddle blocks
+  std::int64_t cached_end_ = 0;      // the keep bits of elements [0, cached_end_) are cached
+  std::vector<std::uint8_t> cache_;  // those bits
+  std::deque<StoredGroup> stored_;   // past the cache: groups that straddle blocks
   std::optional<float> factor_;
   std::vector<std::uint8_t> keep_;  // one group's decisions
   std::vector<float> uniforms_;
@@ -291,14 +316,20 @@ std::unique_ptr<gta::Sparsifier> make_magprune(const TensorContext& context, std
   return std::make_unique<MagPruneSparsifier>(context, model, density, rescale);
 }
 
-// MethodSpec::memory_bytes: the keep bits of the whole tensor when they fit
-// the scratch budget (as MagPruneSparsifier decides), the per-row buffers
+// MethodSpec::memory_bytes: the cached keep bits (as MagPruneSparsifier
+// decides, with its statistics pass), the per-row buffers
 // (RankKeep's entries, uniforms, keep bytes; rows of up to ~8 Ki elements)
 // and the chunk's keep bytes, per model; plus the GTA buffers.
-std::uint64_t della_memory_bytes(const std::vector<std::int64_t>& /*shape*/, std::int64_t numel,
+std::uint64_t della_memory_bytes(const std::vector<std::int64_t>& shape, std::int64_t numel,
                                  std::size_t models, std::int64_t chunk) {
-  const auto mask_bytes = (static_cast<std::uint64_t>(numel) + 7) / 8;
-  const std::uint64_t cache = mask_bytes * models <= k_scratch_bytes ? mask_bytes : 0;
+  std::int64_t group = std::max<std::int64_t>(numel, 1);
+  if (shape.size() >= 2) {
+    group = 1;
+    for (std::size_t d = 1; d < shape.size(); ++d)
+      group *= shape[d];
+  }
+  const std::uint64_t cache =
+      (static_cast<std::uint64_t>(cached_elements(numel, group, k_scratch_bytes, models)) + 7) / 8;
   constexpr std::uint64_t k_row_buffers = 256u << 10;
   return gta::gta_merge_bytes(models) +
          models * (cache + k_row_buffers + static_cast<std::uint64_t>(chunk));
