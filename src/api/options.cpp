@@ -21,8 +21,8 @@ using T = OptionType;
 using S = OptionScope;
 
 const std::vector<std::string> k_merge_commands{"run", "plan"};
-const std::vector<std::string> k_write_commands{"run", "quantize"};
-const std::vector<std::string> k_all_commands{"run", "plan", "quantize"};
+const std::vector<std::string> k_write_commands{"run", "quantize", "fuse"};
+const std::vector<std::string> k_all_commands{"run", "plan", "quantize", "fuse"};
 
 std::vector<OptionInfo> build_table() {
   return {

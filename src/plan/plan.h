@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,6 +34,7 @@
 
 #include "config/config.h"
 #include "core/dtype.h"
+#include "io/lora.h"
 #include "io/model.h"
 #include "merge/method.h"
 
@@ -76,6 +78,11 @@ struct PlannedInput {
   TensorRef ref;                    // where it is stored
   std::vector<std::int64_t> shape;  // logical shape read (a leading sub-matrix of the stored one)
   SourceKind source = SourceKind::dense;
+  // A LoRA update added to what `source` reads (a "model+adapter" reference):
+  // the executor sees W + scale * L * R^T, rounded as the adapted model would
+  // be stored (exec/sources.h, docs/lora.md). nullptr: none.
+  const LoraModule* lora = nullptr;
+  const Adapter* adapter = nullptr;  // the adapter `lora` (or a replacement tensor) comes from
 };
 
 struct PlannedTensor {
@@ -106,8 +113,11 @@ struct LayerMapping {
 struct MergePlan {
   MergeConfig config;
   const MethodSpec* method = nullptr;
-  std::vector<Model> models;                 // distinct models, in order of first mention
-  std::vector<std::string> model_refs;       // the references as written, parallel to models
+  std::vector<Model> models;            // distinct models, in order of first mention
+  std::vector<std::string> model_refs;  // the references as written, parallel to models
+  // The LoRA adapter of each model ("base+adapter" references), parallel to
+  // models; nullptr for a plain model. Heap-held: inputs point into them.
+  std::vector<std::unique_ptr<Adapter>> adapters;
   std::optional<std::size_t> base_model;     // the top-level base, if any
   std::size_t donor = 0;                     // model whose config.json is used
   std::size_t tokenizer_model = 0;           // model whose tokenizer files are copied

@@ -10,7 +10,7 @@ import pathlib
 import re
 import sys
 
-ORDER = ["core", "io", "config", "merge", "plan", "exec", "output", "api"]
+ORDER = ["core", "io", "config", "merge", "plan", "exec", "output", "extract", "api"]
 # Tools built beside the engine: they may use any engine stage, nothing above.
 TOOLS = {"synth": set(ORDER)}
 # Front ends: they see only the public API (include/llmerge/) and their own headers.
