@@ -4,10 +4,14 @@ On small synthetic models, for an mlx-lm adapter (lora_a [in, r], lora_b
 [r, out], absolute scale) on q_proj, v_proj and up_proj of every layer:
   1. dense f32 and bf16 bases: `llmerge fuse` equals `mlx_lm fuse` (f32
      within f32 rounding, bf16 within one bf16 step on at most 1% of values);
-  2. a 4-bit base: both dequantize, add and quantize again; the packed codes
-     agree except where the two f32 sums fall on opposite sides of a rounding
-     boundary (at most 0.5%), and scales and biases agree;
-  3. mlx-lm loads and generates with llmerge's fused model.
+  2. a 4-bit base: both dequantize (with mx.dequantize's roundings), add and
+     quantize again; the packed codes agree except where the two f32 sums fall
+     on opposite sides of a rounding boundary (at most 0.5%), and scales and
+     biases agree;
+  3. mlx-lm loads and generates with llmerge's fused model;
+  4. `llmerge extract-lora --format mlx` writes an adapter that mlx_lm.load
+     takes (adapter_path=) and generates with, and that mlx_lm.fuse applies
+     with the error its dropped singular values predict.
 
 Usage: python test_lora.py --llmerge build/src/llmerge
 Prints "N passed, N failed" and exits non-zero on any failure.
@@ -125,7 +129,37 @@ def main():
             cfg = json.loads((ours_dir / "config.json").read_text())
             check("q4 output stays 4-bit", cfg.get("quantization", {}).get("bits") == 4)
 
+        # 4. An adapter extracted with --format mlx loads in mlx-lm and generates, and
+        #    what mlx_lm.fuse makes of it is the fine-tune's low-rank approximation.
+        run(bin_, "synth", str(tmp / "ft"), "--like", str(tmp / "f32"), "--delta-scale", "0.1",
+            "--seed", "9", "--force")
+        run(bin_, "extract-lora", "--model", str(tmp / "ft"), "--base", str(tmp / "f32"), "-o",
+            str(tmp / "extracted"), "--rank", "8", "--format", "mlx", "--quiet")
+        run(py, "-m", "mlx_lm", "fuse", "--model", str(tmp / "f32"), "--adapter-path",
+            str(tmp / "extracted"), "--save-path", str(tmp / "theirs-extracted"))
+        run(bin_, "fuse", str(tmp / "f32"), "--adapter", str(tmp / "extracted"), "-o",
+            str(tmp / "ours-extracted"), "--quiet")
+        ours = mx.load(str(tmp / "ours-extracted" / "model.safetensors"))
+        theirs = mx.load(str(tmp / "theirs-extracted" / "model.safetensors"))
+        compare_dense("extracted", ours, theirs, changed)
+        ft = mx.load(str(tmp / "ft" / "model.safetensors"))
+        base_w = mx.load(str(tmp / "f32" / "model.safetensors"))
+        name = changed[0]
+        d = as_np(ft[name]) - as_np(base_w[name])
+        s = np.linalg.svd(d.astype(np.float64), compute_uv=False)
+        err = np.linalg.norm(as_np(theirs[name]) - as_np(ft[name]))
+        want = np.sqrt((s[8:] ** 2).sum())
+        check("extracted mlx adapter: error is the dropped singular values",
+              abs(err - want) <= 1e-3 * want, f"{err} vs {want}")
+
         from mlx_lm import generate, load
+
+        try:
+            model, tokenizer = load(str(tmp / "f32"), adapter_path=str(tmp / "extracted"))
+            text = generate(model, tokenizer, prompt="w1 w2", max_tokens=4, verbose=False)
+            check("mlx_lm loads an extracted adapter and generates", isinstance(text, str))
+        except Exception as e:  # noqa: BLE001 - report any loader failure as a test failure
+            check("mlx_lm loads an extracted adapter and generates", False, repr(e))
 
         try:
             model, tokenizer = load(str(tmp / "ours-q4"))

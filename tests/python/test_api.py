@@ -269,6 +269,7 @@ def test_keyword_options_follow_the_options_table():
     assert kw("plan") == table("plan", scope="plan")
     assert kw("run") == table("run", scope="run")  # Plan.run
     assert kw("quantize") == table("quantize", drop=("quantize", "q_bits", "q_group_size"))
+    assert kw("fuse") == table("fuse")
 
 
 def test_console_script_runs_the_bundled_cli(cli):
