@@ -93,6 +93,29 @@ void write_f32(ModelWriter& writer, std::size_t index, const std::vector<float>&
   writer.write(index, 0, raw.data(), raw.size());
 }
 
+// A tensor saved whole, chunk by chunk: an embedding never sits in memory.
+void copy_streamed(ModelWriter& writer, std::size_t index, const TensorRef& ref) {
+  PlannedInput in;
+  in.ref = ref;
+  in.shape = ref.shape();
+  in.source = ref.quant ? SourceKind::mlx_dequantize : SourceKind::dense;
+  const std::int64_t n = static_cast<std::int64_t>(
+      writer.tensors()[index].nbytes() /
+      static_cast<std::uint64_t>(dtype_bits(writer.tensors()[index].dtype) / 8));
+  const DType dtype = writer.tensors()[index].dtype;
+  const auto item = static_cast<std::size_t>(dtype_bits(dtype) / 8);
+  auto source = make_source(in);
+  SourceScratch scratch(k_reduce_block);
+  std::vector<float> values(static_cast<std::size_t>(k_reduce_block));
+  std::vector<unsigned char> raw(values.size() * item);
+  for (std::int64_t begin = 0; begin < n; begin += k_reduce_block) {
+    const auto take = static_cast<std::size_t>(std::min<std::int64_t>(k_reduce_block, n - begin));
+    source->read(begin, static_cast<std::int64_t>(take), values.data(), scratch);
+    kernels::store_from_f32(dtype, values.data(), raw.data(), take);
+    writer.write(index, static_cast<std::uint64_t>(begin) * item, raw.data(), take * item);
+  }
+}
+
 std::vector<float> transpose(const std::vector<float>& m, std::int64_t rows, std::int64_t cols) {
   std::vector<float> t(m.size());
   for (std::int64_t i = 0; i < rows; ++i)
@@ -268,7 +291,7 @@ ExtractLoraResult run_extract_lora(const std::string& model_ref, const std::stri
     if (m.action == Action::skip) {
       ++result.skipped;
     } else if (m.action == Action::whole) {
-      write_f32(writer, m.first_tensor, read_all(*m.ft));
+      copy_streamed(writer, m.first_tensor, *m.ft);
       whole_parts.insert(last_part(m.module));
       ++result.whole_modules;
     } else {

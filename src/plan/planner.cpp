@@ -158,6 +158,11 @@ struct Planner {
       if (!adapter_ref.empty()) {
         auto adapter_path = resolve_model_reference(adapter_ref, plan.options.base_dir);
         adapter = std::make_unique<Adapter>(Adapter::open(adapter_path, adapter_ref));
+        plan.notes.push_back(fmt::format(
+            "'{}': {} LoRA adapter with {} update(s) and {} whole tensor(s), applied as the base "
+            "is read",
+            ref, adapter->format() == AdapterFormat::peft ? "PEFT" : "mlx-lm",
+            adapter->modules().size(), adapter->replacements().size()));
       }
       plan.models.push_back(std::move(model));
       plan.adapters.push_back(std::move(adapter));

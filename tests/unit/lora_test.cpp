@@ -291,6 +291,31 @@ TEST_F(LoraAdapters, ModelPlusAdapterWorksAsBaseModelModelAndSliceSource) {
   }
 }
 
+// An adapter named by its Hub id resolves in the local HF cache, as a model does
+// (snapshot folder, refs/main); "base+org/name" in a config.
+TEST_F(LoraAdapters, AdapterFromTheHfCacheById) {
+  const fs::path repo = tmp_ / "hub" / "models--someone--my-lora";
+  const std::string commit = "0123456789abcdef0123456789abcdef01234567";
+  peft_adapter(repo / "snapshots" / commit, peft_config(), q0_factors());
+  testing::write_text(repo / "refs" / "main", commit);
+  peft_adapter(adapter("local"), peft_config(), q0_factors());
+  struct CacheEnv {
+    explicit CacheEnv(const fs::path& p) { setenv("HF_HUB_CACHE", p.c_str(), 1); }
+    ~CacheEnv() { unsetenv("HF_HUB_CACHE"); }
+  };
+  {
+    const CacheEnv env(tmp_ / "hub");
+    fuse(base().string(), "someone/my-lora", (tmp_ / "by-id").string(), quiet_options());
+    const std::string yaml = "merge_method: passthrough\nmodels:\n  - model: " + base().string() +
+                             "+someone/my-lora@main\n";
+    merge(Config::parse(yaml, "config.yaml"), (tmp_ / "by-config").string(), quiet_options());
+  }
+  fuse(base().string(), adapter("local").string(), (tmp_ / "by-path").string(), quiet_options());
+  const std::string want = testing::read_text(tmp_ / "by-path" / "model.safetensors");
+  EXPECT_EQ(testing::read_text(tmp_ / "by-id" / "model.safetensors"), want);
+  EXPECT_EQ(testing::read_text(tmp_ / "by-config" / "model.safetensors"), want);
+}
+
 // ------------------------------------------------------------ refusals (plan)
 
 TEST_F(LoraAdapters, DoraIsRefusedAsUnsupportedInBothFormats) {
