@@ -32,11 +32,12 @@ params=$("$llmerge" inspect "$work/base" --json | python3 -c 'import json,sys; p
 measure() {  # label, command...: prints "label|seconds|peak MiB"
   local label="$1"; shift
   local log="$work/time-$label.txt"
-  /usr/bin/time -v "$@" >"$work/out-$label.txt" 2>"$log" || { echo "$label|failed|-"; return; }
-  local secs rss
+  /usr/bin/time -v "$@" >"$work/out-$label.txt" 2>"$log" || { echo "$label|failed|-|-"; return; }
+  local secs cpu rss
   secs=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$log")
+  cpu=$(awk -F': ' '/User time|System time/ {s+=$2} END {printf "%.1f", s}' "$log")
   rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2/1024}' "$log")
-  echo "$label|$secs|$rss"
+  echo "$label|$secs|$cpu|$rss"
 }
 
 rows=()
@@ -55,7 +56,7 @@ fi
   echo "Models: \`llmerge synth $shape --dtype bf16\` ($params parameters) and a fine-tune of it"
   echo "(\`--delta-scale 0.05\`); rank $rank; $(nproc) cores; $(date -u +%Y-%m-%d)."
   echo
-  echo "| tool | seconds | peak RSS (MiB) |"
-  echo "|---|---|---|"
+  echo "| tool | wall seconds | CPU seconds | peak RSS (MiB) |"
+  echo "|---|---|---|---|"
   for r in "${rows[@]}"; do echo "| ${r//|/ | } |"; done
 } | tee "$here/results.md"
