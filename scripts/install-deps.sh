@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
-  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libhwy-dev
+  libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libfmt-dev libhwy-dev libeigen3-dev
   libgtest-dev libgmock-dev libbenchmark-dev python3 python3-venv python3-dev time
   libcpp-httplib-dev  # llmerge serve (src/server/)
   chromium  # the browser tests (tests/report/, tests/server/), driven by playwright

@@ -118,6 +118,17 @@ RunResult quantize(const std::string& model, const std::string& out_dir,
 // The config quantize() merges: a passthrough of `model`, for plan() and run().
 Config quantize_config(const std::string& model);
 
+// Fuses a LoRA adapter into `model`, as peft's merge_and_unload and
+// mlx_lm.fuse do: a passthrough merge of "model+adapter" (docs/lora.md).
+// `adapter` is a PEFT or mlx-lm adapter folder or an org/name in the local
+// HF cache. An MLX-quantized base is dequantized, updated and quantized again
+// with its own parameters, unless options.plan.dequantize; options.plan.quantize
+// quantizes any base.
+RunResult fuse(const std::string& model, const std::string& adapter, const std::string& out_dir,
+               const MergeOptions& options = {});
+// The config fuse() merges, for plan() and run().
+Config fuse_config(const std::string& model, const std::string& adapter);
+
 // What a model folder holds, from config.json and the safetensors headers.
 struct ModelInfo {
   std::string json;      // architecture, layers, hidden/vocab size, dtypes, size, quantization

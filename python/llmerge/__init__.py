@@ -41,7 +41,7 @@ __all__ = [
     "Interrupted", "ModelInfo", "Plan", "PlannedTensor", "Problem", "Progress", "RunResult",
     "ShapeError", "UnsupportedError", "inspect", "load_config", "merge", "methods", "options",
     "plan", "quantize", "synth", "moe", "plan_moe", "moe_gate_request",
-    "Comparison", "compare", "evaluate", "divergence",
+    "Comparison", "compare", "evaluate", "divergence", "fuse",
 ]
 
 Config = _core.Config
@@ -207,6 +207,18 @@ def quantize(model: str | os.PathLike[str], out: str | os.PathLike[str], bits: i
         opts["q_group_size"] = str(group_size)
     return _core.quantize(os.fspath(model), os.fspath(out), opts, progress, cancel,
                           progress_interval)
+
+
+def fuse(model: str | os.PathLike[str], adapter: str | os.PathLike[str],
+         out: str | os.PathLike[str], *, progress: ProgressCallback | None = None,
+         cancel: CancelToken | None = None, progress_interval: float = 0.1,
+         **options: Any) -> RunResult:
+    """Fuses a LoRA ``adapter`` (a PEFT or mlx-lm folder) into ``model`` and writes the result
+    into ``out``, as ``mlx_lm.fuse`` or peft's ``merge_and_unload`` would. A quantized base
+    stays quantized unless ``dequantize=True``; ``quantize=True`` (``q_bits``) quantizes any."""
+    opts = _option_text("fuse", "fuse", options)
+    return _core.fuse(os.fspath(model), os.fspath(adapter), os.fspath(out), opts, progress,
+                      cancel, progress_interval)
 
 
 # ------------------------------------------------------------------ models

@@ -86,6 +86,18 @@ def quantize(model: PathLike, out: PathLike, bits: int = 4, group_size: int = 64
              chunk_elements: int | None = None, copy_tokenizer: bool | None = None,
              write_model_card: bool | None = None, force: bool | None = None) -> RunResult: ...
 
+def fuse(model: PathLike, adapter: PathLike, out: PathLike, *,
+         progress: ProgressCallback | None = None, cancel: CancelToken | None = None,
+         progress_interval: float = 0.1,
+         # options of command "fuse"
+         dtype: str | None = None, out_shard_size: str | None = None,
+         quantize: bool | None = None, q_bits: int | None = None,
+         q_group_size: int | None = None, q_mode: Literal["affine", "mxfp4"] | None = None,
+         dequantize: bool | None = None, base_dir: PathLike | None = None,
+         threads: int | None = None, chunk_elements: int | None = None,
+         copy_tokenizer: bool | None = None, write_model_card: bool | None = None,
+         force: bool | None = None) -> RunResult: ...
+
 class ModelInfo:
     def json(self) -> dict[str, Any]: ...
     def describe(self) -> str: ...

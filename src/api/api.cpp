@@ -172,4 +172,21 @@ Config quantize_config(const std::string& model) {
   return Config::parse(yaml, std::string(k_conversion_config_file));
 }
 
+RunResult fuse(const std::string& model, const std::string& adapter, const std::string& out_dir,
+               const MergeOptions& options) {
+  return merge(fuse_config(model, adapter), out_dir, options);
+}
+
+Config fuse_config(const std::string& model, const std::string& adapter) {
+  if (model.empty() || adapter.empty())
+    throw Error(ErrorKind::config, "fuse needs a model and an adapter");
+  for (const auto* part : {&model, &adapter}) {
+    if (part->find('+') != std::string::npos)
+      throw Error(
+          ErrorKind::config,
+          fmt::format("'{}': give the model and the adapter separately, without '+'", *part));
+  }
+  return quantize_config(model + "+" + adapter);
+}
+
 }  // namespace llmerge

@@ -21,8 +21,8 @@ using T = OptionType;
 using S = OptionScope;
 
 const std::vector<std::string> k_merge_commands{"run", "plan"};
-const std::vector<std::string> k_write_commands{"run", "quantize", "moe"};
-const std::vector<std::string> k_all_commands{"run", "plan", "quantize", "moe"};
+const std::vector<std::string> k_write_commands{"run", "quantize", "moe", "fuse"};
+const std::vector<std::string> k_all_commands{"run", "plan", "quantize", "moe", "fuse"};
 const std::vector<std::string> k_moe_commands{"moe"};
 
 std::vector<OptionInfo> build_table() {

@@ -262,15 +262,27 @@ std::string Parser::parse_model_reference(const YAML::Node& n, SourceLocation at
   if (!n.IsScalar()) fail_type(n, at, path, "a model reference (a path or org/name[@revision])");
   const std::string& ref = n.Scalar();
   if (ref.empty()) fail(ErrorKind::config, at, path + ": the model reference is empty");
-  if (ref.find('+') != std::string::npos)
-    fail(ErrorKind::unsupported, at,
-         fmt::format("{}: LoRA references ('+') are not supported yet: {}", path, quote(ref)));
-  const std::size_t at_sign = ref.find('@');
-  if (at_sign != std::string::npos && (at_sign == 0 || at_sign + 1 == ref.size() ||
-                                       ref.find('@', at_sign + 1) != std::string::npos))
+  // mergekit's ModelReference: path[@revision][+adapter[@revision]], at most
+  // one '+' and one '@' per part (docs/lora.md).
+  const std::size_t plus = ref.find('+');
+  if (plus != std::string::npos &&
+      (plus == 0 || plus + 1 == ref.size() || ref.find('+', plus + 1) != std::string::npos))
     fail(ErrorKind::config, at,
-         fmt::format("{}: malformed model reference {}; expected 'path' or 'org/name@revision'",
+         fmt::format("{}: malformed model reference {}; expected 'model' or 'model+adapter' "
+                     "(one '+', a LoRA adapter after it)",
                      path, quote(ref)));
+  const std::string_view whole = ref;
+  for (std::string_view part :
+       {whole.substr(0, plus),
+        plus == std::string::npos ? std::string_view{} : whole.substr(plus + 1)}) {
+    const std::size_t at_sign = part.find('@');
+    if (at_sign != std::string::npos && (at_sign == 0 || at_sign + 1 == part.size() ||
+                                         part.find('@', at_sign + 1) != std::string::npos))
+      fail(ErrorKind::config, at,
+           fmt::format("{}: malformed model reference {}; expected 'path' or "
+                       "'org/name@revision', optionally followed by '+adapter'",
+                       path, quote(ref)));
+  }
   return ref;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <mutex>
 
+#include "core/dtype.h"
 #include "io/mlx_quant.h"
 #include "merge/kernels/kernels.h"
 #include "plan/vocabulary.h"
@@ -60,7 +61,11 @@ class SubMatrixSource final : public TensorSource {
 // dequantized as a row of its own.
 class MlxDequantizeSource final : public TensorSource {
  public:
-  explicit MlxDequantizeSource(const PlannedInput& in) : in_(in) {}
+  // `mlx_roundings`: the values mx.dequantize gives (scale*q and +bias each
+  // rounded to the scales' dtype), which is what mlx_lm.fuse adds a LoRA
+  // update to; otherwise the more accurate f32 result.
+  MlxDequantizeSource(const PlannedInput& in, bool mlx_roundings)
+      : in_(in), mlx_roundings_(mlx_roundings) {}
   void read(std::int64_t begin, std::int64_t n, float* dst, SourceScratch& s) const override {
     const QuantizedWeight& q = *in_.ref.quant;
     const std::int64_t gs = q.params.group_size;
@@ -75,12 +80,18 @@ class MlxDequantizeSource final : public TensorSource {
     if (q.biases) {
       q.biases_file->read(*q.biases, first * scale_bytes, s.biases.data(), g * scale_bytes);
     }
+    if (mlx_roundings_ && q.params.mode == QuantMode::affine) {
+      dequantize_rows_as(q.params, s.words.data(), s.scales.data(), s.biases.data(),
+                         q.scales->dtype, groups, gs, DType::F32, dst);
+      return;
+    }
     dequantize_rows(q.params, s.words.data(), s.scales.data(), q.biases ? s.biases.data() : nullptr,
                     q.scales->dtype, groups, gs, dst);
   }
 
  private:
   const PlannedInput& in_;
+  bool mlx_roundings_ = false;
 };
 
 // Rows aligned to the output vocabulary (plan/vocabulary.h): each output row
@@ -186,6 +197,121 @@ class RowGatherSource final : public TensorSource {
   mutable std::vector<float> padding_;
 };
 
+// W + scale * L * R^T (io/lora.h) for a "model+adapter" input. The factors
+// are read once per tensor into f32; each element's update is a dot product
+// over the rank in fixed order, so it does not depend on the chunking.
+// Rounding follows what the adapted model would store, as peft's
+// merge_and_unload and mlx_lm.fuse do: the update is computed in f32, cast to
+// the base's dtype and added in that dtype (docs/lora.md).
+class LoraSource final : public TensorSource {
+ public:
+  LoraSource(const PlannedInput& in, std::unique_ptr<TensorSource> inner)
+      : in_(in), inner_(std::move(inner)) {
+    const LoraModule& m = *in.lora;
+    const SafetensorsFile& file = in.adapter->file();
+    rank_ = static_cast<std::size_t>(m.rank);
+    auto load = [&file](const TensorInfo& t) {
+      std::vector<unsigned char> raw(t.nbytes());
+      file.read(t, 0, raw.data(), raw.size());
+      std::vector<float> v(static_cast<std::size_t>(t.numel()));
+      kernels::load_f32(t.dtype, raw.data(), v.data(), v.size());
+      return v;
+    };
+    // `v` is [outer, rank] (as is) or [rank, outer] (transposed to it).
+    auto as_rows = [this](std::vector<float> v, std::int64_t outer, bool transposed) {
+      if (!transposed) return v;
+      std::vector<float> out(v.size());
+      const auto n = static_cast<std::size_t>(outer);
+      for (std::size_t k = 0; k < rank_; ++k)
+        for (std::size_t i = 0; i < n; ++i)
+          out[i * rank_ + k] = v[k * n + i];
+      return out;
+    };
+    std::vector<float> a = load(*m.a);
+    std::vector<float> b = load(*m.b);
+    switch (m.layout) {
+      case LoraLayout::peft_linear:  // L = B [out, r], R = A^T (A is [r, in])
+        left_ = as_rows(std::move(b), m.rows, false);
+        right_ = as_rows(std::move(a), m.cols, true);
+        break;
+      case LoraLayout::peft_fan_in_fan_out:  // L = A^T, R = B
+      case LoraLayout::peft_embedding:
+        left_ = as_rows(std::move(a), m.rows, true);
+        right_ = as_rows(std::move(b), m.cols, false);
+        break;
+      case LoraLayout::mlx_linear:  // L = b^T (b is [r, out]), R = a [in, r]
+        left_ = as_rows(std::move(b), m.rows, true);
+        right_ = as_rows(std::move(a), m.cols, false);
+        break;
+      case LoraLayout::mlx_embedding:  // L = a [vocab, r], R = b^T
+        left_ = as_rows(std::move(a), m.rows, false);
+        right_ = as_rows(std::move(b), m.cols, true);
+        break;
+    }
+    const auto scale = static_cast<float>(m.scale);
+    if (in.adapter->format() == AdapterFormat::mlx) {
+      // mlx-lm scales the factor first, (scale * lora_b.T) @ lora_a.T, and
+      // casts the update to the weight's dtype before adding it there.
+      for (auto& x : left_)
+        x *= scale;
+      scale_ = 1.0F;
+      update_dtype_ = in.ref.dtype();
+    } else {
+      // peft: (B @ A) * scaling in f32, cast back to the factors' dtype if
+      // they are 16-bit; the in-place add into the weight rounds once.
+      scale_ = scale;
+      update_dtype_ = m.b->dtype;
+    }
+  }
+
+  void read(std::int64_t begin, std::int64_t n, float* dst, SourceScratch& s) const override {
+    inner_->read(begin, n, dst, s);
+    auto rounder = [](DType dtype) {
+      return [dtype](float x) {
+        if (dtype == DType::BF16) return bf16_to_f32(f32_to_bf16(x));
+        if (dtype == DType::F16) return f16_to_f32(f32_to_f16(x));
+        return x;
+      };
+    };
+    const auto to_dtype = rounder(in_.ref.dtype());
+    const auto to_update_dtype = rounder(update_dtype_);
+    const std::int64_t cols = in_.shape[1];
+    for (std::int64_t k = 0; k < n; ++k) {
+      const std::int64_t pos = begin + k;
+      const float* l = left_.data() + static_cast<std::size_t>(pos / cols) * rank_;
+      const float* r = right_.data() + static_cast<std::size_t>(pos % cols) * rank_;
+      float dot = 0;
+      for (std::size_t j = 0; j < rank_; ++j)
+        dot += l[j] * r[j];
+      const float delta = to_update_dtype(dot * scale_);
+      dst[k] = to_dtype(to_dtype(dst[k]) + delta);
+    }
+  }
+
+ private:
+  const PlannedInput& in_;
+  std::unique_ptr<TensorSource> inner_;
+  std::size_t rank_ = 0;
+  float scale_ = 1;
+  DType update_dtype_ = DType::F32;  // the update is rounded to this before the add
+  std::vector<float> left_;
+  std::vector<float> right_;
+};
+
+std::unique_ptr<TensorSource> make_stored_source(const PlannedInput& input) {
+  switch (input.source) {
+    case SourceKind::dense:
+      return std::make_unique<DenseSource>(input);
+    case SourceKind::sub_matrix:
+      return std::make_unique<SubMatrixSource>(input);
+    case SourceKind::mlx_dequantize:
+      return std::make_unique<MlxDequantizeSource>(input, input.lora != nullptr);
+    case SourceKind::row_gather:
+      return std::make_unique<RowGatherSource>(input);
+  }
+  return std::make_unique<DenseSource>(input);
+}
+
 }  // namespace
 
 SourceScratch::SourceScratch(std::int64_t chunk) {
@@ -198,17 +324,9 @@ SourceScratch::SourceScratch(std::int64_t chunk) {
 }
 
 std::unique_ptr<TensorSource> make_source(const PlannedInput& input) {
-  switch (input.source) {
-    case SourceKind::dense:
-      return std::make_unique<DenseSource>(input);
-    case SourceKind::sub_matrix:
-      return std::make_unique<SubMatrixSource>(input);
-    case SourceKind::mlx_dequantize:
-      return std::make_unique<MlxDequantizeSource>(input);
-    case SourceKind::row_gather:
-      return std::make_unique<RowGatherSource>(input);
-  }
-  return std::make_unique<DenseSource>(input);
+  auto stored = make_stored_source(input);
+  if (input.lora) return std::make_unique<LoraSource>(input, std::move(stored));
+  return stored;
 }
 
 }  // namespace llmerge

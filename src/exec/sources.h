@@ -4,7 +4,8 @@
 // storage: a dense tensor of any float dtype, a leading sub-matrix of a larger
 // one (embeddings cut to a common vocabulary), or an MLX-quantized weight
 // (dequantized group by group). The planner decides which (PlannedInput::source);
-// later kinds (LoRA B*A, a vocabulary row gather) slot in here.
+// an input with a LoRA update (PlannedInput::lora) is read through any of
+// them and gets scale * L * R^T added per element (docs/lora.md).
 #pragma once
 
 #include <cstdint>

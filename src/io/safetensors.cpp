@@ -218,7 +218,13 @@ class HeaderParser {
                std::map<std::string, std::string>& metadata)
       : display_name_(display_name), entries_(entries), metadata_(metadata) {}
 
-  bool null() { return scalar("null"); }
+  bool null() {
+    // "__metadata__": null is no metadata: the reference parser's field is an
+    // Option, and mx.save_safetensors writes null when given none (mlx-lm's
+    // LoRA adapters.safetensors).
+    if (state_ == State::root && in_metadata_key_) return true;
+    return scalar("null");
+  }
   bool boolean(bool) { return scalar("a boolean"); }
   bool number_integer(std::int64_t v) {
     if (v >= 0) return number_unsigned(static_cast<std::uint64_t>(v));

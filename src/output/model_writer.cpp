@@ -151,6 +151,12 @@ fs::path sibling(const fs::path& dir, std::string_view suffix) {
   return dir.parent_path() / (dir.filename().string() + fmt::format("{}{}", suffix, ::getpid()));
 }
 
+// What `llmerge extract-lora` writes (PEFT and mlx-lm adapter folders).
+bool is_adapter_file_name(std::string_view name) {
+  return name == "adapter_model.safetensors" || name == "adapters.safetensors" ||
+         name == "adapter_config.json";
+}
+
 bool is_shard_file_name(std::string_view name) {
   if (name == k_single_file) return true;
   // model-00001-of-00003.safetensors
@@ -178,7 +184,7 @@ std::string not_a_previous_output(const fs::path& dir) {
                          fs::is_directory(st) ? "a folder" : "not a regular file");
     }
     if (!is_output_file_name(name)) return fmt::format("'{}' is not a file llmerge writes", name);
-    weights |= name == k_single_file || name == k_index_file;
+    weights |= name == k_single_file || name == k_index_file || is_adapter_file_name(name);
   }
   if (ec) return fmt::format("it cannot be listed ({})", ec.message());
   if (!weights) return "it holds no model.safetensors or index, so it is not a model output";
@@ -224,7 +230,8 @@ void remove_stale_temporaries(const fs::path& out_dir,
 bool is_output_file_name(std::string_view name) {
   if (is_shard_file_name(name) || name == k_index_file || name == "config.json" ||
       name == "README.md" || name == "mergekit_config.yml" ||
-      name == "mergekit_moe_config.yml") {  // `llmerge moe`'s recipe
+      name == "mergekit_moe_config.yml" ||  // `llmerge moe`'s recipe
+      is_adapter_file_name(name)) {
     return true;
   }
   const auto& tokenizer = tokenizer_file_names();
@@ -537,6 +544,11 @@ ModelWriter::ModelWriter(fs::path out_dir, std::vector<TensorSpec> tensors,
   if (!out_dir_.has_filename()) out_dir_ = out_dir_.parent_path();
   temp_dir_ = sibling(out_dir_, ".llmerge-tmp-");
   plan_ = plan_shards(tensors_, options_.shard_size_max, options_.format);
+  if (!options_.single_file_name.empty()) {
+    if (plan_.files.size() != 1)
+      throw Error(ErrorKind::internal, "a single-file output was planned as several shards");
+    plan_.files[0] = options_.single_file_name;
+  }
 
   std::error_code ec;
   if (fs::is_symlink(fs::symlink_status(out_dir_, ec))) {

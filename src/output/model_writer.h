@@ -66,6 +66,10 @@ struct ModelWriterOptions {
   // and nothing but the files llmerge writes (is_output_file_name).
   bool force = false;
   std::string format = "pt";  // header __metadata__ "format" (see plan_shards)
+  // The name of the one file when the output is not sharded, instead of
+  // model.safetensors (LoRA adapters: adapter_model.safetensors). It must be
+  // one of is_output_file_name's; the output must fit one shard.
+  std::string single_file_name;
   // Told about things worth a user's attention that are not errors: stale
   // temporary folders of killed runs, removed when the lock is taken.
   std::function<void(const std::string&)> note;

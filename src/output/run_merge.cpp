@@ -87,6 +87,18 @@ void check_output_path(const MergePlan& plan, const fs::path& out_dir) {
                               plan.model_refs[i], model.string()));
     }
   }
+  // A LoRA adapter is an input too.
+  for (std::size_t i = 0; i < plan.adapters.size(); ++i) {
+    if (!plan.adapters[i]) continue;
+    const fs::path adapter = normalized(plan.adapters[i]->path());
+    if (out == adapter || is_within(out, adapter) || is_within(adapter, out) ||
+        (out_id && out_id == file_id(adapter))) {
+      throw Error(ErrorKind::config,
+                  fmt::format("output directory '{}' overlaps the adapter of '{}' ({}); writing "
+                              "there could destroy the input. Choose another output directory",
+                              out_dir.string(), plan.model_refs[i], adapter.string()));
+    }
+  }
   // After the input checks, so a link to an input is named as the input.
   if (fs::is_symlink(fs::symlink_status(out_name, ec))) {
     throw Error(ErrorKind::config,

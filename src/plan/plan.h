@@ -34,6 +34,7 @@
 
 #include "config/config.h"
 #include "core/dtype.h"
+#include "io/lora.h"
 #include "io/model.h"
 #include "merge/method.h"
 
@@ -88,6 +89,11 @@ struct PlannedInput {
   // and this input's slot in it.
   std::shared_ptr<RowGather> gather;
   std::size_t gather_slot = 0;
+  // A LoRA update added to what `source` reads (a "model+adapter" reference):
+  // the executor sees W + scale * L * R^T, rounded as the adapted model would
+  // be stored (exec/sources.h, docs/lora.md). nullptr: none.
+  const LoraModule* lora = nullptr;
+  const Adapter* adapter = nullptr;  // the adapter `lora` (or a replacement tensor) comes from
 };
 
 struct PlannedTensor {
@@ -120,8 +126,11 @@ struct MergePlan {
   const MethodSpec* method = nullptr;  // the top-level method (else the first slice's)
   // The method of each config slice (one entry for a `models:` config).
   std::vector<const MethodSpec*> slice_methods;
-  std::vector<Model> models;                 // distinct models, in order of first mention
-  std::vector<std::string> model_refs;       // the references as written, parallel to models
+  std::vector<Model> models;            // distinct models, in order of first mention
+  std::vector<std::string> model_refs;  // the references as written, parallel to models
+  // The LoRA adapter of each model ("base+adapter" references), parallel to
+  // models; nullptr for a plain model. Heap-held: inputs point into them.
+  std::vector<std::unique_ptr<Adapter>> adapters;
   std::optional<std::size_t> base_model;     // the top-level base, if any
   std::size_t donor = 0;                     // model whose config.json is used
   std::size_t tokenizer_model = 0;           // model whose tokenizer files are copied

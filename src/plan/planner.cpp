@@ -58,6 +58,16 @@ std::uint64_t MergePlan::peak_memory_estimate(int threads_override,
     method_max =
         std::max(method_max, t.method->memory_bytes(t.shape, t.numel(), t.inputs.size(), chunk));
   }
+  // LoRA sources hold their tensor's two factors in f32 (exec/sources.h).
+  std::uint64_t lora_max = 0;
+  for (const auto& t : tensors) {
+    std::uint64_t sum = 0;
+    if (t.base && t.base->lora) sum += lora_factor_bytes(*t.base->lora);
+    for (const auto& in : t.inputs)
+      if (in.lora) sum += lora_factor_bytes(*in.lora);
+    lora_max = std::max(lora_max, sum);
+  }
+  method_max += lora_max;
   // Per worker, per chunk element: an f32 buffer per input (4 bytes each) and
   // one for the output (4), the sources' raw read buffer (8: up to f64) and
   // MLX codes, scales and biases (~1.25), the sink's raw output buffer (8);
@@ -146,8 +156,22 @@ struct Planner {
     throw_if_cancelled();  // Ctrl-C during planning (opening models reads every header)
     if (model_index.count(ref)) return;
     try {
-      auto path = resolve_model_reference(ref, plan.options.base_dir);
-      plan.models.push_back(Model::open(path, ref));
+      // "base+adapter": the base's folder, and a LoRA applied as it is read.
+      const auto [base_ref, adapter_ref] = split_adapter_reference(ref);
+      auto path = resolve_model_reference(base_ref, plan.options.base_dir);
+      Model model = Model::open(path, ref);
+      std::unique_ptr<Adapter> adapter;
+      if (!adapter_ref.empty()) {
+        auto adapter_path = resolve_model_reference(adapter_ref, plan.options.base_dir);
+        adapter = std::make_unique<Adapter>(Adapter::open(adapter_path, adapter_ref));
+        plan.notes.push_back(fmt::format(
+            "'{}': {} LoRA adapter with {} update(s) and {} whole tensor(s), applied as the base "
+            "is read",
+            ref, adapter->format() == AdapterFormat::peft ? "PEFT" : "mlx-lm",
+            adapter->modules().size(), adapter->replacements().size()));
+      }
+      plan.models.push_back(std::move(model));
+      plan.adapters.push_back(std::move(adapter));
       plan.model_refs.push_back(ref);
       model_index[ref] = plan.models.size() - 1;
     } catch (const Error& e) {
@@ -438,6 +462,7 @@ struct Planner {
       }
       if (slice.base && *slice.base == k) base_pos = gathered.size();
       gathered.push_back({src.model, name, *ref, ref->shape()});
+      attach_adapter(plan, gathered.back());
       sources.push_back(&src);
     }
     if (missing || gathered.empty()) return;
@@ -733,6 +758,7 @@ MergePlan make_plan(const MergeConfig& config, const PlanSettings& options) {
   planner.check_hidden_sizes();
   planner.check_architectures();
   planner.check_layouts();
+  check_adapters(plan, diag);
   auto slices = planner.normalize();
   diag.throw_if_any();
   planner.check_counts(slices);

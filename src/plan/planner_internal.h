@@ -56,6 +56,14 @@ nlohmann::json build_output_config(const MergePlan& plan,
 // The model whose tokenizer files are copied: `tokenizer_source` (base or a
 // model reference), else the base, else the config donor.
 std::size_t tokenizer_model_of(const MergePlan& plan);
+
+// Every update and whole tensor of every adapter fits a tensor of its base
+// (plan/adapters.cpp).
+void check_adapters(const MergePlan& plan, Diagnostics& diag);
+// Attaches the input's LoRA update, or points it at the adapter's whole
+// tensor that replaces it (modules_to_save, biases).
+void attach_adapter(const MergePlan& plan, PlannedInput& in);
+
 // Decides which output tensors are written MLX-quantized (PlannedTensor::quantize).
 void assign_output_quantization(MergePlan& plan, Diagnostics& diag);
 // Unscaled passthrough tensors whose bytes would not change are planned as

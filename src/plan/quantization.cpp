@@ -75,8 +75,8 @@ void plan_plain_copies(MergePlan& plan) {
       continue;
     const PlannedInput& in = t.inputs.front();
     const bool unscaled = std::isnan(t.params.model_value(0, "scale"));
-    const bool same_bytes = !in.gather && !in.ref.quant && in.ref.info->dtype == t.dtype &&
-                            in.shape == in.ref.info->shape;
+    const bool same_bytes = !in.gather && !in.ref.quant && !in.lora &&
+                            in.ref.info->dtype == t.dtype && in.shape == in.ref.info->shape;
     // Inputs are rounded to `dtype` whenever they are in another format (the executor's rule).
     const bool rounding = plan.round_inputs && in.ref.info->dtype != plan.compute_dtype_round;
     // Converting to f32 and back would give the same bits: copy them instead.

@@ -339,6 +339,10 @@ struct VocabularyBuilder {
     for (std::size_t s = 0; s < slots.size(); ++s) {
       PlannedInput table = *slots[s];
       g->tables.push_back(table);
+      // A LoRA update belongs to the model's own table (applied there, row by
+      // row), not to the aligned rows read through it.
+      slots[s]->lora = nullptr;
+      slots[s]->adapter = nullptr;
       slots[s]->shape = {out.rows, g->width};
       slots[s]->source = SourceKind::row_gather;
       slots[s]->gather = g;

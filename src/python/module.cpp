@@ -210,6 +210,18 @@ NB_MODULE(_core, m) {
       "progress_interval"_a = 0.1);
 
   m.def(
+      "fuse",
+      [](const std::string& model, const std::string& adapter, const std::string& out,
+         const OptionText& options, nb::object progress, std::optional<llmerge::CancelToken> cancel,
+         double interval_s) {
+        return run_released(
+            to_options(options), progress, cancel, interval_s,
+            [&](const llmerge::MergeOptions& o) { return llmerge::fuse(model, adapter, out, o); });
+      },
+      "model"_a, "adapter"_a, "out"_a, "options"_a, "progress"_a = nb::none(),
+      "cancel"_a = nb::none(), "progress_interval"_a = 0.1);
+
+  m.def(
       "inspect",
       [](const std::string& model, bool with_tensors, const std::string& base_dir) {
         nb::gil_scoped_release released;

@@ -172,8 +172,6 @@ std::vector<CorruptCase> catalogue() {
                ErrorKind::format, "value for key 'n' is an object, not a string", ""});
   c.push_back({"MetadataNotObject", safetensors_bytes(R"({"__metadata__":"mlx"})"),
                ErrorKind::format, "__metadata__ is a string; it must be an object", ""});
-  c.push_back({"MetadataNull", safetensors_bytes(R"({"__metadata__":null})"), ErrorKind::format,
-               "__metadata__ is null", ""});
 
   // ---- layout of the data buffer ----
   c.push_back(

@@ -11,7 +11,7 @@ import pathlib
 import re
 import sys
 
-ORDER = ["core", "io", "config", "merge", "plan", "exec", "output", "analysis", "api"]
+ORDER = ["core", "io", "config", "merge", "plan", "exec", "output", "analysis", "extract", "api"]
 # Tools built beside the engine: they may use any engine stage, nothing above.
 TOOLS = {"synth": set(ORDER)}
 # Front ends: they see only the public API (include/llmerge/) and their own headers.

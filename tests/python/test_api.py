@@ -272,6 +272,7 @@ def test_keyword_options_follow_the_options_table():
     assert kw("moe") == table("moe")
     assert kw("plan_moe") == table("moe", scope="plan")
     assert kw("moe_gate_request") == table("moe", scope="plan")
+    assert kw("fuse") == table("fuse")
 
 
 def test_console_script_runs_the_bundled_cli(cli):

@@ -271,8 +271,9 @@ TEST_F(Serve, SeedPathsAndChatTemplateFilesOutsideTheRootsAreRefused) {
   json body = json::parse(r->body);
   ASSERT_EQ(body["problems"].size(), 1u) << r->body;
   EXPECT_EQ(body["problems"][0]["line"], 6) << r->body;
-  const std::string templated = linear_yaml("a", "a") + "chat_template: " +
-                                (tmp_.path() / "outside" / "t.jinja").string() + "\n";
+  const std::string templated = linear_yaml("a", "a") +
+                                "chat_template: " + (tmp_.path() / "outside" / "t.jinja").string() +
+                                "\n";
   r = post("/api/plan", json{{"yaml", templated}});
   ASSERT_EQ(r->status, 400) << r->body;
   body = json::parse(r->body);

@@ -350,9 +350,13 @@ TEST(ConfigParse, BareStringModelEntryShowsTheMapForm) {
                "models[0]: expected a map like `- model: org/a`; found the string 'org/a'", 3, 5);
 }
 
-TEST(ConfigParse, LoraAndDictModelReferencesAreUnsupported) {
-  expect_error("merge_method: linear\nmodels:\n  - model: org/a+org/lora\n", ErrorKind::unsupported,
-               "LoRA references ('+') are not supported yet", 3, 12);
+TEST(ConfigParse, MalformedLoraAndDictModelReferencesAreRefused) {
+  expect_error("merge_method: linear\nmodels:\n  - model: org/a+\n", ErrorKind::config,
+               "malformed model reference 'org/a+'", 3, 12);
+  expect_error("merge_method: linear\nmodels:\n  - model: a+b+c\n", ErrorKind::config,
+               "malformed model reference 'a+b+c'", 3, 12);
+  expect_error("merge_method: linear\nmodels:\n  - model: a+b@c@d\n", ErrorKind::config,
+               "malformed model reference 'a+b@c@d'", 3, 12);
   expect_error("merge_method: linear\nmodels:\n  - model: {model: {path: org/a}}\n",
                ErrorKind::unsupported, "models[0].model: model references in dict form", 3, 12);
   expect_error("merge_method: linear\nbase_model: a@b@c\nmodels:\n  - model: a\n",

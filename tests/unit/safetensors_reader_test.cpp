@@ -75,6 +75,15 @@ TEST(SafetensorsReader, ReadsMlxAndPtFormatMetadata) {
   }
 }
 
+// mx.save_safetensors without metadata (mlx-lm's LoRA adapters) writes
+// null; the reference parser reads it as no metadata.
+TEST(SafetensorsReader, NullMetadataIsNoMetadataAsMlxWritesIt) {
+  const auto f = parse(
+      safetensors_bytes(R"({"__metadata__":null,"w":)" + entry("U8", "[1]", "[0,1]") + "}", "a"));
+  EXPECT_TRUE(f.metadata().empty());
+  EXPECT_EQ(f.tensors().size(), 1u);
+}
+
 TEST(SafetensorsReader, AcceptsHeaderWithOnlyMetadataAndNoData) {
   const auto f = parse(safetensors_bytes(R"({"__metadata__":{}})"));
   EXPECT_TRUE(f.tensors().empty());
