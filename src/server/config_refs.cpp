@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include <yaml-cpp/eventhandler.h>
@@ -77,6 +78,14 @@ struct Walker {
   const std::string& file;
   std::vector<Problem> problems;
   std::size_t budget;
+  std::set<std::string> seed_names;  // `models: [{name, path}]`: names stand for the paths
+
+  void collect_seed_names(const YAML::Node& root) {
+    if (!root.IsMap() || !root["models"] || !root["models"].IsSequence()) return;
+    for (const auto& m : root["models"])
+      if (m.IsMap() && m["name"] && m["name"].IsScalar() && m["path"])
+        seed_names.insert(m["name"].Scalar());
+  }
 
   void check(const std::string& ref, const YAML::Mark& mark, const std::string& path) {
     const auto why = refuse_reference(ref, roots);
@@ -106,6 +115,8 @@ struct Walker {
            !seed_flag) ||
           (key == "chat_template" && value.ends_with(".jinja") &&
            value.find('\n') == std::string::npos)) {
+        // A seed-format slice names its model by the `name:` of a models entry.
+        if (key == "model" && seed_names.count(value) != 0) return;
         check(value, node.Mark(), path);
       }
     } else if (node.IsSequence()) {
@@ -186,8 +197,10 @@ std::optional<std::string> refuse_reference(const std::string& ref, const Roots&
 std::vector<Problem> check_config_references(const std::string& yaml, const std::string& name,
                                              const Roots& roots) {
   check_parses_in_bounded_time(yaml);
-  Walker w{roots, name, {}, k_json_nodes_max};
-  w.walk(YAML::Load(yaml), "", "");
+  Walker w{roots, name, {}, k_json_nodes_max, {}};
+  const YAML::Node root = YAML::Load(yaml);
+  w.collect_seed_names(root);
+  w.walk(root, "", "");
   return std::move(w.problems);
 }
 

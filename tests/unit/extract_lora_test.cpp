@@ -298,7 +298,9 @@ TEST_F(ExtractLora, SvEpsilonLowersRanksIntoRankAndAlphaPatterns) {
     EXPECT_DOUBLE_EQ(m.scale, 1.0) << target;  // alpha = r per module
   }
   EXPECT_EQ(*ranks.rbegin(), config["r"].get<std::int64_t>());
-  if (ranks.size() > 1) EXPECT_FALSE(config["rank_pattern"].empty());
+  if (ranks.size() > 1) {
+    EXPECT_FALSE(config["rank_pattern"].empty());
+  }
 }
 
 TEST_F(ExtractLora, RegexesSaveModuleAndSkipUndecomposableChooseTheModules) {
