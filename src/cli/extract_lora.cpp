@@ -11,6 +11,7 @@
 #include "llmerge/lora.h"
 #include "llmerge/text.h"
 #include "run.h"
+#include "signals.h"
 
 namespace llmerge::cli {
 
@@ -33,10 +34,16 @@ int run_extract(ExtractCommand& c) {
   c.options.format = c.format == "mlx" ? AdapterFileFormat::mlx : AdapterFileFormat::peft;
   c.options.cancel = run_cancel_token();
   if (!c.quiet) {
-    c.options.note = [](const std::string& n) { fmt::print(stderr, "note: {}\n", n); };
-    c.options.progress = [](std::size_t done, std::size_t all, const std::string&) {
-      fmt::print(stderr, "\rextract-lora: {}/{} tensors", done, all);
-      if (done == all) fmt::print(stderr, "\n");
+    // Best effort and escaped, as every CLI message (docs/RELIABILITY.md rows 16, 19); a
+    // counter redrawn in place only on a terminal, else just the last line.
+    c.options.note = [](const std::string& n) {
+      print_best_effort(stderr, fmt::format("note: {}\n", terminal_safe(n)));
+    };
+    c.options.progress = [tty = stderr_is_tty()](std::size_t done, std::size_t all,
+                                                 const std::string&) {
+      if (!tty && done != all) return;
+      print_best_effort(stderr, fmt::format("{}extract-lora: {}/{} tensors{}", tty ? "\r" : "",
+                                            done, all, done == all ? "\n" : ""));
     };
   }
   const ExtractLoraResult r = extract_lora(c.model, c.base, c.out, c.options);
