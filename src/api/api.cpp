@@ -186,7 +186,12 @@ Config fuse_config(const std::string& model, const std::string& adapter) {
           ErrorKind::config,
           fmt::format("'{}': give the model and the adapter separately, without '+'", *part));
   }
-  return quantize_config(model + "+" + adapter);
+  // Its own name: errors are located in it, and the output is recorded as the
+  // adapted model (a replayable passthrough of model+adapter), not as a
+  // conversion of the base (output/conversion_card.h).
+  const std::string yaml = fmt::format("merge_method: passthrough\nmodels:\n  - model: {}\n",
+                                       nlohmann::json(model + "+" + adapter).dump());
+  return Config::parse(yaml, "<llmerge fuse>");
 }
 
 }  // namespace llmerge

@@ -246,6 +246,28 @@ TEST_F(LoraAdapters, MlxAdapterAddsScaleTimesBTransposeATranspose) {
             read_f32(before, "model.layers.0.mlp.up_proj.weight"));
 }
 
+// A fused model is the adapted model, not a conversion of its base: its recipe
+// is the passthrough of base+adapter (which mergekit replays), its card does
+// not claim a conversion, and the plan's errors are located in `<llmerge fuse>`.
+TEST_F(LoraAdapters, FuseIsRecordedAsTheAdaptedModelNotAsAConversion) {
+  const fs::path ad = adapter("peft");
+  peft_adapter(ad, peft_config(), q0_factors());
+  auto o = quiet_options();
+  o.run.write_model_card = true;
+  fuse(base().string(), ad.string(), (tmp_ / "out").string(), o);
+  const std::string recipe = testing::read_text(tmp_ / "out" / "mergekit_config.yml");
+  EXPECT_NE(recipe.find("passthrough"), std::string::npos) << recipe;
+  EXPECT_NE(recipe.find(base().string() + "+" + ad.string()), std::string::npos) << recipe;
+  const std::string card = testing::read_text(tmp_ / "out" / "README.md");
+  EXPECT_EQ(card.find("converted to MLX"), std::string::npos) << card;
+  try {
+    (void)plan(fuse_config(base().string(), (tmp_ / "missing").string()));
+    FAIL() << "a missing adapter planned";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("<llmerge fuse>"), std::string::npos) << e.what();
+  }
+}
+
 // The same bytes whatever the chunk size and thread count.
 TEST_F(LoraAdapters, FusedBytesDoNotDependOnChunksOrThreads) {
   const fs::path ad = adapter("peft");
