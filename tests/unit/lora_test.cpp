@@ -268,6 +268,37 @@ TEST_F(LoraAdapters, FuseIsRecordedAsTheAdaptedModelNotAsAConversion) {
   }
 }
 
+// With `tokenizer_source: union` the token tables are gathered into the output
+// vocabulary (plan/vocabulary.h); an adapter's lm_head update belongs to the
+// model's own rows, before the gather. So merging base+adapter gives the bytes
+// of merging the fused model, although its 100 rows become 120 in the output.
+TEST_F(LoraAdapters, AnAdaptedTokenTableIsAlignedToAUnionVocabularyAfterItsUpdate) {
+  synth(tmp_ / "big",
+        k_llama.substr(0, k_llama.find("--vocab")) + "--vocab 120 --dtype f32 --seed 6");
+  const fs::path ad = adapter("head");
+  peft_adapter(ad, peft_config({{"target_modules", {"lm_head"}}}),
+               {{"base_model.model.lm_head.lora_A.weight", {2, 32}, {}},
+                {"base_model.model.lm_head.lora_B.weight", {100, 2}, {}}});
+  fuse(base().string(), ad.string(), (tmp_ / "fused").string(), quiet_options());
+  auto union_of = [&](const std::string& second) {
+    return "merge_method: linear\nmodels:\n  - model: " + (tmp_ / "big").string() +
+           "\n    parameters: {weight: 0.5}\n  - model: " + second +
+           "\n    parameters: {weight: 0.5}\ntokenizer_source: union\ndtype: float32\n";
+  };
+  merge(Config::parse(union_of(base().string() + "+" + ad.string()), "u.yaml"),
+        (tmp_ / "adapted").string(), quiet_options());
+  merge(Config::parse(union_of((tmp_ / "fused").string()), "u.yaml"), (tmp_ / "reference").string(),
+        quiet_options());
+  merge(Config::parse(union_of(base().string()), "u.yaml"), (tmp_ / "plain").string(),
+        quiet_options());
+  const Model adapted = Model::open(tmp_ / "adapted");
+  ASSERT_EQ(adapted.find("lm_head.weight")->info->shape, (std::vector<std::int64_t>{120, 32}));
+  EXPECT_EQ(testing::read_text(tmp_ / "adapted" / "model.safetensors"),
+            testing::read_text(tmp_ / "reference" / "model.safetensors"));
+  EXPECT_NE(read_f32(adapted, "lm_head.weight"),
+            read_f32(Model::open(tmp_ / "plain"), "lm_head.weight"));
+}
+
 // The same bytes whatever the chunk size and thread count.
 TEST_F(LoraAdapters, FusedBytesDoNotDependOnChunksOrThreads) {
   const fs::path ad = adapter("peft");
