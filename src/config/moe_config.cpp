@@ -4,18 +4,15 @@
 #include "config/moe_config.h"
 
 #include <fmt/format.h>
-#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
 #include <cmath>
-#include <cstdio>
-#include <cstring>
 #include <set>
-#include <sstream>
 
+#include "config/config.h"
+#include "config/seed_format.h"
 #include "core/dtype.h"
 #include "core/error.h"
 
@@ -23,8 +20,7 @@ namespace llmerge {
 
 namespace {
 
-constexpr std::size_t k_text_bytes_max = std::size_t{1} << 20;  // as config.cpp
-constexpr std::size_t k_node_visits_max = 1'000'000;            // as config.cpp
+constexpr std::size_t k_node_visits_max = 1'000'000;  // as config.cpp
 
 const std::vector<std::string> k_top_keys = {"base_model",        "gate_mode",    "dtype",
                                              "experts_per_token", "architecture", "experts",
@@ -39,22 +35,6 @@ SourceLocation location_of(const YAML::Node& n, SourceLocation fallback) {
   if (!n.IsDefined() || n.IsNull() || m.is_null() || m.line < 0) return fallback;
   return {m.line + 1, m.column + 1};
 }
-
-class DocumentCounter : public YAML::EventHandler {
- public:
-  void OnDocumentStart(const YAML::Mark&) override {}
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                const std::string&) override {}
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {}
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {}
-  void OnMapEnd() override {}
-};
 
 class MoeParser {
  public:
@@ -253,55 +233,14 @@ const char* moe_gate_mode_name(MoeGateMode mode) {
 }
 
 MoeMergeConfig parse_moe_config(std::string_view yaml_text, const std::string& file) {
-  const auto error = [&](int line, int column, const std::string& message) {
-    return Error(ErrorKind::config, message, ErrorContext{file, line, column, {}});
-  };
-  if (yaml_text.size() > k_text_bytes_max)
-    throw error(
-        0, 0,
-        fmt::format("config is {} bytes; the limit is {}", yaml_text.size(), k_text_bytes_max));
-  int line = 1;
-  int column = 1;
-  for (const char ch : yaml_text) {
-    const auto c = static_cast<unsigned char>(ch);
-    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
-      throw error(line, column,
-                  fmt::format("invalid YAML: control byte 0x{:02X}; a config may hold only "
-                              "printable text",
-                              c));
-    if (c == '\n') {
-      ++line;
-      column = 1;
-    } else if ((c & 0xC0) != 0x80) {
-      ++column;
-    }
-  }
+  // The same guards as a merge config: size cap, control bytes, yaml-cpp's
+  // stray-comma loop (config/config.cpp).
+  const std::vector<YAML::Node> documents = load_yaml_documents(yaml_text, file);
+  if (documents.size() > 1)
+    throw Error(ErrorKind::config, "several YAML documents in one moe config; write one per file",
+                ErrorContext{file, 0, 0, {}});
+  const YAML::Node* root = &documents.front();
   const std::string text(yaml_text);
-  std::vector<YAML::Node> documents;
-  try {
-    std::istringstream in(text);
-    YAML::Parser parser(in);
-    DocumentCounter counter;
-    const auto max_documents =
-        static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) + 2;
-    std::size_t count = 0;
-    while (parser.HandleNextDocument(counter)) {
-      if (++count > max_documents)
-        throw error(0, 0, "invalid YAML: the parser is stuck (a ',' outside [...] or {...}?)");
-    }
-    documents = YAML::LoadAll(text);
-  } catch (const YAML::Exception& e) {
-    const bool has_mark = !e.mark.is_null() && e.mark.line >= 0;
-    throw error(has_mark ? e.mark.line + 1 : 0, has_mark ? e.mark.column + 1 : 0,
-                "invalid YAML: " + e.msg);
-  }
-  const YAML::Node* root = nullptr;
-  for (const YAML::Node& doc : documents) {
-    if (doc.IsNull()) continue;
-    if (root) throw error(0, 0, "several YAML documents in one moe config; write one per file");
-    root = &doc;
-  }
-  if (!root) throw error(0, 0, "the config is empty");
   MoeMergeConfig config;
   config.file = file;
   config.text = text;
@@ -310,22 +249,7 @@ MoeMergeConfig parse_moe_config(std::string_view yaml_text, const std::string& f
 }
 
 MoeMergeConfig load_moe_config(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f)
-    throw Error(ErrorKind::io, fmt::format("cannot open config: {}", std::strerror(errno)),
-                ErrorContext{path, 0, 0, {}});
-  std::string text;
-  char buffer[1 << 14];
-  std::size_t n = 0;
-  while (text.size() <= k_text_bytes_max && (n = std::fread(buffer, 1, sizeof buffer, f)) > 0)
-    text.append(buffer, n);
-  const bool failed = std::ferror(f) != 0;
-  const int saved_errno = errno;
-  std::fclose(f);
-  if (failed)
-    throw Error(ErrorKind::io, fmt::format("cannot read config: {}", std::strerror(saved_errno)),
-                ErrorContext{path, 0, 0, {}});
-  return parse_moe_config(text, path);
+  return parse_moe_config(read_config_file(path), path);
 }
 
 }  // namespace llmerge

@@ -99,7 +99,8 @@ TEST_F(Process, FullStderrNeverAbortsTheMerge) {
 
 TEST_F(Process, ClosedStderrIsNeitherFatalNorReusedForOutputFiles) {
   TempDir work;
-  ASSERT_EQ(sh(k_cli + " run " + config().string() + " -o " + (work / "ref").string() + " --quiet"), 0);
+  ASSERT_EQ(sh(k_cli + " run " + config().string() + " -o " + (work / "ref").string() + " --quiet"),
+            0);
   EXPECT_EQ(
       sh(k_cli + " run " + config().string() + " -o " + (work / "out").string() + " 2>&- >&-"), 0);
   // Progress written to a reused fd 2 would have landed in a shard or the lock.
@@ -184,7 +185,7 @@ TEST_F(Process, AllocationFailureInTheExecutorUnwindsWithoutAbortOrDebris) {
     try {
       // 2^28-element chunks: 1 GiB per buffer, past the limit.
       run_merge(plan, RunSettings{.out_dir = work / "out",
-                                 .execute = {.threads = 1, .chunk_elements = 1 << 28}});
+                                  .execute = {.threads = 1, .chunk_elements = 1 << 28}});
     } catch (const Error& e) {
       return e.kind() == ErrorKind::io && contains(e.what(), "out of memory") ? 0 : 2;
     } catch (...) {
