@@ -59,6 +59,27 @@ class Config {
   friend struct detail::ConfigData;
 };
 
+// A model or file that a config text names, and where. A front end that plans
+// configs it does not trust (the web server) checks each against what it may
+// read before planning: these are every value under `model`, `base_model`,
+// `tokenizer_source`, `tokenizer.source`, the seed format's `path`, and a
+// `chat_template` naming a .jinja file, in every document of a recipe.
+// "base", "union" and the seed's `base_model: true` are left out.
+struct ConfigReference {
+  std::string value;      // as written; "model+adapter" names two folders
+  std::string yaml_path;  // "slices[0].sources[1].model"
+  int line = 0;           // 1-based, in the text given
+  int column = 0;
+};
+// Throws Error(config) with a location when the text does not parse, or
+// when aliases make it expand past 100,000 values.
+std::vector<ConfigReference> config_references(const std::string& yaml,
+                                               const std::string& name = "<config>");
+// One config as JSON (plain scalars typed as YAML 1.2's core schema types
+// them; quoted ones stay strings), for editing it as data. The same parse
+// and bounds; a recipe of several documents is refused.
+std::string config_to_json(const std::string& yaml, const std::string& name = "<config>");
+
 // One output tensor of a plan.
 struct PlannedTensorInfo {
   std::string name;

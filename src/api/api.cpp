@@ -7,6 +7,7 @@
 
 #include "api/describe.h"
 #include "api/internal.h"
+#include "config/config_refs.h"
 #include "core/cancel.h"
 #include "core/error.h"
 #include "output/conversion_card.h"
@@ -55,6 +56,17 @@ const std::string& Config::name() const {
 }
 const std::string& Config::merge_method() const {
   return data_->config.merge_method;
+}
+
+std::vector<ConfigReference> config_references(const std::string& yaml, const std::string& name) {
+  std::vector<ConfigReference> out;
+  for (auto& site : find_config_references(yaml, name))
+    out.push_back({std::move(site.value), std::move(site.yaml_path), site.line, site.column});
+  return out;
+}
+
+std::string config_to_json(const std::string& yaml, const std::string& name) {
+  return config_yaml_to_json(yaml, name);
 }
 
 // -------------------------------------------------------------------- Plan

@@ -28,6 +28,8 @@ namespace {
 // A merge config is a few kilobytes. The cap bounds yaml-cpp's memory (a few
 // hundred bytes per node) on hostile input.
 constexpr std::size_t k_text_bytes_max = std::size_t{1} << 20;
+// Flow nesting ([...] and {...}) a config may have; yaml-cpp recurses per level.
+constexpr int k_flow_depth_max = 64;
 // Aliases share nodes, so a short file can describe an exponentially large tree
 // ("billion laughs"). Every node the traversal touches counts, so a bomb stops here.
 constexpr std::size_t k_node_visits_max = 1'000'000;
@@ -797,6 +799,28 @@ std::vector<YAML::Node> load_documents(std::string_view yaml_text, const std::st
       } else if ((c & 0xC0) != 0x80) {  // count characters, not UTF-8 continuation bytes
         ++column;
       }
+    }
+  }
+  // yaml-cpp recurses once per level of flow nesting and gives up deep down
+  // with "bad file"; say what is wrong, and where. Brackets inside quoted
+  // scalars count too, which only makes the bound stricter than needed; a
+  // merge config nests five levels.
+  {
+    int depth = 0;
+    int line = 1;
+    int column = 0;
+    for (const char ch : yaml_text) {
+      ++column;
+      if (ch == '\n') {
+        ++line;
+        column = 0;
+      }
+      depth += (ch == '[' || ch == '{') ? 1 : (ch == ']' || ch == '}') ? -1 : 0;
+      if (depth > k_flow_depth_max)
+        throw error(ErrorKind::config, line, column,
+                    fmt::format("invalid YAML: [...] or {{...}} nested more than {} deep at line "
+                                "{}, column {}",
+                                k_flow_depth_max, line, column));
     }
   }
   std::vector<YAML::Node> documents;

@@ -1,8 +1,8 @@
 // What a config from the browser may name, checked before it is planned:
 // every model reference must be a folder (or .safetensors file) inside a root
 // or the HF cache, or a Hugging Face id ("org/name[@revision]"), which the
-// library only looks up in the local cache. Also the YAML <-> JSON bridge the
-// form uses to load a YAML text.
+// library only looks up in the local cache. The library finds the references
+// (llmerge::config_references); this holds them to the roots.
 #pragma once
 
 #include <optional>
@@ -17,18 +17,10 @@ namespace llmerge::server {
 // Why the model reference `ref` is refused; nullopt when it may be read.
 std::optional<std::string> refuse_reference(const std::string& ref, const Roots& roots);
 
-// The keys whose values are model references in mergekit's schema and
-// llmerge's (`model`, `base_model`, `tokenizer_source`, `tokenizer.source`);
-// "base" and "union" are keywords, not references. A reference
-// "model+adapter" (a LoRA applied to a model) names two paths, checked both.
-// One Problem (with the YAML line and column) per reference refused. The YAML
-// must already parse (Config::parse ran first).
+// One Problem (with the YAML line and column) per reference in `yaml` that
+// refuse_reference refuses; "model+adapter" is checked as both folders.
+// Throws Error(config) when the YAML does not parse.
 std::vector<Problem> check_config_references(const std::string& yaml, const std::string& name,
                                              const Roots& roots);
-
-// A mergekit YAML text as JSON (plain scalars typed as YAML 1.2's core schema
-// types them: null, booleans, numbers; quoted scalars stay strings). Throws
-// Error(config) with the line and column when the YAML does not parse.
-std::string yaml_to_json(const std::string& yaml);
 
 }  // namespace llmerge::server

@@ -230,7 +230,7 @@ struct WebServer::Impl {
                 const json body = request_body(req);
                 send_json(
                     res,
-                    json{{"config", json::parse(yaml_to_json(string_field(body, "yaml")))}}.dump());
+                    json{{"config", json::parse(config_to_json(string_field(body, "yaml"), "<web>"))}}.dump());
               }));
     http.Post("/api/plan", guarded([this](const httplib::Request& req, httplib::Response& res) {
                 plan_route(request_body(req), res);

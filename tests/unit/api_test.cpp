@@ -326,5 +326,60 @@ TEST_F(Api, InspectAndMethodsAreJson) {
   EXPECT_STREQ(version(), LLMERGE_VERSION);
 }
 
+// The references a front end must vet before planning, in every dialect and
+// document, with their locations; and nothing that is not one.
+TEST(ApiConfigText, ReferencesAreEveryModelAndFileTheConfigNames) {
+  const std::string yaml =
+      "merge_method: linear\n"
+      "base_model: org/base@main\n"
+      "models:\n"
+      "  - model: ./a+./lora\n"
+      "  - model: b\n"
+      "tokenizer: {source: union}\n"
+      "chat_template: tpl.jinja\n"
+      "---\n"
+      "models:\n"
+      "  - {name: q, path: /models/q, base_model: true}\n"
+      "slices:\n"
+      "  - sources: [{model: q, layer_range: [0, 2]}]\n";
+  const std::vector<ConfigReference> refs = config_references(yaml, "<t>");
+  std::vector<std::string> got;
+  for (const auto& r : refs)
+    got.push_back(r.value + "@" + r.yaml_path + ":" + std::to_string(r.line) + ":" +
+                  std::to_string(r.column));
+  // `union`, the seed's `base_model: true` and its slice's `model: q` (a name) are not.
+  EXPECT_EQ(got, (std::vector<std::string>{"org/base@main@base_model:2:13",
+                                           "./a+./lora@models[0].model:4:12",
+                                           "b@models[1].model:5:12", "tpl.jinja@chat_template:7:16",
+                                           "/models/q@models[0].path:10:21"}));
+}
+
+TEST(ApiConfigText, HostileTextIsRefusedWithALocationNotWalked) {
+  // Ten levels of aliases of aliases name 4^9 * 8 values.
+  std::string bomb = "a: &a [x, x, x, x, x, x, x, x]\n";
+  for (char k = 'b'; k <= 'j'; ++k) {
+    const std::string prev(1, static_cast<char>(k - 1));
+    bomb += std::string(1, k) + ": &" + k + " [*" + prev + ", *" + prev + ", *" + prev + ", *" +
+            prev + "]\n";
+  }
+  EXPECT_THROW(config_references(bomb, "<t>"), Error);
+  EXPECT_THROW(config_to_json(bomb, "<t>"), Error);
+  // yaml-cpp would loop forever on a stray comma; a control byte is not text.
+  for (const std::string& bad :
+       {std::string("models:\n  - model: a\n,\n"), std::string("merge_method: li\x01near\n")}) {
+    try {
+      config_references(bad, "<t>");
+      ADD_FAILURE() << "accepted: " << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.context().file, "<t>");
+    }
+  }
+  // The form edits one config: a recipe is refused, one document is typed data.
+  EXPECT_THROW(config_to_json("name: a\nmerge_method: linear\n---\nmerge_method: ties\n", "<t>"),
+               Error);
+  EXPECT_EQ(config_to_json("t: [0, 0.5, 1]\nx: '1'\ny: ~\nz: true\n", "<t>"),
+            R"({"t":[0,0.5,1],"x":"1","y":null,"z":true})");
+}
+
 }  // namespace
 }  // namespace llmerge
