@@ -2,20 +2,16 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
-#include <condition_variable>
-#include <exception>
-#include <mutex>
+#include <memory>
+#include <optional>
 #include <set>
-#include <thread>
 
 #include <fmt/core.h>
 
 #include "core/cancel.h"
 #include "core/error.h"
-#include "exec/core_budget.h"
-#include "exec/executor.h"
 #include "exec/sources.h"
+#include "exec/work_pool.h"
 #include "io/model.h"
 #include "merge/method.h"
 #include "merge/methods/rank_select.h"
@@ -240,77 +236,21 @@ class Engine {
   }
 
   void execute() {
-    const int threads =
-        std::max(1, settings_.threads > 0 ? settings_.threads : default_thread_count());
-    std::vector<std::thread> pool;
-    try {
-      for (int i = 0; i < threads; ++i)
-        pool.emplace_back([this] { work(); });
-    } catch (const std::exception& e) {
-      failed_.store(true);
-      for (auto& t : pool)
-        t.join();
-      throw Error(ErrorKind::io, fmt::format("cannot start {} threads: {}", threads, e.what()));
-    }
-    try {
-      std::unique_lock lock(mutex_);
-      while (running_ > 0 || started_ < threads) {
-        done_cv_.wait_for(lock, std::chrono::milliseconds(200));
-        if (running_ == 0 && started_ == threads) break;
-        lock.unlock();
-        if (settings_.progress) settings_.progress(tensors_done_.load(), tensors_total_);
-        lock.lock();
-      }
-    } catch (...) {
-      failed_.store(true);
-      for (auto& t : pool)
-        t.join();
-      throw;
-    }
-    for (auto& t : pool)
-      t.join();
-    if (error_) std::rethrow_exception(error_);
-    if (settings_.progress) settings_.progress(tensors_done_.load(), tensors_total_);
+    WorkPoolOptions options;
+    options.threads = settings_.threads;
+    options.cancel = settings_.cancel;
+    options.progress_interval_s = 0.2;
+    options.activity = "the comparison";
+    if (settings_.progress)
+      options.progress = [this] { settings_.progress(tensors_done_.load(), tensors_total_); };
+    pool_.emplace(std::move(options));
+    pool_->run(units_.size(), [this]() -> WorkPool::ItemFn {
+      auto s = std::make_shared<Scratch>(chunk_, models_.size() + 1);
+      return [this, s](std::size_t i) { run_unit(units_[i], results_[i], *s); };
+    });
   }
 
-  void work() {
-    {
-      std::lock_guard lock(mutex_);
-      ++started_;
-      ++running_;
-    }
-    CancelScope cancel_scope(settings_.cancel);
-    try {
-      Scratch s(chunk_, models_.size() + 1);
-      for (;;) {
-        if (failed_.load()) break;
-        const std::size_t i = next_.fetch_add(1);
-        if (i >= units_.size()) break;
-        CoreSlot slot(CoreBudget::process());
-        run_unit(units_[i], results_[i], s);
-      }
-    } catch (const std::bad_alloc&) {
-      record(std::make_exception_ptr(
-          Error(ErrorKind::io, "out of memory while comparing; use fewer --threads")));
-    } catch (...) {
-      record(std::current_exception());
-    }
-    std::lock_guard lock(mutex_);
-    --running_;
-    done_cv_.notify_all();
-  }
-
-  void record(std::exception_ptr e) {
-    std::lock_guard lock(mutex_);
-    if (!error_) error_ = std::move(e);
-    failed_.store(true);
-  }
-
-  void check_stop() const {
-    throw_if_cancelled();
-    if (failed_.load(std::memory_order_relaxed))
-      throw Error(ErrorKind::interrupted, "stopped: another part of the comparison failed");
-  }
+  void check_stop() const { pool_->check_stop(); }
 
   struct Scratch {
     Scratch(std::int64_t chunk, std::size_t buffers) : source(chunk), x(buffers), kept(buffers) {
@@ -598,14 +538,8 @@ class Engine {
   std::vector<Unit> units_;
   std::vector<UnitResult> results_;
   std::size_t tensors_total_ = 0;
-  std::atomic<std::size_t> next_{0};
+  std::optional<WorkPool> pool_;
   std::atomic<std::size_t> tensors_done_{0};
-  std::atomic<bool> failed_{false};
-  std::mutex mutex_;
-  std::condition_variable done_cv_;
-  int started_ = 0;
-  int running_ = 0;
-  std::exception_ptr error_;
 };
 
 }  // namespace

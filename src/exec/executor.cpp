@@ -3,18 +3,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <exception>
-#include <mutex>
-#include <system_error>
-#include <thread>
+#include <memory>
+#include <optional>
 
-#include <fmt/core.h>
-
-#include "core/cancel.h"
-#include "core/error.h"
-#include "exec/core_budget.h"
 #include "exec/sources.h"
+#include "exec/work_pool.h"
 #include "merge/random.h"
 
 namespace llmerge {
@@ -51,112 +44,43 @@ class Executor {
   }
 
   void run() {
-    const int threads =
-        std::max(1, options_.threads > 0 ? options_.threads : default_thread_count());
     const auto start = std::chrono::steady_clock::now();
-    std::vector<std::thread> pool;
-    pool.reserve(static_cast<std::size_t>(threads));
-    try {
-      for (int i = 0; i < threads; ++i)
-        pool.emplace_back([this] { work(); });
-    } catch (const std::exception& e) {
-      // Out of threads (EAGAIN) or memory: stop the workers already started
-      // and join them; destroying a joinable std::thread would abort.
-      stop_and_join(pool);
-      throw Error(ErrorKind::io,
-                  fmt::format("cannot start {} worker threads ({} started): {}; use fewer "
-                              "--threads",
-                              threads, pool.size(), e.what()));
+    WorkPoolOptions pool_options;
+    pool_options.threads = options_.threads;
+    pool_options.cancel = options_.cancel;
+    pool_options.progress_interval_s = options_.progress_interval_s;
+    pool_options.activity = "the merge";
+    if (options_.progress) {
+      // A callback that throws aborts the run. Callers whose progress is best
+      // effort (the CLI's stderr) must not throw.
+      pool_options.progress = [&] {
+        ExecuteProgress p;
+        p.tensors_done = tensors_done_.load();
+        p.tensors_total = plan_.tensors.size();
+        p.bytes_done = bytes_done_.load();
+        p.bytes_total = bytes_total_;
+        p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        options_.progress(p);
+      };
     }
-
-    auto report = [&] {
-      if (!options_.progress) return;
-      ExecuteProgress p;
-      p.tensors_done = tensors_done_.load();
-      p.tensors_total = plan_.tensors.size();
-      p.bytes_done = bytes_done_.load();
-      p.bytes_total = bytes_total_;
-      p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      // A callback that throws aborts the run (below). Callers whose
-      // progress is best effort (the CLI's stderr) must not throw.
-      options_.progress(p);
-    };
-    // A progress callback may throw (Python raises KeyboardInterrupt from it):
-    // the workers stop at their next chunk and are joined before it propagates.
-    try {
-      std::unique_lock lock(mutex_);
-      const auto interval = std::chrono::duration<double>(options_.progress_interval_s);
-      while (running_ > 0 || !started_all(threads)) {
-        done_cv_.wait_for(lock, std::chrono::duration_cast<std::chrono::milliseconds>(interval));
-        if (running_ == 0 && started_all(threads)) break;
-        lock.unlock();
-        report();
-        lock.lock();
-      }
-    } catch (...) {
-      stop_and_join(pool);
-      throw;
-    }
-    for (auto& t : pool)
-      t.join();
-    if (error_) std::rethrow_exception(error_);
-    report();
+    pool_.emplace(std::move(pool_options));
+    pool_->run(plan_.tensors.size(), [this]() -> WorkPool::ItemFn {
+      // This worker's buffers, sized once for the largest tensor's input count.
+      auto w = std::make_shared<Worker>(chunk_);
+      w->inputs.resize(inputs_max_);
+      for (auto& buf : w->inputs)
+        buf.resize(static_cast<std::size_t>(chunk_));
+      w->out.resize(static_cast<std::size_t>(chunk_));
+      return [this, w](std::size_t i) {
+        run_tensor(i, *w);
+        tensors_done_.fetch_add(1);
+      };
+    });
   }
 
  private:
-  bool started_all(int threads) const { return started_ == threads; }
-
-  void record(std::exception_ptr e) {
-    std::lock_guard lock(mutex_);
-    if (!error_) error_ = std::move(e);
-    failed_.store(true);
-  }
-
-  void stop_and_join(std::vector<std::thread>& pool) {
-    failed_.store(true);
-    for (auto& t : pool)
-      if (t.joinable()) t.join();
-  }
-
   // Between chunks: this run's cancel token, or another worker's failure.
-  void check_stop() const {
-    throw_if_cancelled();
-    if (failed_.load(std::memory_order_relaxed)) {
-      throw Error(ErrorKind::interrupted, "stopped: another part of the run failed");
-    }
-  }
-
-  void work() {
-    {
-      std::lock_guard lock(mutex_);
-      ++started_;
-      ++running_;
-    }
-    CancelScope cancel_scope(options_.cancel);
-    try {
-      Worker w(chunk_);
-      w.inputs.resize(inputs_max_);
-      for (auto& buf : w.inputs)
-        buf.resize(static_cast<std::size_t>(chunk_));
-      w.out.resize(static_cast<std::size_t>(chunk_));
-      for (;;) {
-        if (failed_.load()) break;
-        const std::size_t i = next_.fetch_add(1);
-        if (i >= plan_.tensors.size()) break;
-        CoreSlot slot(CoreBudget::process());
-        run_tensor(i, w);
-        tensors_done_.fetch_add(1);
-      }
-    } catch (const std::bad_alloc&) {
-      record(std::make_exception_ptr(
-          Error(ErrorKind::io, "out of memory during the merge; use fewer --threads")));
-    } catch (...) {
-      record(std::current_exception());
-    }
-    std::lock_guard lock(mutex_);
-    --running_;
-    done_cv_.notify_all();
-  }
+  void check_stop() const { pool_->check_stop(); }
 
   void load(const TensorSource& source, DType dtype, std::int64_t begin, std::int64_t n, float* dst,
             Worker& w) const {
@@ -260,23 +184,12 @@ class Executor {
   std::size_t inputs_max_ = 1;
   std::uint64_t bytes_total_ = 0;
 
-  std::atomic<std::size_t> next_{0};
+  std::optional<WorkPool> pool_;
   std::atomic<std::size_t> tensors_done_{0};
   std::atomic<std::uint64_t> bytes_done_{0};
-  std::atomic<bool> failed_{false};
-  std::mutex mutex_;
-  std::condition_variable done_cv_;
-  int started_ = 0;
-  int running_ = 0;
-  std::exception_ptr error_;
 };
 
 }  // namespace
-
-int default_thread_count() {
-  const unsigned n = std::thread::hardware_concurrency();
-  return n == 0 ? 1 : static_cast<int>(n);
-}
 
 void execute_plan(const MergePlan& plan, OutputSinks& sinks, const ExecuteOptions& options) {
   Executor(plan, sinks, options).run();

@@ -15,6 +15,7 @@
 
 #include "core/cancel.h"
 #include "exec/sink.h"
+#include "exec/work_pool.h"  // default_thread_count
 #include "plan/plan.h"
 
 namespace llmerge {
@@ -45,7 +46,5 @@ struct ExecuteOptions {
 // short read, Error(interrupted) on SIGINT); the caller's writer then removes
 // its temporary output.
 void execute_plan(const MergePlan& plan, OutputSinks& sinks, const ExecuteOptions& options);
-
-int default_thread_count();
 
 }  // namespace llmerge
