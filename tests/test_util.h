@@ -8,8 +8,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
+
+#include "llmerge/error.h"
 
 namespace llmerge::testing {
 
@@ -75,6 +78,22 @@ inline int run_cli(const std::string& args, std::string* output = nullptr) {
   const int status = std::system(cmd.c_str());
   if (output) *output = read_text(log);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+inline bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// The message of the llmerge::Error that `f` throws (and its kind), or
+// "(no error)".
+inline std::string error_of(const std::function<void()>& f, ErrorKind* kind = nullptr) {
+  try {
+    f();
+  } catch (const Error& e) {
+    if (kind) *kind = e.kind();
+    return e.what();
+  }
+  return "(no error)";
 }
 
 }  // namespace llmerge::testing

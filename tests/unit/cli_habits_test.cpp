@@ -18,15 +18,13 @@
 namespace llmerge {
 namespace {
 
+using testing::contains;
+
 namespace fs = std::filesystem;
 using testing::read_text;
 using testing::run_cli;
 using testing::TempDir;
 using testing::write_text;
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
 
 std::size_t count(const std::string& s, const std::string& part) {
   std::size_t n = 0;

@@ -9,13 +9,11 @@
 namespace llmerge {
 namespace {
 
+using testing::contains;
+
 using testing::run_cli;
 using testing::TempDir;
 using testing::write_text;
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
 
 TEST(CliInspect, SynthThenInspectShowsLayersAndParameters) {
   TempDir tmp;

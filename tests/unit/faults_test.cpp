@@ -48,6 +48,8 @@ constexpr int k_term_grace_s_for_tests = 3;
 namespace llmerge {
 namespace {
 
+using testing::error_of;
+
 namespace fs = std::filesystem;
 using testing::TempDir;
 using Clock = std::chrono::steady_clock;
@@ -83,16 +85,6 @@ std::vector<std::string> leftovers(const fs::path& dir) {
     if (name.find(".llmerge-") != std::string::npos) out.push_back(name);
   }
   return out;
-}
-
-std::string error_of(const std::function<void()>& f, ErrorKind* kind = nullptr) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (kind) *kind = e.kind();
-    return e.what();
-  }
-  return "(no error)";
 }
 
 class Faults : public ::testing::Test {

@@ -13,6 +13,8 @@
 namespace llmerge {
 namespace {
 
+using testing::contains;
+
 namespace fs = std::filesystem;
 using testing::read_text;
 using testing::TempDir;
@@ -31,10 +33,6 @@ Error expect_error(ErrorKind kind, const std::function<void()>& f) {
   }
   ADD_FAILURE() << "no error thrown";
   return Error(ErrorKind::internal, "none");
-}
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
 }
 
 fs::path make_sharded(const TempDir& tmp, const std::string& name = "sharded") {

@@ -21,6 +21,9 @@
 namespace llmerge {
 namespace {
 
+using testing::contains;
+using testing::error_of;
+
 namespace fs = std::filesystem;
 using testing::TempDir;
 
@@ -36,20 +39,6 @@ SynthOptions tiny(std::uint64_t seed, int vocab = 256, DType dtype = DType::BF16
   o.seed = seed;
   o.threads = 1;
   return o;
-}
-
-std::string error_of(const std::function<void()>& f, ErrorKind* kind = nullptr) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (kind) *kind = e.kind();
-    return e.what();
-  }
-  return "(no error)";
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
 }
 
 MergePlan plan_yaml(const std::string& yaml) {
