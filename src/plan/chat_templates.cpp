@@ -13,6 +13,11 @@ namespace llmerge {
 
 namespace {
 
+// "chatml.jinja" -> "chatml".
+std::string_view template_name(const BuiltinChatTemplate& t) {
+  return t.path.substr(0, t.path.rfind('.'));
+}
+
 std::string trimmed(const std::string& s) {
   const auto space = " \t\n\r\f\v";
   const auto first = s.find_first_not_of(space);
@@ -58,7 +63,7 @@ std::optional<std::string> resolve_chat_template(const MergePlan& plan, Diagnost
                          value.find('{') == std::string::npos;
   if (name_like) {
     for (const auto& b : builtin_chat_templates())
-      if (value == b.name) return std::string(b.text);
+      if (value == template_name(b)) return std::string(b.data);
     if (value.ends_with(".jinja")) {
       std::filesystem::path path = value;
       if (path.is_relative() && !plan.options.base_dir.empty()) path = plan.options.base_dir / path;
@@ -73,7 +78,7 @@ std::optional<std::string> resolve_chat_template(const MergePlan& plan, Diagnost
   if (value.size() >= 20 && value.find('{') != std::string::npos) return value;
   std::vector<std::string> names;
   for (const auto& b : builtin_chat_templates())
-    names.emplace_back(b.name);
+    names.emplace_back(template_name(b));
   diag.add(ErrorKind::config, at,
            fmt::format("chat_template '{}' is not a built-in ({}), 'auto', a .jinja file or a "
                        "Jinja template",

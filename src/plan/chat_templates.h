@@ -3,6 +3,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "plan/diagnostics.h"
@@ -10,11 +11,14 @@
 
 namespace llmerge {
 
+// One file of plan/chat_templates/ (embedded at build time by
+// cmake/embed_assets.cmake): `path` is "chatml.jinja", the template's name
+// without the extension.
 struct BuiltinChatTemplate {
-  const char* name;
-  const char* text;
+  std::string_view path;
+  std::string_view mime;
+  std::string_view data;
 };
-// The templates of plan/chat_templates/, by file name (generated at build time).
 const std::vector<BuiltinChatTemplate>& builtin_chat_templates();
 
 // Resolves `chat_template:` for the plan: a built-in name, `auto` (the most

@@ -454,10 +454,11 @@ TEST_F(Vocabulary, ChatTemplatesResolveBuiltinsAutoFilesAndLiterals) {
   const auto& builtins = builtin_chat_templates();
   std::vector<std::string> names;
   for (const auto& b : builtins)
-    names.emplace_back(b.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"alpaca", "chatml", "exaone", "llama3", "mistral"}));
+    names.emplace_back(b.path);
+  EXPECT_EQ(names, (std::vector<std::string>{"alpaca.jinja", "chatml.jinja", "exaone.jinja",
+                                             "llama3.jinja", "mistral.jinja"}));
   const std::string base = linear({"a", "c"}, "tokenizer_source: union\n");
-  EXPECT_EQ(plan(base + "chat_template: llama3\n").chat_template, std::string(builtins[3].text));
+  EXPECT_EQ(plan(base + "chat_template: llama3\n").chat_template, std::string(builtins[3].data));
   // auto: the most common template among the models (two of three say "T2").
   TempDir work;
   for (const char* name : {"x", "y", "z"}) {
@@ -484,10 +485,10 @@ TEST_F(Vocabulary, ChatTemplatesResolveBuiltinsAutoFilesAndLiterals) {
   EXPECT_TRUE(contains(e, "not a built-in (alpaca, chatml, exaone, llama3, mistral)")) << e;
   // Written where transformers reads it.
   const fs::path out = run(base + "chat_template: chatml\n", work / "o");
-  EXPECT_EQ(testing::read_text(out / "chat_template.jinja"), builtins[1].text);
+  EXPECT_EQ(testing::read_text(out / "chat_template.jinja"), builtins[1].data);
   EXPECT_EQ(
       nlohmann::json::parse(testing::read_text(out / "tokenizer_config.json"))["chat_template"],
-      builtins[1].text);
+      builtins[1].data);
 }
 
 TEST_F(Vocabulary, InspectShowsTheTokenizerAndPlanShowsTheVocabulary) {
