@@ -375,6 +375,28 @@ TEST_F(SentencepieceFolders, BaseSourceCopiesTokenizerModelUnlessItMustChange) {
   EXPECT_EQ(p.vocabulary->rows, 64);
 }
 
+TEST_F(SentencepieceFolders, CopiedTokenizerModelWithMorePiecesThanRowsIsRefused) {
+  // No tokenizer_source: the first model's 64-piece tokenizer.model would be
+  // copied next to embeddings cut to the other model's 48 rows.
+  TempDir work;
+  write_synth_model(tiny(3, 48), work / "small");
+  const std::string plain =
+      "merge_method: linear\nmodels:\n  - model: " + m("spm").string() +
+      "\n    parameters: {weight: 1}\n  - model: " + (work / "small").string() +
+      "\n    parameters: {weight: 1}\n";
+  ErrorKind kind{};
+  const std::string e = error_of([&] { plan(plain); }, &kind);
+  EXPECT_EQ(kind, ErrorKind::shape) << e;
+  EXPECT_TRUE(contains(e, "uses 64 token ids (tokenizer.model)")) << e;
+  EXPECT_TRUE(contains(e, "48 embedding rows")) << e;
+  // A file llmerge cannot read is copied as it is (as mergekit does), not counted.
+  fs::copy(m("spm"), work / "garbled", fs::copy_options::recursive);
+  testing::write_text(work / "garbled" / "tokenizer.model", "not a model");
+  std::string y = plain;
+  y.replace(y.find(m("spm").string()), m("spm").string().size(), (work / "garbled").string());
+  EXPECT_NO_THROW(plan(y));
+}
+
 // ---- hostile tokenizer.model files (docs/RELIABILITY.md, rows 110-) ----
 
 TEST_F(SentencepieceFolders, HostileTokenizerModelsAreRefusedByThePlanAndNothingIsWritten) {
