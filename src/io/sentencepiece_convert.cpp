@@ -176,8 +176,8 @@ json tokenizer_json_from_sentencepiece(const SentencepieceModel& m, const json& 
                                 "{{\"content\": ...}}}}",
                                 label, json(key).dump()));
       const std::string content = entry["content"].get<std::string>();
-      json a = added_token(id, content, entry.value("special", false));
-      for (const char* flag : {"single_word", "lstrip", "rstrip", "normalized"})
+      json a = added_token(id, content, false);
+      for (const char* flag : {"single_word", "lstrip", "rstrip", "normalized", "special"})
         if (entry.contains(flag) && entry[flag].is_boolean()) a[flag] = entry[flag];
       if (m.add_dummy_prefix) a["normalized"] = false;
       if (id < n) {

@@ -67,8 +67,8 @@ TokenizerDocument read_tokenizer_document(const fs::path& dir) {
     for (const auto& [content, id] : extra.items()) {
       const std::string key = id.is_number_integer() ? std::to_string(id.get<std::int64_t>()) : "";
       const bool listed = decoder && decoder->is_object() && decoder->contains(key) &&
-                          (*decoder)[key].is_object() &&
-                          (*decoder)[key].value("content", "") == content;
+                          (*decoder)[key].is_object() && (*decoder)[key].contains("content") &&
+                          (*decoder)[key]["content"] == nlohmann::json(content);
       if (!listed)
         throw Error(ErrorKind::unsupported,
                     fmt::format("'{}' adds {} (id {}), which tokenizer_config.json's "

@@ -397,6 +397,26 @@ TEST_F(SentencepieceFolders, CopiedTokenizerModelWithMorePiecesThanRowsIsRefused
   EXPECT_NO_THROW(plan(y));
 }
 
+TEST_F(SentencepieceFolders, AddedTokensFromTheFolderAreReadOrRefused) {
+  TempDir work;
+  fs::copy(m("spm"), work / "a", fs::copy_options::recursive);
+  // An old slow-tokenizer save: added_tokens.json, not in tokenizer_config.json.
+  testing::write_text(work / "a" / "added_tokens.json", R"({"<x>": 64})");
+  ErrorKind kind{};
+  const std::string e = error_of([&] { read_tokenizer_vocab(work / "a"); }, &kind);
+  EXPECT_EQ(kind, ErrorKind::unsupported) << e;
+  EXPECT_TRUE(contains(e, "adds \"<x>\" (id 64), which tokenizer_config.json's")) << e;
+  // Listed in added_tokens_decoder too: read, with its flags (a non-boolean one ignored).
+  testing::write_text(work / "a" / "tokenizer_config.json",
+                      R"({"added_tokens_decoder": {"64": {"content": "<x>", "special": "yes",
+                          "lstrip": true}}})");
+  const TokenizerVocab v = read_tokenizer_vocab(work / "a");
+  EXPECT_EQ(v.ids.at("<x>"), 64);
+  ASSERT_EQ(v.added.back()["content"], "<x>");
+  EXPECT_EQ(v.added.back()["special"], false);
+  EXPECT_EQ(v.added.back()["lstrip"], true);
+}
+
 // ---- hostile tokenizer.model files (docs/RELIABILITY.md, rows 110-) ----
 
 TEST_F(SentencepieceFolders, HostileTokenizerModelsAreRefusedByThePlanAndNothingIsWritten) {
