@@ -56,29 +56,39 @@ TokenizerDocument read_tokenizer_document(const fs::path& dir) {
     if (!config.is_object())
       throw Error(ErrorKind::format, fmt::format("'{}': not a JSON object", side->string()));
   }
-  // Old slow-tokenizer saves list added tokens here; each must also be in
-  // tokenizer_config.json's added_tokens_decoder (which the conversion reads).
-  if (const auto side = find_side_file(dir, "added_tokens.json")) {
-    const nlohmann::json extra = parse_json_file(*side);
-    const auto* decoder =
-        config.contains("added_tokens_decoder") ? &config["added_tokens_decoder"] : nullptr;
-    if (!extra.is_object())
-      throw Error(ErrorKind::format, fmt::format("'{}': not a JSON object", side->string()));
-    for (const auto& [content, id] : extra.items()) {
-      const std::string key = id.is_number_integer() ? std::to_string(id.get<std::int64_t>()) : "";
-      const bool listed = decoder && decoder->is_object() && decoder->contains(key) &&
-                          (*decoder)[key].is_object() && (*decoder)[key].contains("content") &&
-                          (*decoder)[key]["content"] == nlohmann::json(content);
-      if (!listed)
-        throw Error(ErrorKind::unsupported,
-                    fmt::format("'{}' adds {} (id {}), which tokenizer_config.json's "
-                                "added_tokens_decoder does not list; llmerge converts "
-                                "tokenizer.model with the added tokens of added_tokens_decoder",
-                                side->string(), nlohmann::json(content).dump(), id.dump()));
+  try {
+    // Old slow-tokenizer saves list added tokens here; each must also be in
+    // tokenizer_config.json's added_tokens_decoder (which the conversion reads).
+    if (const auto side = find_side_file(dir, "added_tokens.json")) {
+      const nlohmann::json extra = parse_json_file(*side);
+      const auto* decoder =
+          config.contains("added_tokens_decoder") ? &config["added_tokens_decoder"] : nullptr;
+      if (!extra.is_object())
+        throw Error(ErrorKind::format, fmt::format("'{}': not a JSON object", side->string()));
+      for (const auto& [content, id] : extra.items()) {
+        const std::string key =
+            id.is_number_integer() ? std::to_string(id.get<std::int64_t>()) : "";
+        const bool listed = decoder && decoder->is_object() && decoder->contains(key) &&
+                            (*decoder)[key].is_object() && (*decoder)[key].contains("content") &&
+                            (*decoder)[key]["content"] == nlohmann::json(content);
+        if (!listed)
+          throw Error(ErrorKind::unsupported,
+                      fmt::format("'{}' adds {} (id {}), which tokenizer_config.json's "
+                                  "added_tokens_decoder does not list; llmerge converts "
+                                  "tokenizer.model with the added tokens of added_tokens_decoder",
+                                  side->string(), nlohmann::json(content).dump(), id.dump()));
+      }
     }
+    const SentencepieceModel spm = read_sentencepiece_model(*model);
+    return {tokenizer_json_from_sentencepiece(spm, config, model->string()), *model, true};
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::unsupported) throw;
+    throw Error(ErrorKind::unsupported,
+                std::string(e.what()) +
+                    ". If transformers loads this tokenizer as you expect, save it once as a "
+                    "tokenizer.json (AutoTokenizer.from_pretrained(dir).save_pretrained(dir)), "
+                    "which llmerge reads as it is");
   }
-  const SentencepieceModel spm = read_sentencepiece_model(*model);
-  return {tokenizer_json_from_sentencepiece(spm, config, model->string()), *model, true};
 }
 
 TokenizerVocab read_tokenizer_vocab(const fs::path& dir) {
