@@ -19,7 +19,8 @@ build=${BUILD_DIR:-build-fuzz}
 case $build in /*) ;; *) build=$root/$build ;; esac
 jobs=${JOBS:-2}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_safetensors fuzz_model_folder fuzz_config_plan fuzz_mlx_quant)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_safetensors fuzz_model_folder fuzz_config_plan fuzz_mlx_quant
+                                  fuzz_sentencepiece)
 
 cmake -S . -B "$build" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DLLMERGE_BUILD_TESTS=OFF -DLLMERGE_BUILD_FUZZERS=ON >/dev/null

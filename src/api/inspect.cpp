@@ -51,7 +51,8 @@ std::string file_label(const Model& m, const SafetensorsFile& f) {
 }
 
 struct TokenizerFacts {
-  std::string type;  // tokenizer.json model type, or "sentencepiece (tokenizer.model only)"
+  std::string
+      type;  // tokenizer.json model type (and whether it was converted from tokenizer.model)
   std::int64_t tokens = 0, id_end = 0;
   std::vector<std::string> added;  // added tokens' contents, in id order
   bool chat_template = false;
@@ -71,7 +72,8 @@ std::optional<TokenizerFacts> tokenizer_facts(const Model& m) {
     if (!has_tokenizer(m.path())) return std::nullopt;
     t.chat_template = read_chat_template(m.path()).has_value();
     const TokenizerVocab v = read_tokenizer_vocab(m.path());
-    t.type = v.model_type;
+    t.type = v.from_sentencepiece ? v.model_type + " (converted from sentencepiece tokenizer.model)"
+                                  : v.model_type;
     t.tokens = static_cast<std::int64_t>(v.ids.size());
     t.id_end = v.id_end;
     std::vector<std::pair<std::int64_t, std::string>> added;
@@ -81,12 +83,7 @@ std::optional<TokenizerFacts> tokenizer_facts(const Model& m) {
     for (auto& [id, content] : added)
       t.added.push_back(std::move(content));
   } catch (const Error& e) {
-    if (e.kind() == ErrorKind::unsupported &&
-        std::string_view(e.what()).find("only a sentencepiece") != std::string_view::npos) {
-      t.type = "sentencepiece (tokenizer.model only)";
-    } else {
-      t.error = e.what();
-    }
+    t.error = e.what();
   }
   return t;
 }

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "io/files.h"
+#include "io/sentencepiece_convert.h"
 
 namespace llmerge {
 
@@ -44,20 +45,56 @@ bool has_tokenizer(const fs::path& dir) {
   return find_side_file(dir, "tokenizer.json") || find_side_file(dir, "tokenizer.model");
 }
 
-TokenizerVocab read_tokenizer_vocab(const fs::path& dir) {
-  const auto path = find_side_file(dir, "tokenizer.json");
-  if (!path) {
-    if (find_side_file(dir, "tokenizer.model")) {
-      throw Error(ErrorKind::unsupported,
-                  fmt::format("'{}' has only a sentencepiece tokenizer.model, and llmerge builds "
-                              "vocabularies from tokenizer.json; save the tokenizer once with "
-                              "transformers (AutoTokenizer.from_pretrained(dir)"
-                              ".save_pretrained(dir)) to write one",
-                              dir.string()));
-    }
-    throw Error(ErrorKind::io, fmt::format("'{}' has no tokenizer.json", dir.string()));
+TokenizerDocument read_tokenizer_document(const fs::path& dir) {
+  if (const auto path = find_side_file(dir, "tokenizer.json"))
+    return {parse_json_file(*path), *path, false};
+  const auto model = find_side_file(dir, "tokenizer.model");
+  if (!model) throw Error(ErrorKind::io, fmt::format("'{}' has no tokenizer.json", dir.string()));
+  nlohmann::json config = nlohmann::json::object();
+  if (const auto side = find_side_file(dir, "tokenizer_config.json")) {
+    config = parse_json_file(*side);
+    if (!config.is_object())
+      throw Error(ErrorKind::format, fmt::format("'{}': not a JSON object", side->string()));
   }
-  const nlohmann::json tok = parse_json_file(*path);
+  try {
+    // Old slow-tokenizer saves list added tokens here; each must also be in
+    // tokenizer_config.json's added_tokens_decoder (which the conversion reads).
+    if (const auto side = find_side_file(dir, "added_tokens.json")) {
+      const nlohmann::json extra = parse_json_file(*side);
+      const auto* decoder =
+          config.contains("added_tokens_decoder") ? &config["added_tokens_decoder"] : nullptr;
+      if (!extra.is_object())
+        throw Error(ErrorKind::format, fmt::format("'{}': not a JSON object", side->string()));
+      for (const auto& [content, id] : extra.items()) {
+        const std::string key =
+            id.is_number_integer() ? std::to_string(id.get<std::int64_t>()) : "";
+        const bool listed = decoder && decoder->is_object() && decoder->contains(key) &&
+                            (*decoder)[key].is_object() && (*decoder)[key].contains("content") &&
+                            (*decoder)[key]["content"] == nlohmann::json(content);
+        if (!listed)
+          throw Error(ErrorKind::unsupported,
+                      fmt::format("'{}' adds {} (id {}), which tokenizer_config.json's "
+                                  "added_tokens_decoder does not list; llmerge converts "
+                                  "tokenizer.model with the added tokens of added_tokens_decoder",
+                                  side->string(), nlohmann::json(content).dump(), id.dump()));
+      }
+    }
+    const SentencepieceModel spm = read_sentencepiece_model(*model);
+    return {tokenizer_json_from_sentencepiece(spm, config, model->string()), *model, true};
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::unsupported) throw;
+    throw Error(ErrorKind::unsupported,
+                std::string(e.what()) +
+                    ". If transformers loads this tokenizer as you expect, save it once as a "
+                    "tokenizer.json (AutoTokenizer.from_pretrained(dir).save_pretrained(dir)), "
+                    "which llmerge reads as it is");
+  }
+}
+
+TokenizerVocab read_tokenizer_vocab(const fs::path& dir) {
+  const TokenizerDocument doc = read_tokenizer_document(dir);
+  const nlohmann::json& tok = doc.json;
+  const fs::path* path = &doc.file;
   const std::string file = path->string();
   auto bad = [&](const std::string& what) {
     return Error(ErrorKind::format, fmt::format("'{}': {}", file, what));
@@ -66,6 +103,7 @@ TokenizerVocab read_tokenizer_vocab(const fs::path& dir) {
   const auto model = tok.find("model");
   if (model == tok.end() || !model->is_object()) throw bad("no \"model\" object");
   TokenizerVocab v;
+  v.from_sentencepiece = doc.from_sentencepiece;
   const auto type = model->find("type");
   const auto vocab = model->find("vocab");
   if (type == model->end() || !type->is_string()) {

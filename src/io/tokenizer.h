@@ -12,7 +12,8 @@
 //  - chat_template.jinja, which current transformers writes and reads first.
 //
 // A folder with only a sentencepiece `tokenizer.model` (no tokenizer.json) is
-// refused with a message saying so. Every file goes through io/files.h.
+// read through the tokenizer.json that transformers would make from it
+// (io/sentencepiece_convert.h). Every file goes through io/files.h.
 #pragma once
 
 #include <cstdint>
@@ -36,6 +37,7 @@ struct TokenizerVocab {
   std::int64_t id_end = 0;  // largest id + 1
   std::optional<std::string> chat_template;
   bool has_tokenizer_config = false;
+  bool from_sentencepiece = false;  // converted from tokenizer.model
 
   // Tokens in id order (ties: pieces before added tokens), for deterministic iteration.
   std::vector<std::pair<std::int64_t, std::string>> by_id() const;
@@ -44,9 +46,20 @@ struct TokenizerVocab {
 // True if `dir` has a tokenizer.json (or only a tokenizer.model).
 bool has_tokenizer(const std::filesystem::path& dir);
 
+// The tokenizer.json document of model folder `dir`: its tokenizer.json, or,
+// without one, the document converted from its tokenizer.model (and
+// tokenizer_config.json). Error(io) if it has neither.
+struct TokenizerDocument {
+  nlohmann::json json;
+  std::filesystem::path file;  // tokenizer.json, or the tokenizer.model it came from
+  bool from_sentencepiece = false;
+};
+TokenizerDocument read_tokenizer_document(const std::filesystem::path& dir);
+
 // Reads the tokenizer of model folder `dir`. Error(format) for a tokenizer.json
-// that is not the format above (naming the file and the key), Error(unsupported)
-// for a model type other than the four, or a folder with only tokenizer.model.
+// (or tokenizer.model) that is not the format above (naming the file and the
+// key), Error(unsupported) for a model type other than the four or a
+// sentencepiece model that cannot be converted faithfully.
 TokenizerVocab read_tokenizer_vocab(const std::filesystem::path& dir);
 
 // The chat template of `dir` (chat_template.jinja, else tokenizer_config.json's

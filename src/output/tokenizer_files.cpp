@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "io/files.h"
+#include "io/tokenizer.h"
 #include "plan/vocabulary.h"
 
 namespace llmerge {
@@ -101,7 +102,11 @@ void strip_special_tokens(nlohmann::json& config, const std::set<std::string>& g
 void write_built_tokenizer(const MergePlan& plan, ModelWriter& writer) {
   const VocabularyPlan& v = *plan.vocabulary;
   const fs::path dir = plan.models[v.tokenizer_model].path();
-  nlohmann::json tok = read_object(dir, "tokenizer.json");
+  // A sentencepiece-only source is converted again, as the planner did.
+  nlohmann::json tok = read_tokenizer_document(dir).json;
+  if (!tok.is_object())
+    throw Error(ErrorKind::format,
+                fmt::format("'{}': tokenizer.json is not a JSON object", dir.string()));
   nlohmann::json config = read_object(dir, "tokenizer_config.json");
   strip(tok, v);
   if (!tok.contains("added_tokens") || !tok["added_tokens"].is_array())

@@ -12,6 +12,7 @@
 
 #include "core/format.h"
 #include "io/files.h"
+#include "io/sentencepiece.h"
 #include "plan/planner_internal.h"
 #include "plan/vocabulary.h"
 
@@ -110,7 +111,8 @@ class TokenCounter final : public nlohmann::json_sax<nlohmann::json> {
 
 // How many token ids the tokenizer files of `dir` use: the largest id + 1
 // over tokenizer.json (model.vocab, added_tokens), tokenizer_config.json
-// (added_tokens_decoder), added_tokens.json and vocab.json. 0 if none.
+// (added_tokens_decoder), added_tokens.json and vocab.json, or, without a
+// tokenizer.json, the pieces of tokenizer.model. 0 if none.
 std::uint64_t tokenizer_token_count(const std::filesystem::path& dir, std::string& from) {
   std::uint64_t count = 0;
   auto take = [&](std::uint64_t n, const char* file) {
@@ -129,6 +131,14 @@ std::uint64_t tokenizer_token_count(const std::filesystem::path& dir, std::strin
     }
     take(counter.vocab_size, "tokenizer.json");
     take(counter.id_end, "tokenizer.json");
+  } else if (auto model = find_side_file(dir, "tokenizer.model")) {
+    // A sentencepiece model's ids are its pieces. One llmerge cannot read is
+    // copied as it is, as mergekit copies it; only a readable one is counted.
+    try {
+      take(read_sentencepiece_model(*model).pieces.size(), "tokenizer.model");
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::format && e.kind() != ErrorKind::unsupported) throw;
+    }
   }
   if (auto path = find_side_file(dir, "tokenizer_config.json")) {
     const nlohmann::json tc = parse_json_file(*path);

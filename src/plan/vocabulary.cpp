@@ -79,8 +79,9 @@ struct VocabularyBuilder {
     vocabs.resize(plan.models.size());
     for (std::size_t i = 0; i < plan.models.size(); ++i) {
       const auto& dir = plan.models[i].path();
-      if (!std::filesystem::is_directory(dir) || !has_tokenizer(dir)) continue;
+      if (!std::filesystem::is_directory(dir)) continue;
       try {
+        if (!has_tokenizer(dir)) continue;  // a symlink out of the folder throws here
         vocabs[i] = read_tokenizer_vocab(dir);
       } catch (const Error& e) {
         diag.add(e.kind(), config.tokenizer_source_location,

@@ -144,6 +144,33 @@ def main():
                 provider_int(bits, 4))
         put("fuzz_mlx_quant", f"{mode}_{bits}_{group}",
             mode.encode() + b"\\ " + bytes(range(256)) + tail)
+    sentencepiece_seeds()
+
+def sentencepiece_seeds():
+    """fuzz_sentencepiece: the goldens' two tokenizer.model files (BPE with byte fallback;
+    Unigram with a precompiled charsmap), their halves, and a tiny hand-written model."""
+    golden = HERE.parent / "golden" / "tokenizer" / "tokenizers"
+    for name in ("spm", "spmu"):
+        data = (golden / name / "tokenizer.model").read_bytes()
+        put("fuzz_sentencepiece", name, data)
+        put("fuzz_sentencepiece", name + "_half", data[: len(data) // 2])
+
+    def field(number, payload):
+        if isinstance(payload, int):  # a varint field
+            return varint(number << 3) + varint(payload)
+        return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+    def varint(v):
+        out = b""
+        while True:
+            out += bytes([(v & 0x7F) | (0x80 if v > 0x7F else 0)])
+            v >>= 7
+            if not v:
+                return out
+    pieces = [(b"<unk>", 2), (b"<s>", 3), ("\u2581a".encode(), 1), (b"a", 1), (b"<u>", 4)]
+    model = b"".join(field(1, field(1, p) + field(3, t)) for p, t in pieces)
+    put("fuzz_sentencepiece", "tiny_bpe", model + field(2, field(3, 2) + field(35, 1)))
+
 
 if __name__ == "__main__":
     main()

@@ -41,7 +41,11 @@ def work(cli, tmp_path_factory) -> pathlib.Path:
         name, tokenizer, *args = shlex.split(line)
         subprocess.run([cli, "synth", f"models/{name}", *args, "--force"], cwd=root, check=True,
                        stdout=subprocess.DEVNULL)
-        for f in (GOLDEN / "tokenizers" / tokenizer).iterdir():
+        src = GOLDEN / "tokenizers" / tokenizer
+        if (src / "tokenizer.model").exists():  # sentencepiece only: drop synth's tokenizer
+            for f in ("tokenizer.json", "tokenizer_config.json"):
+                (root / "models" / name / f).unlink(missing_ok=True)
+        for f in src.iterdir():
             shutil.copyfile(f, root / "models" / name / f.name)
     return root
 
@@ -86,9 +90,39 @@ def test_matches_mergekit(cli, work, case):
     ids = tok(expected["text"], add_special_tokens=False)["input_ids"]
     assert tok.convert_ids_to_tokens(ids) == expected["tokens"]
     assert tok.chat_template == expected["chat_template"]
+    if "ids" in expected:  # the sentencepiece cases: mergekit's ids, read through its vocab
+        by_id = {i: t for t, i in expected["vocab"].items()}
+        assert [by_id[i] for i in expected["ids"]] == tok.convert_ids_to_tokens(ids)
+        with_special = tok(expected["text"])["input_ids"]
+        assert tok.convert_ids_to_tokens(with_special) == expected["tokens_with_special"]
+        assert not (out / "tokenizer.model").exists()  # it would disagree with tokenizer.json
 
 
-@pytest.mark.parametrize("case", ["union", "tied_union"])
+SPM = json.loads((GOLDEN / "sentencepiece.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(SPM))
+def test_sentencepiece_conversion_encodes_as_transformers(cli, work, name):
+    """llmerge's tokenizer.json made from a tokenizer.model encodes every text as the fast
+    tokenizer transformers makes from that file (the developer script also compares both
+    with sentencepiece itself)."""
+    tokenizers = pytest.importorskip("tokenizers")
+    facts = SPM[name]
+    config = work / f"convert_{name}.yaml"
+    config.write_text(f"merge_method: linear\nmodels:\n  - model: models/{facts['model']}\n"
+                      "    parameters: {weight: 1}\ndtype: float32\ntokenizer:\n  source: base\n"
+                      "  tokens:\n    \"<spm_check>\": {source: {kind: zero}}\n")
+    out = work / "out" / f"convert_{name}"
+    subprocess.run([cli, "run", str(config), str(out), "--force", "--quiet"], cwd=work, check=True)
+    raw = tokenizers.Tokenizer.from_file(str(out / "tokenizer.json"))
+    auto = transformers.AutoTokenizer.from_pretrained(str(out))
+    for text, want, decoded in zip(facts["texts"], facts["transformers"], facts["decoded"]):
+        assert auto(text, add_special_tokens=False)["input_ids"] == want, text
+        assert raw.encode(text, add_special_tokens=False).ids == want, text
+        assert raw.decode(want) == decoded, text
+
+
+@pytest.mark.parametrize("case", ["union", "tied_union", "spm_base_union"])
 def test_merged_model_generates_from_a_prompt_with_added_tokens(cli, work, case):
     """The union output loads and generates in mlx-lm and (with torch) transformers."""
     expected = json.loads((GOLDEN / "cases" / case / "expected.json").read_text())

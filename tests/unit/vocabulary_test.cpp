@@ -434,20 +434,6 @@ TEST_F(Vocabulary, HostileTokenizerFilesAreRefusedByThePlan) {
   }
 }
 
-TEST_F(Vocabulary, SentencepieceOnlySourceIsRefusedWithTheWayOut) {
-  TempDir work;
-  fs::copy(m("a"), work / "a", fs::copy_options::recursive);
-  fs::remove(work / "a" / "tokenizer.json");
-  testing::write_text(work / "a" / "tokenizer.model", "\x0a\x03\x0a\x01x");
-  const std::string yaml = "merge_method: linear\nmodels:\n  - model: " + (work / "a").string() +
-                           "\n    parameters: {weight: 1}\n  - model: " + m("c") +
-                           "\n    parameters: {weight: 1}\ntokenizer_source: union\n";
-  ErrorKind kind{};
-  const std::string e = error_of([&] { plan(yaml); }, &kind);
-  EXPECT_EQ(kind, ErrorKind::unsupported) << e;
-  EXPECT_TRUE(contains(e, "only a sentencepiece tokenizer.model")) << e;
-}
-
 // ---- chat templates ----
 
 TEST_F(Vocabulary, ChatTemplatesResolveBuiltinsAutoFilesAndLiterals) {
