@@ -20,6 +20,7 @@
 #include "config/seed_format.h"
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/utf8.h"
 
 namespace llmerge {
 
@@ -800,6 +801,20 @@ std::vector<YAML::Node> load_documents(std::string_view yaml_text, const std::st
         ++column;
       }
     }
+  }
+  // YAML is Unicode text (YAML 1.2 §5.2), and mergekit reads a config as
+  // UTF-8: other bytes would reach messages, mergekit_config.yml and JSON.
+  if (const std::size_t bad = find_invalid_utf8(yaml_text); bad != std::string_view::npos) {
+    const std::string_view before = yaml_text.substr(0, bad);
+    const int line = 1 + static_cast<int>(std::count(before.begin(), before.end(), '\n'));
+    const std::size_t line_start = before.rfind('\n') + 1;  // npos + 1 == 0
+    int column = 1;
+    for (std::size_t k = line_start; k < bad; ++k)
+      column += (static_cast<unsigned char>(yaml_text[k]) & 0xC0) != 0x80;
+    throw error(ErrorKind::config, line, column,
+                fmt::format("invalid YAML: byte 0x{:02X} at line {}, column {} is not UTF-8; save "
+                            "the config as UTF-8 text",
+                            static_cast<unsigned char>(yaml_text[bad]), line, column));
   }
   // yaml-cpp recurses once per level of flow nesting and gives up deep down
   // with "bad file"; say what is wrong, and where. Brackets inside quoted

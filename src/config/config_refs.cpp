@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <regex>
 #include <set>
+#include <stdexcept>
 #include <utility>
 
 #include <yaml-cpp/yaml.h>
@@ -22,12 +23,22 @@ namespace {
 // not. A merge config has at most a few thousand values.
 constexpr std::size_t k_values_max = 100000;
 
-void spend(std::size_t& budget, const std::string& file) {
+// An alias inside its own anchor (`&a [*a]`) makes yaml-cpp's tree a cycle,
+// so the walks below also stop at a depth no config reaches.
+constexpr int k_depth_max = 64;
+
+void spend(std::size_t& budget, int depth, const std::string& file) {
   if (budget == 0)
     throw Error(
         ErrorKind::config,
         fmt::format("the YAML expands to more than {} values (aliases of aliases?)", k_values_max),
         ErrorContext{file, 0, 0, {}});
+  if (depth > k_depth_max)
+    throw Error(ErrorKind::config,
+                fmt::format("the YAML nests more than {} levels deep (an alias inside its own "
+                            "anchor?)",
+                            k_depth_max),
+                ErrorContext{file, 0, 0, {}});
   --budget;
 }
 
@@ -61,8 +72,9 @@ struct ReferenceWalker {
            value.find('\n') == std::string::npos;
   }
 
-  void walk(const YAML::Node& node, const std::string& path, const std::string& key) {
-    spend(budget, file);
+  void walk(const YAML::Node& node, const std::string& path, const std::string& key,
+            int depth = 0) {
+    spend(budget, depth, file);
     if (node.IsScalar()) {
       const std::string& value = node.Scalar();
       if (!names_a_reference(key, path, value)) return;
@@ -72,19 +84,21 @@ struct ReferenceWalker {
     } else if (node.IsSequence()) {
       for (std::size_t i = 0; i < node.size(); ++i) {
         // `models: [a, b]` lists references directly.
-        walk(node[i], path + "[" + std::to_string(i) + "]", key == "models" ? "model" : key);
+        walk(node[i], path + "[" + std::to_string(i) + "]", key == "models" ? "model" : key,
+             depth + 1);
       }
     } else if (node.IsMap()) {
       for (const auto& kv : node) {
         const std::string k = kv.first.IsScalar() ? kv.first.Scalar() : "";
-        walk(kv.second, path.empty() ? k : path + "." + k, k);
+        walk(kv.second, path.empty() ? k : path + "." + k, k, depth + 1);
       }
     }
   }
 };
 
-nlohmann::json to_json(const YAML::Node& node, std::size_t& budget, const std::string& file) {
-  spend(budget, file);
+nlohmann::json to_json(const YAML::Node& node, std::size_t& budget, const std::string& file,
+                       int depth = 0) {
+  spend(budget, depth, file);
   switch (node.Type()) {
     case YAML::NodeType::Null:
     case YAML::NodeType::Undefined:
@@ -92,13 +106,13 @@ nlohmann::json to_json(const YAML::Node& node, std::size_t& budget, const std::s
     case YAML::NodeType::Sequence: {
       nlohmann::json a = nlohmann::json::array();
       for (const auto& item : node)
-        a.push_back(to_json(item, budget, file));
+        a.push_back(to_json(item, budget, file, depth + 1));
       return a;
     }
     case YAML::NodeType::Map: {
       nlohmann::json o = nlohmann::json::object();
       for (const auto& kv : node)
-        o[kv.first.Scalar()] = to_json(kv.second, budget, file);
+        o[kv.first.Scalar()] = to_json(kv.second, budget, file, depth + 1);
       return o;
     }
     case YAML::NodeType::Scalar:
@@ -111,14 +125,13 @@ nlohmann::json to_json(const YAML::Node& node, std::size_t& budget, const std::s
   if (s == "null" || s == "Null" || s == "NULL" || s == "~") return nullptr;
   if (s == "true" || s == "True" || s == "TRUE") return true;
   if (s == "false" || s == "False" || s == "FALSE") return false;
-  if (std::regex_match(s, integer)) {
-    try {
-      return std::stoll(s);
-    } catch (const std::exception&) {
-      return s;  // beyond 64 bits: kept as written
-    }
+  // A number beyond 64 bits, or beyond double's range (9e999), stays the text
+  // it is: JSON has no infinity, and the planner reports it at its location.
+  try {
+    if (std::regex_match(s, integer)) return std::stoll(s);
+    if (std::regex_match(s, real)) return std::stod(s);
+  } catch (const std::out_of_range&) {
   }
-  if (std::regex_match(s, real)) return std::stod(s);
   return s;
 }
 

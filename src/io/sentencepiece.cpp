@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "io/files.h"
 
 namespace llmerge {
@@ -114,38 +115,6 @@ class Wire {
   const std::string& label_;
   const char* message_;
 };
-
-bool valid_utf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<std::uint8_t>(s[i]);
-    std::size_t n = 0;
-    std::uint32_t cp = 0;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xe0) == 0xc0) {
-      n = 1, cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-      n = 2, cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-      n = 3, cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + n >= s.size()) return false;  // the continuation bytes run past the end
-    for (std::size_t k = 1; k <= n; ++k) {
-      const auto d = static_cast<std::uint8_t>(s[i + k]);
-      if ((d & 0xc0) != 0x80) return false;
-      cp = cp << 6 | (d & 0x3f);
-    }
-    // Overlong forms, surrogates and code points past U+10FFFF are not UTF-8.
-    static constexpr std::uint32_t k_min[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < k_min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-    i += n + 1;
-  }
-  return true;
-}
 
 SentencePiece read_piece(std::string_view bytes, const std::string& label) {
   Wire w(bytes, label, "a piece");
@@ -268,7 +237,8 @@ SentencepieceModel parse_sentencepiece_model(std::string_view bytes, const std::
     if (p.size() > k_sentencepiece_piece_bytes_max)
       throw w.bad(fmt::format("piece {} is {} bytes (at most {})", id, p.size(),
                               k_sentencepiece_piece_bytes_max));
-    if (!valid_utf8(p)) throw w.bad(fmt::format("piece {} ({}) is not UTF-8", id, quoted()));
+    if (find_invalid_utf8(p) != std::string_view::npos)
+      throw w.bad(fmt::format("piece {} ({}) is not UTF-8", id, quoted()));
     if (!std::isfinite(m.pieces[id].score))
       throw w.bad(fmt::format("piece {} ({}) has score {}", id, quoted(), m.pieces[id].score));
     if (!seen.insert(p).second)

@@ -6,12 +6,15 @@
 // are valid seeds. Each input is parsed with parse_config and, if it parses,
 // planned with make_plan; both must succeed or raise Error. A plan is then
 // described, dumped as JSON and laid out into shards, as `llmerge plan` does.
+// The front ends' views of the same text (the references a config names, the
+// config as JSON: config/config_refs.h) must also succeed or raise Error.
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 
 #include "api/describe.h"
+#include "config/config_refs.h"
 #include "core/error.h"
 #include "fuzz_util.h"
 #include "output/layout.h"
@@ -56,6 +59,12 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
+  try {
+    for (const ConfigReferenceSite& site : find_config_references(text, "fuzz.yaml"))
+      FUZZ_CHECK(site.line >= 1 && site.column >= 1 && !site.value.empty());
+    (void)config_yaml_to_json(text, "fuzz.yaml");
+  } catch (const Error&) {
+  }
   MergeConfig config;
   try {
     config = parse_config(text, "fuzz.yaml");

@@ -364,9 +364,17 @@ TEST(ApiConfigText, HostileTextIsRefusedWithALocationNotWalked) {
   }
   EXPECT_THROW(config_references(bomb, "<t>"), Error);
   EXPECT_THROW(config_to_json(bomb, "<t>"), Error);
-  // yaml-cpp would loop forever on a stray comma; a control byte is not text.
+  // An alias inside its own anchor is a cycle in yaml-cpp's tree
+  // (fuzz_config_plan: the walk overflowed the stack).
+  const std::string cycle = "slices:\n  - sources: &l0 [a, *l0]\n";
+  EXPECT_THROW(config_references(cycle, "<t>"), Error);
+  EXPECT_THROW(config_to_json(cycle, "<t>"), Error);
+  // yaml-cpp would loop forever on a stray comma; a control byte is not text;
+  // nor is a byte that is not UTF-8 (found by fuzz_config_plan: nlohmann's
+  // dump threw its own type_error on it).
   for (const std::string& bad :
-       {std::string("models:\n  - model: a\n,\n"), std::string("merge_method: li\x01near\n")}) {
+       {std::string("models:\n  - model: a\n,\n"), std::string("merge_method: li\x01near\n"),
+        std::string("\xbfg"), std::string("models:\n  - model: caf\xe9\n")}) {
     try {
       config_references(bad, "<t>");
       ADD_FAILURE() << "accepted: " << bad;
@@ -379,6 +387,9 @@ TEST(ApiConfigText, HostileTextIsRefusedWithALocationNotWalked) {
                Error);
   EXPECT_EQ(config_to_json("t: [0, 0.5, 1]\nx: '1'\ny: ~\nz: true\n", "<t>"),
             R"({"t":[0,0.5,1],"x":"1","y":null,"z":true})");
+  // Numbers past int64 or double stay text (fuzz_config_plan: std::stod threw).
+  EXPECT_EQ(config_to_json("a: [0, 9223E775807]\nb: 99999999999999999999\n", "<t>"),
+            R"({"a":[0,"9223E775807"],"b":"99999999999999999999"})");
 }
 
 }  // namespace

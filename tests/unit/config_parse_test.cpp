@@ -488,6 +488,23 @@ TEST(ConfigParse, DeepNestingIsRejected) {
                "nested more than 64 deep", 5, 73);
 }
 
+TEST(ConfigParse, TextThatIsNotUtf8IsRejectedAtItsByte) {
+  // Latin-1 "é" in a comment, a lone continuation byte, a truncated sequence,
+  // an overlong '/', a UTF-16 surrogate: each at its line and column.
+  expect_error("merge_method: linear\n# caf\xe9\n", ErrorKind::config,
+               "byte 0xE9 at line 2, column 6 is not UTF-8", 2, 6);
+  expect_error("\xbfg", ErrorKind::config, "byte 0xBF", 1, 1);
+  expect_error("merge_method: linear # \xc3\xa9\xe2\x82", ErrorKind::config, "byte 0xE2", 1, 25);
+  expect_error("models:\n  - model: \xc0\xaf\n", ErrorKind::config, "byte 0xC0", 2, 12);
+  expect_error("models:\n  - model: \xed\xa0\x80\n", ErrorKind::config, "byte 0xED", 2, 12);
+  // Well-formed UTF-8 (and a byte-order mark) is text.
+  EXPECT_EQ(parse_config("\xef\xbb\xbfmerge_method: linear\nmodels:\n  - model: caf\xc3\xa9\n",
+                         "config.yaml")
+                .models[0]
+                .model,
+            "caf\xc3\xa9");
+}
+
 TEST(ConfigParse, OversizedTextIsRejectedBeforeParsing) {
   expect_error("merge_method: linear\n#" + std::string(2 << 20, 'x') + "\n", ErrorKind::config,
                "the limit is 1048576", 0, 0);
