@@ -217,7 +217,7 @@ std::vector<OptionInfo> build_table() {
        "multi-stage recipes: where each named stage's model is written when stages are written "
        "(kept)",
        {},
-       {"run"},
+       k_merge_commands,
        {}},
       {"lazy",
        0,
@@ -227,7 +227,7 @@ std::vector<OptionInfo> build_table() {
        "multi-stage recipes: a stage whose model is already in --intermediate-dir is read from "
        "there, not merged again",
        {},
-       {"run"},
+       k_merge_commands,
        {}},
       {"staged",
        0,
@@ -237,7 +237,7 @@ std::vector<OptionInfo> build_table() {
        "multi-stage recipes: write every stage's model before the next stage reads it, as "
        "mergekit-multi does (default: one pass when every stage is element-wise)",
        {},
-       {"run"},
+       k_merge_commands,
        {}},
   };
 }

@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 
 #include <fmt/core.h>
@@ -189,41 +190,44 @@ std::string Recipe::describe(const MergeOptions& options) const {
   const fs::path dir = options.run.intermediate_dir.empty()
                            ? fs::path("<temporary folder>")
                            : fs::path(options.run.intermediate_dir);
+  // One pass plans every stage from headers; staged, a stage is planned once
+  // the stages it uses are written.
+  std::optional<OnePass> op;
+  if (!options.run.staged && r.stages.size() > 1) {
+    CancelScope scope(options.run.cancel);
+    op = plan_one_pass(r, options, dir, [](const std::string&) {});
+  }
+  const bool one_pass = op && op->staged_because.empty();
   std::string s = fmt::format("recipe: {} stage(s), in run order\n", r.stages.size());
   for (std::size_t i = 0; i < r.stages.size(); ++i) {
     std::vector<std::string> uses;
     for (std::size_t d : r.depends_on[i])
       uses.push_back(*r.stages[d].name);
-    const std::string where =
+    std::string where =
         i == r.output_stage ? "the output folder" : (dir / *r.stages[i].name).string();
+    if (one_pass && i != r.output_stage) {
+      where = op->on_disk[i]  ? fmt::format("read from {} (--lazy)", where)
+              : op->needed[i] ? std::string("computed as it is read, not written")
+                              : std::string("not computed (the output does not use it)");
+    }
     s += fmt::format("  {}. {}{} -> {}\n", i + 1, stage_label(r, i),
                      uses.empty() ? "" : fmt::format(" (uses {})", fmt::join(uses, ", ")), where);
   }
-  if (!options.run.staged && r.stages.size() > 1) {
-    const OnePass op = [&] {
-      CancelScope scope(options.run.cancel);
-      return plan_one_pass(r, options, dir, [](const std::string&) {});
-    }();
-    if (op.staged_because.empty()) {
-      s += "one pass: every stage the output uses is element-wise, so their tensors are computed "
-           "as the next stage reads them and no intermediate model is written (--staged writes "
-           "them)\n";
-      const int threads = options.run.threads > 0 ? options.run.threads : default_thread_count();
-      for (std::size_t i = 0; i < r.stages.size(); ++i) {
-        s += fmt::format("\n== {} ==\n", stage_label(r, i));
-        if (op.on_disk[i]) {
-          s += fmt::format("read from {} (--lazy)\n", (dir / *r.stages[i].name).string());
-          continue;
-        }
-        if (!op.needed[i]) s += "not computed: the output does not use it\n";
-        s += describe_plan(*op.plans[i], threads, options.run.chunk_elements);
-      }
-      for (const auto& text : op.notes)
-        s += fmt::format("note: {}\n", text);
-      return s;
+  if (one_pass) {
+    s += "one pass: every stage the output uses is element-wise, so their tensors are computed "
+         "as the next stage reads them and no intermediate model is written (--staged writes "
+         "them)\n";
+    const int threads = options.run.threads > 0 ? options.run.threads : default_thread_count();
+    for (std::size_t i = 0; i < r.stages.size(); ++i) {
+      if (op->on_disk[i]) continue;
+      s += fmt::format("\n== {} ==\n", stage_label(r, i));
+      s += describe_plan(*op->plans[i], threads, options.run.chunk_elements);
     }
-    s += fmt::format("staged: {}\n", op.staged_because);
+    for (const auto& text : op->notes)
+      s += fmt::format("note: {}\n", text);
+    return s;
   }
+  if (op) s += fmt::format("staged: {}\n", op->staged_because);
   for (std::size_t i = 0; i < r.stages.size(); ++i) {
     bool ready = true;
     for (std::size_t d : r.depends_on[i])
