@@ -59,7 +59,7 @@ for _o in _TABLE:
 
 
 def options(command: str | None = None) -> list[dict[str, Any]]:
-    """The options table: name, type, scope ("plan" or "run"), default_text, help,
+    """The options table: name, type, scope ("plan", "run" or "recipe"), default_text, help,
     choices, commands (the CLI subcommands that take it) and aliases. ``command``
     ("run", "plan", "quantize") keeps the options of that command (and base_dir,
     which every Python call takes)."""

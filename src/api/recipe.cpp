@@ -120,6 +120,7 @@ OnePass plan_one_pass(const Stages& r, const MergeOptions& options, const fs::pa
     // run; the others stay names that the planner finds in settings.stages.
     MergeConfig config = r.stages[i];
     PlanSettings settings = api_detail::to_internal(options.plan);
+    std::optional<std::size_t> missing;  // a stage it uses that this pass does not compute
     for_each_model_reference(config, [&](std::string& ref, SourceLocation) {
       const auto it = index.find(ref);
       if (it == index.end()) return;
@@ -127,8 +128,19 @@ OnePass plan_one_pass(const Stages& r, const MergeOptions& options, const fs::pa
         ref = fs::absolute(dir / ref).string();
       } else if (const auto in = inputs.find(it->second); in != inputs.end()) {
         settings.stages[ref] = in->second;
+      } else {
+        missing = it->second;
       }
     });
+    if (missing) {
+      // Only a stage the output does not use gets here (a used one that
+      // cannot be streamed has made the recipe staged already).
+      op.notes.push_back(fmt::format(
+          "{}: the output does not use it and it uses {}, which is not computed in one pass; "
+          "not planned (--staged writes both)",
+          stage_label(r, i), stage_label(r, *missing)));
+      continue;
+    }
     try {
       op.plans[i] = std::make_shared<MergePlan>(make_plan(config, settings));
     } catch (const Error&) {
@@ -144,9 +156,9 @@ OnePass plan_one_pass(const Stages& r, const MergeOptions& options, const fs::pa
           fmt::format("{}: the output does not use it, so the one-pass run computes nothing of "
                       "it (--staged writes it)",
                       stage_label(r, i)));
-      continue;
     }
     if (const std::string why = stage_streaming_obstacle(p); !why.empty()) {
+      if (!op.needed[i]) continue;  // no stage the output uses reads it
       op.staged_because = fmt::format("{} cannot be computed as the next stage reads it: {}",
                                       stage_label(r, i), why);
       return op;
@@ -219,7 +231,7 @@ std::string Recipe::describe(const MergeOptions& options) const {
          "them)\n";
     const int threads = options.run.threads > 0 ? options.run.threads : default_thread_count();
     for (std::size_t i = 0; i < r.stages.size(); ++i) {
-      if (op->on_disk[i]) continue;
+      if (op->on_disk[i] || !op->plans[i]) continue;  // read from disk; not planned (a note)
       s += fmt::format("\n== {} ==\n", stage_label(r, i));
       s += describe_plan(*op->plans[i], threads, options.run.chunk_elements);
     }

@@ -152,6 +152,16 @@ TEST_F(OnePassTest, LazyReadsStagesAlreadyWrittenAndComputesTheRest) {
   staged.run.staged = true;
   staged.run.intermediate_dir = (out / "stages").string();
   run_recipe(recipe, (out / "staged").string(), staged);
+  // The output stage's memory estimate counts the stages computed under it.
+  auto last_estimate = [](const std::string& text) {
+    const std::string key = "peak memory estimate: ";
+    const auto at = text.rfind(key);
+    EXPECT_NE(at, std::string::npos) << text;
+    return std::stod(text.substr(at + key.size()));
+  };
+  const double written = last_estimate(recipe.describe(staged));
+  const double one_pass = last_estimate(recipe.describe(options(2, 65536)));
+  EXPECT_GT(one_pass, written);
   // Keep only the first stage: the others are computed from it.
   fs::remove_all(out / "stages" / "arith");
   fs::remove_all(out / "stages" / "stack");
@@ -215,6 +225,47 @@ models: [{model: sparse, parameters: {weight: 1}}]
             std::string::npos)
       << text;
   EXPECT_NE(text.find("rescale: true"), std::string::npos) << text;
+}
+
+TEST_F(OnePassTest, StagesTheOutputDoesNotUseAreNotComputed) {
+  // `curve` (slerp) and `late`, which reads it, feed nothing: the output is
+  // `soup` with b, in one pass; `curve` is planned, `late` cannot be.
+  const std::string yaml = models(R"(name: soup
+merge_method: linear
+models:
+  - {model: {dir}/a, parameters: {weight: 0.6}}
+  - {model: {dir}/b, parameters: {weight: 0.4}}
+---
+name: curve
+merge_method: slerp
+base_model: {dir}/base
+parameters: {t: 0.3}
+models: [{model: {dir}/base}, {model: soup}]
+---
+name: late
+merge_method: linear
+models: [{model: curve, parameters: {weight: 1}}]
+---
+merge_method: linear
+models:
+  - {model: soup, parameters: {weight: 0.5}}
+  - {model: {dir}/b, parameters: {weight: 0.5}}
+)");
+  const Recipe recipe = Recipe::parse(yaml, "recipe.yaml");
+  TempDir out;
+  std::vector<std::string> notes;
+  MergeOptions o = options(2, 65536);
+  o.run.note = [&](const std::string& n) { notes.push_back(n); };
+  const RecipeResult r = run_recipe(recipe, (out / "x").string(), o);
+  EXPECT_TRUE(r.one_pass) << r.staged_because;
+  EXPECT_EQ(r.stages_run, (std::vector<std::string>{"soup", ""}));
+  auto noted = [&](const std::string& text) {
+    return std::any_of(notes.begin(), notes.end(),
+                       [&](const std::string& n) { return n.find(text) != std::string::npos; });
+  };
+  EXPECT_TRUE(noted("stage 'curve': the output does not use it"));
+  EXPECT_TRUE(noted("stage 'late': the output does not use it and it uses stage 'curve'"));
+  EXPECT_NO_THROW(recipe.describe());
 }
 
 TEST_F(OnePassTest, PlanErrorsComeBeforeAnythingIsWrittenWithTheStagedLocations) {
