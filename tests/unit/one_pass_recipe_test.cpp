@@ -44,8 +44,8 @@ std::map<std::string, std::string> files(const fs::path& dir) {
 
 // Three stages and a layer restack, every one element-wise: a bf16 linear
 // soup, task arithmetic over it saved as f16 (out_dtype), a passthrough that
-// restacks its layers (0, 1, 1, 2), and DARE (its mask keyed by the seed; no
-// rescale) on top, with the soup's embeddings truncated to the base's.
+// restacks its layers (0, 1, 1, 2: layer 1 is read, so computed, twice), and
+// DARE (its mask keyed by the seed; no rescale) on top.
 constexpr const char* k_recipe = R"(name: soup
 merge_method: linear
 dtype: bfloat16
@@ -266,6 +266,41 @@ models:
   EXPECT_TRUE(noted("stage 'curve': the output does not use it"));
   EXPECT_TRUE(noted("stage 'late': the output does not use it and it uses stage 'curve'"));
   EXPECT_NO_THROW(recipe.describe());
+
+  // Without tokenizer files a stage has no folder to stand for; an output
+  // in the current directory is still no input's.
+  const fs::path cwd = fs::current_path();
+  fs::current_path(out.path());
+  o.run.copy_tokenizer = false;
+  EXPECT_NO_THROW(run_recipe(recipe, "bare", o));
+  fs::current_path(cwd);
+  EXPECT_TRUE(fs::exists(out / "bare" / "model.safetensors"));
+  EXPECT_FALSE(fs::exists(out / "bare" / "tokenizer.json"));
+}
+
+TEST_F(OnePassTest, AStageWithALargerVocabularyIsReadCutToTheCommonRows) {
+  // `w` has 1100 embedding rows, the base 1000: linear reads the first 1000
+  // of the stage's embed_tokens and lm_head, computed as they are read.
+  synth((*dir_) / "wide", "--hidden 128 --intermediate 640 --vocab 1100 --layers 4 --seed 9");
+  const Recipe recipe = Recipe::parse(models(R"(name: w
+merge_method: linear
+models: [{model: {dir}/wide, parameters: {weight: 0.5}}]
+parameters: {normalize: false}
+---
+merge_method: linear
+models:
+  - {model: {dir}/base, parameters: {weight: 0.5}}
+  - {model: w, parameters: {weight: 0.5}}
+)"),
+                                      "recipe.yaml");
+  TempDir out;
+  MergeOptions staged = options(1, 65536);
+  staged.run.staged = true;
+  run_recipe(recipe, (out / "staged").string(), staged);
+  const RecipeResult r = run_recipe(recipe, (out / "one").string(), options(2, 131072));
+  EXPECT_TRUE(r.one_pass) << r.staged_because;
+  EXPECT_TRUE(files(out / "one").at("model.safetensors") ==
+              files(out / "staged").at("model.safetensors"));
 }
 
 TEST_F(OnePassTest, PlanErrorsComeBeforeAnythingIsWrittenWithTheStagedLocations) {
