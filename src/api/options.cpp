@@ -235,7 +235,7 @@ std::vector<OptionInfo> build_table() {
        S::recipe,
        "false",
        "multi-stage recipes: write every stage's model before the next stage reads it, as "
-       "mergekit-multi does (default: one pass when every stage is element-wise)",
+       "mergekit-multi does (else one pass when every stage is element-wise)",
        {},
        k_merge_commands,
        {}},
