@@ -278,7 +278,7 @@ models:
   EXPECT_FALSE(fs::exists(out / "bare" / "tokenizer.json"));
 }
 
-TEST_F(OnePassTest, AStageWithALargerVocabularyIsReadCutToTheCommonRows) {
+TEST_F(OnePassTest, AStageOfAnotherVocabularyIsReadCutOrGatheredAsStaged) {
   // `w` has 1100 embedding rows, the base 1000: linear reads the first 1000
   // of the stage's embed_tokens and lm_head, computed as they are read.
   synth((*dir_) / "wide", "--hidden 128 --intermediate 640 --vocab 1100 --layers 4 --seed 9");
@@ -301,6 +301,33 @@ models:
   EXPECT_TRUE(r.one_pass) << r.staged_because;
   EXPECT_TRUE(files(out / "one").at("model.safetensors") ==
               files(out / "staged").at("model.safetensors"));
+
+  // A vocabulary union over the stage: its rows are gathered from the
+  // stage's tables, and the tokenizer is built from the files the stage's
+  // folder would hold.
+  const Recipe union_recipe = Recipe::parse(models(R"(name: w
+merge_method: linear
+models: [{model: {dir}/wide, parameters: {weight: 0.5}}]
+parameters: {normalize: false}
+---
+merge_method: linear
+tokenizer_source: union
+models:
+  - {model: {dir}/a, parameters: {weight: 0.5}}
+  - {model: w, parameters: {weight: 0.5}}
+)"),
+                                            "union.yaml");
+  run_recipe(union_recipe, (out / "union-staged").string(), staged);
+  EXPECT_TRUE(run_recipe(union_recipe, (out / "union-one").string(), options(2, 65536)).one_pass);
+  const auto expected = files(out / "union-staged");
+  const auto got = files(out / "union-one");
+  ASSERT_EQ(got.size(), expected.size());
+  ASSERT_TRUE(expected.count("tokenizer.json"));
+  for (const auto& [name, bytes] : expected) {
+    if (name != "README.md") {
+      EXPECT_TRUE(got.at(name) == bytes) << name << " differs";
+    }
+  }
 }
 
 TEST_F(OnePassTest, PlanErrorsComeBeforeAnythingIsWrittenWithTheStagedLocations) {
