@@ -98,6 +98,8 @@ struct OnePass {
   // The stages' plan notes, given only if the recipe runs in one pass (the
   // staged run gives them itself).
   std::vector<std::string> notes;
+  // The recipe's own remarks (stages not computed), which no plan shows.
+  std::vector<std::string> recipe_notes;
 };
 
 OnePass plan_one_pass(const Stages& r, const MergeOptions& options, const fs::path& dir,
@@ -135,7 +137,7 @@ OnePass plan_one_pass(const Stages& r, const MergeOptions& options, const fs::pa
     if (missing) {
       // Only a stage the output does not use gets here (a used one that
       // cannot be streamed has made the recipe staged already).
-      op.notes.push_back(fmt::format(
+      op.recipe_notes.push_back(fmt::format(
           "{}: the output does not use it and it uses {}, which is not computed in one pass; "
           "not planned (--staged writes both)",
           stage_label(r, i), stage_label(r, *missing)));
@@ -152,7 +154,7 @@ OnePass plan_one_pass(const Stages& r, const MergeOptions& options, const fs::pa
       op.notes.push_back(n == 1 ? text : fmt::format("{}: {}", stage_label(r, i), text));
     if (i == r.output_stage) continue;
     if (!op.needed[i]) {
-      op.notes.push_back(
+      op.recipe_notes.push_back(
           fmt::format("{}: the output does not use it, so the one-pass run computes nothing of "
                       "it (--staged writes it)",
                       stage_label(r, i)));
@@ -235,7 +237,7 @@ std::string Recipe::describe(const MergeOptions& options) const {
       s += fmt::format("\n== {} ==\n", stage_label(r, i));
       s += describe_plan(*op->plans[i], threads, options.run.chunk_elements);
     }
-    for (const auto& text : op->notes)
+    for (const auto& text : op->recipe_notes)
       s += fmt::format("note: {}\n", text);
     return s;
   }
@@ -278,8 +280,9 @@ RecipeResult run_recipe(const Recipe& recipe, const std::string& out_dir,
       return plan_one_pass(r, options, dir, note);
     }();
     if (op.staged_because.empty()) {
-      for (const auto& text : op.notes)
-        note(text);
+      for (const auto& list : {&op.notes, &op.recipe_notes})
+        for (const auto& text : *list)
+          note(text);
       // The output protects every model it reads, the stages' inputs too.
       for (const auto& p : op.plans)
         if (p) check_output_path(*p, out_dir);
