@@ -76,11 +76,16 @@ struct RunOptions {
   // killed run removed, say), on the thread that called run().
   std::function<void(const std::string&)> note;
   CancelToken cancel;  // cancel() from any thread or signal handler stops this run only
-  // Multi-stage recipes (mergekit-multi; docs/recipes.md): where the stages'
-  // models go ("" : a temporary folder next to the output, removed after),
-  // and whether a stage whose model is already there is skipped.
+  // Multi-stage recipes (mergekit-multi; docs/recipes.md), read by
+  // run_recipe only. By default a recipe whose stages are all element-wise
+  // runs in one pass, writing no intermediate model; `staged` writes every
+  // stage first, as mergekit-multi does. `intermediate_dir`: where written
+  // stages go ("" : a temporary folder next to the output, removed after).
+  // `lazy`: a stage whose model is already in intermediate_dir is read from
+  // there instead of being merged again (in both modes).
   std::string intermediate_dir;
   bool lazy = true;
+  bool staged = false;
 };
 
 struct MergeOptions {
@@ -89,7 +94,9 @@ struct MergeOptions {
 };
 
 enum class OptionType { boolean, integer, string, choice };
-enum class OptionScope { plan, run };
+// plan: PlanOptions; run: RunOptions of every run; recipe: RunOptions that
+// only run_recipe reads (a single merge or Plan.run has no stages to apply them to).
+enum class OptionScope { plan, run, recipe };
 
 struct OptionInfo {
   std::string name;     // snake_case: the Python keyword and JSON key; CLI --kebab-case

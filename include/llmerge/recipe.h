@@ -6,12 +6,16 @@
 //
 // Each document is a merge config; a document with `name: X` is a stage whose
 // model the others may use as the model `X`. Stages run in dependency order
-// (a cycle is an Error at the reference that closes it). Named stages are
-// written to options.run.intermediate_dir/<name> (kept; with options.run.lazy
-// a stage already there is not run again), or, without an intermediate
-// folder, to a temporary one removed at the end. The unnamed document (at
-// most one; else the last stage to run) is written to the output folder.
-// docs/recipes.md has the details.
+// (a cycle is an Error at the reference that closes it). The unnamed document
+// (at most one; else the last stage to run) is written to the output folder.
+// When every stage the output uses is element-wise, the recipe runs in one
+// pass: every stage is planned from headers first, and each intermediate
+// tensor is computed chunk by chunk as the next stage reads it, with the
+// bytes the staged run gives. Otherwise (or with options.run.staged) named
+// stages are written to options.run.intermediate_dir/<name> (kept), or,
+// without an intermediate folder, to a temporary one removed at the end.
+// With options.run.lazy a stage already in the intermediate folder is read
+// from there. docs/recipes.md has the details.
 #pragma once
 
 #include <memory>
@@ -50,6 +54,10 @@ struct RecipeResult {
   std::vector<std::string> stages_run;      // in order
   std::vector<std::string> stages_skipped;  // lazy: already in the intermediate folder
   std::uint64_t intermediate_bytes = 0;     // weight bytes the named stages wrote
+  // True when the stages were computed in one pass (nothing written but the
+  // output); else `staged_because` says why not ("" when staged was asked for).
+  bool one_pass = false;
+  std::string staged_because;
   double seconds = 0;
   std::string output;  // the output folder
 };

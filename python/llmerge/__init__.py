@@ -59,7 +59,7 @@ for _o in _TABLE:
 
 
 def options(command: str | None = None) -> list[dict[str, Any]]:
-    """The options table: name, type, scope ("plan" or "run"), default_text, help,
+    """The options table: name, type, scope ("plan", "run" or "recipe"), default_text, help,
     choices, commands (the CLI subcommands that take it) and aliases. ``command``
     ("run", "plan", "quantize") keeps the options of that command (and base_dir,
     which every Python call takes)."""
@@ -69,12 +69,15 @@ def options(command: str | None = None) -> list[dict[str, Any]]:
 
 def _option_text(func: str, command: str, given: Mapping[str, Any],
                  scope: str | None = None) -> dict[str, str]:
-    """Keyword arguments -> {table name: text} for set_option(), which validates values."""
+    """Keyword arguments -> {table name: text} for set_option(), which validates values.
+
+    Options of scope "recipe" (intermediate_dir, lazy, staged) are refused: they apply to
+    multi-stage recipes, which ``llmerge run RECIPE`` takes and no Python call does."""
     out: dict[str, str] = {}
     for key, value in given.items():
         o = _BY_NAME.get(key)
         if o is None or (o["commands"] and command not in o["commands"]) or \
-                (scope is not None and o["scope"] != scope):
+                (scope is not None and o["scope"] != scope) or o["scope"] == "recipe":
             raise TypeError(f"{func}() got an unexpected keyword argument '{key}'")
         if value is None:
             continue

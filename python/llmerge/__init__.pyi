@@ -49,9 +49,7 @@ class Plan:
             # run options (scope "run", command "run")
             threads: int | None = None, chunk_elements: int | None = None,
             random_seed: int | None = None, copy_tokenizer: bool | None = None,
-            write_model_card: bool | None = None, force: bool | None = None,
-            # multi-stage recipes only (llmerge run RECIPE)
-            intermediate_dir: PathLike | None = None, lazy: bool | None = None) -> RunResult: ...
+            write_model_card: bool | None = None, force: bool | None = None) -> RunResult: ...
 
 def plan(config: ConfigLike, *, cancel: CancelToken | None = None,
          # plan options (command "plan")
@@ -73,8 +71,7 @@ def merge(config: ConfigLike, out: PathLike, *, progress: ProgressCallback | Non
           base_dir: PathLike | None = None, threads: int | None = None,
           chunk_elements: int | None = None, random_seed: int | None = None,
           copy_tokenizer: bool | None = None, write_model_card: bool | None = None,
-          force: bool | None = None, strict_mergekit: bool | None = None,
-          intermediate_dir: PathLike | None = None, lazy: bool | None = None) -> RunResult: ...
+          force: bool | None = None, strict_mergekit: bool | None = None) -> RunResult: ...
 
 def quantize(model: PathLike, out: PathLike, bits: int = 4, group_size: int = 64, *,
              progress: ProgressCallback | None = None, cancel: CancelToken | None = None,

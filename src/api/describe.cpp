@@ -131,7 +131,11 @@ std::string describe_plan(const MergePlan& plan, int threads, std::int64_t chunk
     s += fmt::format("  [{}] {}{}{}: {} layers, {} params, {}\n", i, plan.model_refs[i],
                      plan.base_model && *plan.base_model == i ? " (base)" : "",
                      plan.donor == i ? " (config donor)" : "", m.layers().count,
-                     human_count(m.parameter_count()), human_bytes(m.size_on_disk()));
+                     human_count(m.parameter_count()),
+                     m.is_stage_output()
+                         ? fmt::format("a recipe stage of {}, computed as it is read",
+                                       human_bytes(m.size_on_disk() - m.files()[0].data_offset()))
+                         : human_bytes(m.size_on_disk()));
   }
   s += fmt::format("layers: {} in the output\n", plan.out_layers);
   // Runs of output layers that read consecutive source layers of the same slice.

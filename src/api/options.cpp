@@ -212,20 +212,32 @@ std::vector<OptionInfo> build_table() {
       {"intermediate_dir",
        0,
        T::string,
-       S::run,
+       S::recipe,
        "a temporary folder",
-       "multi-stage recipes: where each named stage's model is written (kept)",
+       "multi-stage recipes: where each named stage's model is written when stages are written "
+       "(kept)",
        {},
-       {"run"},
+       k_merge_commands,
        {}},
       {"lazy",
        0,
        T::boolean,
-       S::run,
+       S::recipe,
        "true",
-       "multi-stage recipes: skip a stage whose model is already in --intermediate-dir",
+       "multi-stage recipes: a stage whose model is already in --intermediate-dir is read from "
+       "there, not merged again",
        {},
-       {"run"},
+       k_merge_commands,
+       {}},
+      {"staged",
+       0,
+       T::boolean,
+       S::recipe,
+       "false",
+       "multi-stage recipes: write every stage's model before the next stage reads it, as "
+       "mergekit-multi does (else one pass when every stage is element-wise)",
+       {},
+       k_merge_commands,
        {}},
   };
 }
@@ -364,6 +376,8 @@ void set_option(MergeOptions& options, std::string_view name, std::string_view v
     r.intermediate_dir = v;
   } else if (n == "lazy") {
     r.lazy = parse_bool(*o, v);
+  } else if (n == "staged") {
+    r.staged = parse_bool(*o, v);
   } else {
     throw Error(ErrorKind::internal, fmt::format("option '{}' has no setter", n));
   }
@@ -391,7 +405,7 @@ std::string options_schema_json() {
     }
     j["description"] = o.help;
     j["x-default-text"] = o.default_text;
-    j["x-scope"] = o.scope == S::plan ? "plan" : "run";
+    j["x-scope"] = o.scope == S::plan ? "plan" : o.scope == S::run ? "run" : "recipe";
     j["x-commands"] = o.commands;
     std::string cli = "--" + o.name;
     for (char& c : cli)

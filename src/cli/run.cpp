@@ -113,11 +113,11 @@ int run_recipe_command(const Recipe& recipe, const OutputArgs& c, MergeOptions o
   };
   const RecipeResult r = run_recipe(recipe, out, options);
   if (!c.quiet) {
-    print_best_effort(stdout,
-                      fmt::format("wrote {} ({} stage(s) run, {} skipped, {} intermediate) in "
-                                  "{:.1f}s\n",
-                                  terminal_safe(out), r.stages_run.size(), r.stages_skipped.size(),
-                                  human_bytes(r.intermediate_bytes), r.seconds));
+    const std::string how = r.one_pass ? "in one pass, no intermediate model written"
+                                       : human_bytes(r.intermediate_bytes) + " intermediate";
+    print_best_effort(stdout, fmt::format("wrote {} ({} stage(s) run, {} skipped, {}) in {:.1f}s\n",
+                                          terminal_safe(out), r.stages_run.size(),
+                                          r.stages_skipped.size(), how, r.seconds));
   }
   return 0;
 }

@@ -4,6 +4,7 @@
 #include <mutex>
 
 #include "core/dtype.h"
+#include "exec/stage_source.h"
 #include "io/mlx_quant.h"
 #include "merge/kernels/kernels.h"
 #include "plan/vocabulary.h"
@@ -308,6 +309,8 @@ std::unique_ptr<TensorSource> make_stored_source(const PlannedInput& input) {
       return std::make_unique<MlxDequantizeSource>(input, input.lora != nullptr);
     case SourceKind::row_gather:
       return std::make_unique<RowGatherSource>(input);
+    case SourceKind::stage_output:
+      return make_stage_source(input);
   }
   return std::make_unique<DenseSource>(input);
 }

@@ -3,7 +3,8 @@
 // A source presents an input tensor as logical f32 ranges, whatever its
 // storage: a dense tensor of any float dtype, a leading sub-matrix of a larger
 // one (embeddings cut to a common vocabulary), or an MLX-quantized weight
-// (dequantized group by group). The planner decides which (PlannedInput::source);
+// (dequantized group by group), or an earlier recipe stage's tensor computed as
+// it is read (exec/stage_source.h). The planner decides which (PlannedInput::source);
 // an input with a LoRA update (PlannedInput::lora) is read through any of
 // them and gets scale * L * R^T added per element (docs/lora.md).
 #pragma once

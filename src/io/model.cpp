@@ -276,6 +276,27 @@ Model Model::open(const fs::path& path, std::string display_name) {
     }
   }
 
+  m.finish();
+  return m;
+}
+
+Model Model::stage_output(const fs::path& side_files, std::string display_name,
+                          nlohmann::json config, SafetensorsFile header) {
+  Model m;
+  m.path_ = side_files;
+  m.display_name_ = std::move(display_name);
+  m.config_ = std::move(config);
+  m.has_config_ = true;
+  m.stage_output_ = true;
+  m.files_.push_back(std::move(header));
+  for (const auto& info : m.files_.front().tensors())
+    m.tensors_.emplace(info.name, TensorRef{&m.files_.front(), &info});
+  m.finish();
+  return m;
+}
+
+void Model::finish() {
+  Model& m = *this;
   m.link_quantized_weights();
   const auto names = m.tensor_names();
   m.layers_ = detect_layers(names, m.config_, m.display_name_);
@@ -313,7 +334,6 @@ Model Model::open(const fs::path& path, std::string display_name) {
   }
   if (q.quantized_tensor_count > 0) q.quantized = true;
   if (q.quantized && q.mode.empty()) q.mode = "affine";
-  return m;
 }
 
 void Model::link_quantized_weights() {

@@ -82,12 +82,21 @@ class Model {
   // the index names a shard that does not exist or a tensor that the shard
   // lacks, or if two shards hold the same tensor.
   static Model open(const std::filesystem::path& path, std::string display_name = {});
+  // A model that is not on disk: an earlier recipe stage's planned output
+  // (one-pass recipes, docs/recipes.md §3), seen through `header` (a
+  // header-only file: SafetensorsFile::parse_header; its data cannot be read)
+  // and `config` (its config.json). `side_files` is the folder its tokenizer
+  // files would have been copied from, which path() returns.
+  static Model stage_output(const std::filesystem::path& side_files, std::string display_name,
+                            nlohmann::json config, SafetensorsFile header);
 
   const std::filesystem::path& path() const { return path_; }
   const std::string& display_name() const { return display_name_; }
   // Parsed config.json, or an empty object for a lone file / missing config.
   const nlohmann::json& config() const { return config_; }
   bool has_config() const { return has_config_; }
+  // True for Model::stage_output(): no folder of its own, no readable data.
+  bool is_stage_output() const { return stage_output_; }
 
   // nullptr if the model has no such tensor. A quantized weight is found
   // under "<module>.weight"; its ".scales" and ".biases" are not listed.
@@ -114,12 +123,15 @@ class Model {
 
  private:
   Model() = default;
+  // What open() derives from the config and the tensor names.
+  void finish();
   // Turns "<m>.weight" + "<m>.scales" (+ "<m>.biases") into one logical tensor.
   void link_quantized_weights();
   std::filesystem::path path_;
   std::string display_name_;
   nlohmann::json config_ = nlohmann::json::object();
   bool has_config_ = false;
+  bool stage_output_ = false;
   std::vector<SafetensorsFile> files_;  // stable: never resized after open()
   std::map<std::string, TensorRef, std::less<>> tensors_;
   std::map<std::string, QuantizedWeight> quantized_;  // by module; node addresses are stable

@@ -139,6 +139,15 @@ struct MethodSpec {
   // (e.g. weights that must not sum to zero). Called by the planner for every
   // output tensor; returns a message saying what is wrong, or "" if all is well.
   std::string (*check)(const ResolvedParameters&) = nullptr;
+  // Whether a tensor of these parameters merges element by element: each
+  // output element depends only on the same element of the inputs (and on
+  // merge/random.h streams keyed by that element's index), with no
+  // statistics passes and no state carried from one chunk to the next, so
+  // compute() may be called on any range in any order. One-pass recipes
+  // stream such a stage into the next without writing it (docs/recipes.md
+  // §3). Returns "" when it does, else why not, for the plan note. nullptr:
+  // never (whole-tensor statistics, norms, ranks or angles).
+  std::string (*elementwise)(const ResolvedParameters&) = nullptr;
 
   const ParameterSpec* find_parameter(std::string_view name) const;
 };

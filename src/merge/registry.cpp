@@ -1,6 +1,8 @@
 #include <cmath>
 #include <string>
 
+#include <fmt/core.h>
+
 #include "core/error.h"
 #include "merge/method.h"
 #include "merge/methods/methods.h"
@@ -53,6 +55,27 @@ std::string check_weights_do_not_cancel(const ResolvedParameters& params) {
   if (std::abs(sum) >= 1e-30f) return "";
   return "the weights sum to zero (in f32 arithmetic), so normalizing divides by zero; change a "
          "weight or turn normalization off";
+}
+
+std::string elementwise_unless_sparsified(const ResolvedParameters& params, const char* method,
+                                          bool random_mask) {
+  bool sparsified = false;
+  for (std::size_t i = 0; i < params.per_model.size(); ++i)
+    sparsified |= params.model_value(i, "density") < 1.0;
+  if (!sparsified) return "";
+  if (random_mask) {
+    // The Bernoulli mask is keyed by the element (merge/random.h); the L1
+    // rescale that follows it is a ratio of two whole-tensor norms.
+    if (params.global_value("rescale") == 0.0) return "";
+    return fmt::format(
+        "{} with density < 1 and rescale: true scales each task vector by the ratio of two L1 "
+        "norms of the whole tensor (set rescale: false to stream it)",
+        method);
+  }
+  return fmt::format(
+      "{} with density < 1 keeps each task vector's largest entries, a ranking of "
+      "the whole tensor",
+      method);
 }
 
 const std::vector<MethodSpec>& method_registry() {

@@ -35,7 +35,10 @@ bool is_conversion(const MergePlan& plan) {
 }
 
 std::optional<std::string> hub_id_of(const MergePlan& plan, std::size_t i) {
-  // A Hub model resolves to <cache>/models--org--name/snapshots/<commit>.
+  // A Hub model resolves to <cache>/models--org--name/snapshots/<commit>. A
+  // recipe stage computed in the same pass is no Hub model, wherever its
+  // tokenizer files come from.
+  if (plan.models[i].is_stage_output()) return std::nullopt;
   const fs::path path = plan.models[i].path();
   const fs::path repo = path.parent_path().parent_path();
   if (path.parent_path().filename() != "snapshots" ||

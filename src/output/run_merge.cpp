@@ -70,6 +70,9 @@ void check_output_path(const MergePlan& plan, const fs::path& out_dir) {
   const auto out_ancestors = ids_up_from(out);
   const auto out_id = file_id(out);
   for (std::size_t i = 0; i < plan.models.size(); ++i) {
+    // A recipe stage computed in the same pass has no folder; the caller
+    // checks the stage's own inputs (api/recipe.cpp).
+    if (plan.models[i].is_stage_output()) continue;
     // A lone .safetensors file is protected itself, not the folder it is in.
     const fs::path model = normalized(plan.models[i].path());
     const auto model_id = file_id(model);

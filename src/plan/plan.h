@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,6 +40,21 @@
 #include "merge/method.h"
 
 namespace llmerge {
+
+struct MergePlan;
+
+// An earlier recipe stage that a config uses by name and that is not written
+// (one-pass recipes, docs/recipes.md §3): its plan stands in for the model
+// folder. The planner sees its planned output as a model (names, shapes,
+// dtypes, config.json; plan/stages.h), and the executor computes each tensor
+// of it chunk by chunk from the stage's own inputs (exec/stage_source.h).
+struct StageInput {
+  std::shared_ptr<const MergePlan> plan;
+  // Where the stage's tokenizer files come from: the folder that its staged
+  // run would have copied them from (the model's path()).
+  std::filesystem::path side_files;
+  std::uint64_t seed = 0;  // the run's seed, for the stage's random methods
+};
 
 struct PlanSettings {
   std::optional<DType> dtype;      // --dtype, overrides the config's `dtype`
@@ -59,6 +75,9 @@ struct PlanSettings {
   // Refuse what mergekit would not read: llmerge's per-slice merge_method and
   // the seed's format (docs/recipes.md).
   bool strict_mergekit = false;
+  // Model references that name an earlier recipe stage computed in the same
+  // pass (one-pass recipes), by that name.
+  std::map<std::string, std::shared_ptr<const StageInput>> stages;
 };
 
 // How the executor reads an input (exec/sources.h).
@@ -67,9 +86,11 @@ enum class SourceKind {
   sub_matrix,      // a leading sub-matrix with fewer columns than stored
   mlx_dequantize,  // an MLX-quantized weight, dequantized per group
   row_gather,      // embedding rows aligned to the output vocabulary (plan/vocabulary.h)
+  stage_output,    // an earlier recipe stage's tensor, computed as it is read (StageInput)
 };
 
-struct RowGather;       // plan/vocabulary.h
+struct RowGather;  // plan/vocabulary.h
+struct PlannedTensor;
 struct VocabularyPlan;  // plan/vocabulary.h
 
 // How the executor writes an output (exec/sink.h, output/sinks.h).
@@ -94,6 +115,10 @@ struct PlannedInput {
   // be stored (exec/sources.h, docs/lora.md). nullptr: none.
   const LoraModule* lora = nullptr;
   const Adapter* adapter = nullptr;  // the adapter `lora` (or a replacement tensor) comes from
+  // SourceKind::stage_output: the stage and the tensor of its plan that `ref`
+  // stands for (`shape` may be a leading sub-matrix of it). nullptr: a stored tensor.
+  const StageInput* stage = nullptr;
+  const PlannedTensor* stage_tensor = nullptr;
 };
 
 struct PlannedTensor {

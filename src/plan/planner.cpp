@@ -14,6 +14,7 @@
 #include "plan/diagnostics.h"
 #include "plan/plan.h"
 #include "plan/planner_internal.h"
+#include "plan/stages.h"
 #include "plan/vocabulary.h"
 
 namespace llmerge {
@@ -68,6 +69,17 @@ std::uint64_t MergePlan::peak_memory_estimate(int threads_override,
     lora_max = std::max(lora_max, sum);
   }
   method_max += lora_max;
+  // An earlier recipe stage computed as it is read holds its own chunk
+  // buffers and method memory (plan/stages.h), nested stages theirs too.
+  std::uint64_t stage_max = 0;
+  for (const auto& t : tensors) {
+    std::uint64_t sum = 0;
+    if (t.base) sum += stage_source_bytes(*t.base, chunk);
+    for (const auto& in : t.inputs)
+      sum += stage_source_bytes(in, chunk);
+    stage_max = std::max(stage_max, sum);
+  }
+  method_max += stage_max;
   // Per worker, per chunk element: an f32 buffer per input (4 bytes each) and
   // one for the output (4), the sources' raw read buffer (8: up to f64) and
   // MLX codes, scales and biases (~1.25), the sink's raw output buffer (8);
@@ -80,6 +92,23 @@ std::uint64_t MergePlan::peak_memory_estimate(int threads_override,
   for (const auto& m : models) {
     for (const auto& f : m.files())
       headers += f.header_size() * 2;  // JSON text + parsed entries
+  }
+  // The plans of the stages computed in the same pass, with their models' headers.
+  std::set<const MergePlan*> seen;
+  std::vector<const MergePlan*> todo;
+  for (const auto& [name, stage] : options.stages)
+    todo.push_back(stage->plan.get());
+  while (!todo.empty()) {
+    const MergePlan* p = todo.back();
+    todo.pop_back();
+    if (!seen.insert(p).second) continue;
+    for (const auto& m : p->models) {
+      for (const auto& f : m.files())
+        headers += f.header_size() * 2;
+    }
+    headers += p->tensors.size() * sizeof(PlannedTensor);
+    for (const auto& [name, stage] : p->options.stages)
+      todo.push_back(stage->plan.get());
   }
   // + the process itself (code, shared libraries, allocator): 7 MiB, measured
   // as the peak RSS of `llmerge run` of linear at 1, 2 and 4 threads and at two
@@ -155,6 +184,14 @@ struct Planner {
   void open_model(const std::string& ref, SourceLocation where) {
     throw_if_cancelled();  // Ctrl-C during planning (opening models reads every header)
     if (model_index.count(ref)) return;
+    if (const auto stage = plan.options.stages.find(ref); stage != plan.options.stages.end()) {
+      // An earlier recipe stage computed in this pass: its plan is its header.
+      plan.models.push_back(stage_output_model(*stage->second, ref));
+      plan.adapters.push_back(nullptr);
+      plan.model_refs.push_back(ref);
+      model_index[ref] = plan.models.size() - 1;
+      return;
+    }
     try {
       // "base+adapter": the base's folder, and a LoRA applied as it is read.
       const auto [base_ref, adapter_ref] = split_adapter_reference(ref);
@@ -792,6 +829,7 @@ MergePlan make_plan(const MergeConfig& config, const PlanSettings& options) {
         list.size(), names));
   }
   if (auto rows = plan_vocabulary(plan, diag)) planner.rectified_vocab = rows;
+  link_stage_inputs(plan);
   check_donor_config(plan, diag);
   check_chunk_memory(plan, diag);
   if (plan.tensors.empty() && diag.empty()) {

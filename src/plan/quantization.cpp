@@ -75,7 +75,8 @@ void plan_plain_copies(MergePlan& plan) {
       continue;
     const PlannedInput& in = t.inputs.front();
     const bool unscaled = std::isnan(t.params.model_value(0, "scale"));
-    const bool same_bytes = !in.gather && !in.ref.quant && !in.lora &&
+    // A stage output (one-pass recipes) has no bytes to copy; it is computed.
+    const bool same_bytes = !in.gather && !in.ref.quant && !in.lora && !in.stage &&
                             in.ref.info->dtype == t.dtype && in.shape == in.ref.info->shape;
     // Inputs are rounded to `dtype` whenever they are in another format (the executor's rule).
     const bool rounding = plan.round_inputs && in.ref.info->dtype != plan.compute_dtype_round;
@@ -110,7 +111,9 @@ void update_config_quantization(const MergePlan& plan, nlohmann::json& cfg) {
 void assign_sources_and_sinks(MergePlan& plan) {
   auto choose = [](PlannedInput& in) {
     const auto& stored = in.ref.info->shape;
-    if (in.ref.quant) {
+    if (in.stage) {
+      in.source = SourceKind::stage_output;  // a leading sub-matrix is read by the stage source
+    } else if (in.ref.quant) {
       in.source = SourceKind::mlx_dequantize;
     } else if (in.shape.size() == 2 && stored.size() == 2 && in.shape[1] != stored[1]) {
       in.source = SourceKind::sub_matrix;

@@ -95,7 +95,9 @@ nb::dict option_info(const llmerge::OptionInfo& o) {
   nb::dict d;
   d["name"] = o.name;
   d["type"] = types[static_cast<int>(o.type)];
-  d["scope"] = o.scope == llmerge::OptionScope::plan ? "plan" : "run";
+  d["scope"] = o.scope == llmerge::OptionScope::plan  ? "plan"
+               : o.scope == llmerge::OptionScope::run ? "run"
+                                                      : "recipe";
   d["default_text"] = o.default_text;
   d["help"] = o.help;
   d["choices"] = o.choices;

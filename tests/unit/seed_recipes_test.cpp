@@ -415,6 +415,7 @@ slices:
   const std::string recipe_text = replace_all(yaml, "[0, 64]}]", "[0, 50]}]");
   MergeOptions options;
   options.run.intermediate_dir = (out / "stages").string();
+  options.run.staged = true;  // write the stages (one pass, the default, writes none)
   const Recipe recipe = Recipe::parse(recipe_text, "r.yaml");
   const RecipeResult first = run_recipe(recipe, (out / "a").string(), options);
   EXPECT_EQ(first.stages_run, (std::vector<std::string>{"half", "mix", ""}));
@@ -426,6 +427,19 @@ slices:
   options.run.lazy = false;
   const RecipeResult third = run_recipe(recipe, (out / "c").string(), options);
   EXPECT_TRUE(third.stages_skipped.empty());
+  // In one pass, lazy reads the written stages too; without them it computes them.
+  options.run.staged = false;
+  options.run.lazy = true;
+  const RecipeResult fourth = run_recipe(recipe, (out / "d").string(), options);
+  EXPECT_TRUE(fourth.one_pass);
+  EXPECT_EQ(fourth.stages_skipped, (std::vector<std::string>{"half", "mix"}));
+  fs::remove_all(out / "stages");
+  const RecipeResult fifth = run_recipe(recipe, (out / "e").string(), options);
+  EXPECT_TRUE(fifth.one_pass);
+  EXPECT_TRUE(fifth.stages_skipped.empty());
+  EXPECT_FALSE(fs::exists(out / "stages"));
+  EXPECT_TRUE(weights(out / "a") == weights(out / "d"));
+  EXPECT_TRUE(weights(out / "a") == weights(out / "e"));
 }
 
 TEST(Recipe, ACycleIsOneErrorAtTheReferenceThatClosesIt) {

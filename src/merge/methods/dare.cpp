@@ -112,6 +112,9 @@ MethodSpec make_dare_ties_spec() {
                                   /*normalize_default=*/false, /*rescale_default=*/true);
   spec.random = true;
   spec.make = &make_dare_ties;
+  spec.elementwise = [](const ResolvedParameters& p) {
+    return elementwise_unless_sparsified(p, "dare_ties", true);
+  };
   spec.memory_bytes = &dare_memory_bytes;
   return spec;
 }
@@ -122,6 +125,9 @@ MethodSpec make_dare_linear_spec() {
                                   /*normalize_default=*/false, /*rescale_default=*/true);
   spec.random = true;
   spec.make = &make_dare_linear;
+  spec.elementwise = [](const ResolvedParameters& p) {
+    return elementwise_unless_sparsified(p, "dare_linear", true);
+  };
   spec.memory_bytes = &dare_memory_bytes;
   return spec;
 }

@@ -73,6 +73,7 @@ MethodSpec make_linear_spec() {
       bool_parameter("normalize", true, "Divide the weighted sum by the sum of the weights"),
   };
   spec.make = &make_linear;
+  spec.elementwise = &always_elementwise;
   spec.check = [](const ResolvedParameters& p) {
     return p.global_value("normalize") != 0 ? check_weights_do_not_cancel(p) : std::string();
   };

@@ -36,6 +36,18 @@ MethodSpec make_passthrough_spec();
 // normalised weighted sum would divide by zero; mergekit writes inf/NaN).
 std::string check_weights_do_not_cancel(const ResolvedParameters& params);
 
+// For MethodSpec::elementwise: a method that always merges element by element.
+inline std::string always_elementwise(const ResolvedParameters& /*params*/) {
+  return "";
+}
+// For MethodSpec::elementwise of the GTA family with a sparsifier: "" when no
+// model's `density` is below 1 (no sparsification runs: the merge is the
+// per-element task-vector sum, with sign consensus or without), else why
+// not. `random_mask` (dare): the mask is per element, and only the L1
+// rescale after it needs the whole tensor.
+std::string elementwise_unless_sparsified(const ResolvedParameters& params, const char* method,
+                                          bool random_mask);
+
 // Default of an optional parameter that has no value unless the user sets
 // one (passthrough's `scale`): the planner fills in NaN, the method reads
 // NaN as "unset".

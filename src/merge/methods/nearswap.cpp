@@ -64,6 +64,7 @@ MethodSpec make_nearswap_spec() {
                        "Distance scale: elements closer than t take the other model's value"),
   };
   spec.make = &make_nearswap;
+  spec.elementwise = &always_elementwise;
   return spec;
 }
 

@@ -57,6 +57,7 @@ MethodSpec make_passthrough_spec() {
                        "Multiply the tensor by this factor (default: unset, copy as is)"),
   };
   spec.make = &make_passthrough;
+  spec.elementwise = &always_elementwise;
   return spec;
 }
 

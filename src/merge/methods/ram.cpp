@@ -141,6 +141,7 @@ MethodSpec make_ram_spec() {
   spec.description = "Average each task-vector entry over only the models that changed it";
   spec.parameters = {epsilon_parameter()};
   spec.make = &make_ram;
+  spec.elementwise = &always_elementwise;
   return spec;
 }
 

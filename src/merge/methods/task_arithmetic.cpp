@@ -31,6 +31,7 @@ MethodSpec make_task_arithmetic_spec() {
                     "Base model plus the weighted sum of task vectors",
                     /*normalize_default=*/false, /*rescale_default=*/false);
   spec.make = &make_task_arithmetic;
+  spec.elementwise = &always_elementwise;
   return spec;
 }
 

@@ -179,6 +179,9 @@ MethodSpec make_ties_spec() {
                                   "Keep each task vector's largest entries, elect signs, average",
                                   /*normalize_default=*/true, /*rescale_default=*/false);
   spec.make = &make_ties;
+  spec.elementwise = [](const ResolvedParameters& p) {
+    return elementwise_unless_sparsified(p, "ties", false);
+  };
   spec.memory_bytes = &ties_memory_bytes;
   return spec;
 }
