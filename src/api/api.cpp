@@ -10,6 +10,7 @@
 #include "config/config_refs.h"
 #include "core/cancel.h"
 #include "core/error.h"
+#include "core/json_text.h"
 #include "output/conversion_card.h"
 #include "output/run_merge.h"
 
@@ -80,7 +81,7 @@ int thread_count(const RunOptions& run) {
 }  // namespace
 
 std::string Plan::json(const RunOptions& run) const {
-  return plan_to_json(data_->plan, thread_count(run), run.chunk_elements).dump(2);
+  return json_text(plan_to_json(data_->plan, thread_count(run), run.chunk_elements), 2);
 }
 
 std::string Plan::describe(const RunOptions& run) const {
@@ -180,7 +181,7 @@ RunResult quantize(const std::string& model, const std::string& out_dir,
 Config quantize_config(const std::string& model) {
   // A quoted YAML scalar, so that any path is taken literally.
   const std::string yaml = fmt::format("merge_method: passthrough\nmodels:\n  - model: {}\n",
-                                       nlohmann::json(model).dump());
+                                       json_text(nlohmann::json(model)));
   return Config::parse(yaml, std::string(k_conversion_config_file));
 }
 
@@ -202,7 +203,7 @@ Config fuse_config(const std::string& model, const std::string& adapter) {
   // adapted model (a replayable passthrough of model+adapter), not as a
   // conversion of the base (output/conversion_card.h).
   const std::string yaml = fmt::format("merge_method: passthrough\nmodels:\n  - model: {}\n",
-                                       nlohmann::json(model + "+" + adapter).dump());
+                                       json_text(nlohmann::json(model + "+" + adapter)));
   return Config::parse(yaml, "<llmerge fuse>");
 }
 

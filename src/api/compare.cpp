@@ -9,6 +9,7 @@
 #include "analysis/compare_document.h"
 #include "analysis/compare_engine.h"
 #include "core/error.h"
+#include "core/json_text.h"
 
 namespace llmerge {
 
@@ -55,7 +56,7 @@ CompareResult compare(const std::vector<std::string>& models, const CompareOptio
   r.recommended_config = rec["config"].get<std::string>();
   for (const auto& reason : rec["reasons"])
     r.reasons.push_back(reason.get<std::string>());
-  r.document = doc.dump(2);
+  r.document = json_text(doc, 2);
   return r;
 }
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_text.h"
 #include "io/model.h"
 #include "io/tokenizer.h"
 #include "llmerge/llmerge.h"
@@ -258,7 +259,7 @@ ModelInfo inspect(const std::string& model, bool with_tensors, const std::string
   const fs::path path = resolve_model_reference(model, base_dir);
   const Model m = Model::open(path, model);
   const Facts facts = gather(m);
-  return {to_json(m, facts, with_tensors).dump(2), describe_text(m, facts, with_tensors)};
+  return {json_text(to_json(m, facts, with_tensors), 2), describe_text(m, facts, with_tensors)};
 }
 
 }  // namespace llmerge

@@ -5,6 +5,7 @@
 #include "api/internal.h"
 #include "config/moe_config.h"
 #include "core/cancel.h"
+#include "core/json_text.h"
 #include "plan/moe_planner.h"
 
 namespace llmerge {
@@ -69,7 +70,8 @@ Plan plan_moe(const MoeConfig& config, const PlanOptions& options, const CancelT
 }
 
 std::string moe_gate_request(const MoeConfig& config, const PlanOptions& options) {
-  return llmerge::moe_gate_request(MoeConfigData::of(config), to_moe_settings(options)).dump(2);
+  return json_text(llmerge::moe_gate_request(MoeConfigData::of(config), to_moe_settings(options)),
+                   2);
 }
 
 std::string moe_gate_tensor(std::int64_t layer, bool shared) {

@@ -20,9 +20,15 @@ namespace llmerge::server {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string sse_event(const std::string& event, const std::string& json_data) {
-  // json.dump() never contains a raw newline, so one data: line holds it.
-  return "event: " + event + "\ndata: " + json_data + "\n\n";
+// Messages and paths need not be UTF-8 (a shard named in Latin-1): such bytes
+// are written as U+FFFD, where json::dump() would throw.
+std::string json_text(const json& j, int indent = -1) {
+  return j.dump(indent, ' ', false, json::error_handler_t::replace);
+}
+
+std::string sse_event(const std::string& event, const json& data) {
+  // json_text() never contains a raw newline, so one data: line holds it.
+  return "event: " + event + "\ndata: " + json_text(data) + "\n\n";
 }
 
 struct RunManager::State {
@@ -190,7 +196,7 @@ bool RunManager::cancel(const std::string& id) {
 void RunManager::execute(const std::shared_ptr<State>& s) {
   const auto emit = [&](const std::string& event, const json& data) {
     std::lock_guard lock(mu_);
-    s->log.push_back(sse_event(event, data.dump()));
+    s->log.push_back(sse_event(event, data));
     s->changed.notify_all();
   };
   std::string outcome = "error";
@@ -248,7 +254,7 @@ void RunManager::execute(const std::shared_ptr<State>& s) {
       // the one being written (with several threads, the oldest in flight).
       j["current_tensor"] = p.tensors_done < tensors.size() ? tensors[p.tensors_done].name : "";
       std::lock_guard lock(mu_);
-      s->progress = sse_event("progress", j.dump());
+      s->progress = sse_event("progress", j);
       ++s->progress_seq;
       s->changed.notify_all();
     };
@@ -267,7 +273,7 @@ void RunManager::execute(const std::shared_ptr<State>& s) {
     s->outcome = outcome;
     s->result = result;
     // "failed", not "error": EventSource uses "error" for a lost connection.
-    s->log.push_back(sse_event(outcome == "error" ? "failed" : outcome, result.dump()));
+    s->log.push_back(sse_event(outcome == "error" ? "failed" : outcome, result));
     busy_outputs_.erase(s->output.string());
   }
   write_record(*s);
@@ -313,7 +319,7 @@ void RunManager::write_record(const State& s) const {
          {"outcome", s.outcome},
          {"result", s.result}};
   }
-  write_atomically(runs_dir_ / (s.id + ".json"), j.dump(2));
+  write_atomically(runs_dir_ / (s.id + ".json"), json_text(j, 2));
 }
 
 std::string RunManager::history_json() const {
@@ -337,7 +343,7 @@ std::string RunManager::history_json() const {
       list.push_back(std::move(j));
     }
   }
-  return list.dump();
+  return json_text(list);
 }
 
 std::optional<std::string> RunManager::record_json(const std::string& id) const {

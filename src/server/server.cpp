@@ -41,9 +41,14 @@ void send_json(httplib::Response& res, const std::string& body, int status = 200
   res.set_content(body, "application/json");
 }
 
+// Folder names need not be UTF-8 (a Latin-1 name from another system), and
+// json::dump() throws on such bytes: they are sent as U+FFFD instead.
+void send_json(httplib::Response& res, const json& body, int status = 200) {
+  send_json(res, body.dump(-1, ' ', false, json::error_handler_t::replace), status);
+}
+
 void send_error(httplib::Response& res, int status, const std::string& message) {
-  send_json(res,
-            json{{"kind", "forbidden"}, {"message", message}, {"problems", json::array()}}.dump(),
+  send_json(res, json{{"kind", "forbidden"}, {"message", message}, {"problems", json::array()}},
             status);
 }
 
@@ -156,8 +161,7 @@ struct WebServer::Impl {
       try {
         f(req, res);
       } catch (const RunManager::Busy& e) {
-        send_json(res,
-                  json{{"kind", "busy"}, {"message", e.what()}, {"problems", json::array()}}.dump(),
+        send_json(res, json{{"kind", "busy"}, {"message", e.what()}, {"problems", json::array()}},
                   409);
       } catch (const Error& e) {
         send_json(res, e.problems_json(), e.kind() == ErrorKind::internal ? 500 : 400);
@@ -185,8 +189,7 @@ struct WebServer::Impl {
         roots_json.push_back(r.string());
       send_json(res, json{{"version", version()},
                           {"roots", roots_json},
-                          {"hf_cache", roots.hf_cache() ? roots.hf_cache()->string() : ""}}
-                         .dump());
+                          {"hf_cache", roots.hf_cache() ? roots.hf_cache()->string() : ""}});
     });
     http.Get("/api/methods", [](const httplib::Request&, httplib::Response& res) {
       send_json(res, methods_json());
@@ -198,7 +201,7 @@ struct WebServer::Impl {
                browse(req.get_param_value("path"), res);
              }));
     http.Get("/api/hf-models", [this](const httplib::Request&, httplib::Response& res) {
-      send_json(res, hf_models().dump());
+      send_json(res, hf_models());
     });
     http.Get("/api/inspect", guarded([this](const httplib::Request& req, httplib::Response& res) {
                const std::string model = req.get_param_value("model");
@@ -224,13 +227,12 @@ struct WebServer::Impl {
                  }
                }
                j["tokenizer_files"] = tok;
-               send_json(res, j.dump());
+               send_json(res, j);
              }));
     http.Post("/api/yaml-to-json", guarded([](const httplib::Request& req, httplib::Response& res) {
                 const json body = request_body(req);
-                send_json(
-                    res,
-                    json{{"config", json::parse(config_to_json(string_field(body, "yaml"), "<web>"))}}.dump());
+                send_json(res, json{{"config", json::parse(config_to_json(
+                                                   string_field(body, "yaml"), "<web>"))}});
               }));
     http.Post("/api/plan", guarded([this](const httplib::Request& req, httplib::Response& res) {
                 plan_route(request_body(req), res);
@@ -242,7 +244,7 @@ struct WebServer::Impl {
                 const json body = request_body(req);
                 RunRequest r{string_field(body, "yaml"), string_field(body, "output"),
                              options_field(body)};
-                send_json(res, json{{"id", runs.start(r)}}.dump(), 201);
+                send_json(res, json{{"id", runs.start(r)}}, 201);
               }));
     http.Get("/api/runs", [this](const httplib::Request&, httplib::Response& res) {
       send_json(res, runs.history_json());
@@ -261,7 +263,7 @@ struct WebServer::Impl {
                   send_error(res, 404, "no such running merge");
                   return;
                 }
-                send_json(res, R"({"cancelling":true})");
+                send_json(res, json{{"cancelling", true}});
               });
     http.Post(R"(/api/runs/([A-Za-z0-9-]+)/rerun)",
               guarded([this](const httplib::Request& req, httplib::Response& res) {
@@ -273,7 +275,7 @@ struct WebServer::Impl {
                 // The earlier run's output is replaced (force only replaces
                 // folders llmerge wrote).
                 r->options["force"] = "true";
-                send_json(res, json{{"id", runs.start(*r)}}.dump(), 201);
+                send_json(res, json{{"id", runs.start(*r)}}, 201);
               }));
   }
 
@@ -302,7 +304,7 @@ struct WebServer::Impl {
                            {"model", false},
                            {"hf_cache", true}});
       }
-      send_json(res, json{{"path", ""}, {"parent", nullptr}, {"entries", entries}}.dump());
+      send_json(res, json{{"path", ""}, {"parent", nullptr}, {"entries", entries}});
       return;
     }
     const auto dir = roots.readable(path);
@@ -338,7 +340,7 @@ struct WebServer::Impl {
       if (*dir != r && is_within(*dir, r)) parent = dir->parent_path().string();
     if (roots.hf_cache() && *dir != *roots.hf_cache() && is_within(*dir, *roots.hf_cache()))
       parent = dir->parent_path().string();
-    send_json(res, json{{"path", dir->string()}, {"parent", parent}, {"entries", entries}}.dump());
+    send_json(res, json{{"path", dir->string()}, {"parent", parent}, {"entries", entries}});
   }
 
   // Models in the HF cache as their hub ids (models--org--name -> org/name).
@@ -376,8 +378,7 @@ struct WebServer::Impl {
                         {"layers", p.output_layers()},
                         {"output_bytes", p.output_bytes()},
                         {"memory_estimate", p.memory_estimate(merge.run)},
-                        {"notes", p.notes()}}
-                       .dump());
+                        {"notes", p.notes()}});
   }
 
   // llmerge::compare() on models picked in the browser, each confined to the
@@ -436,7 +437,7 @@ struct WebServer::Impl {
         j["model_card"] = text.str();
       }
     }
-    send_json(res, j.dump());
+    send_json(res, j);
   }
 
   void events(const std::string& id, httplib::Response& res) {

@@ -227,6 +227,17 @@ TEST_F(Serve, NothingOutsideTheRootsCanBeReadEvenThroughSymlinks) {
   }
 }
 
+TEST_F(Serve, FolderNamesThatAreNotUtf8AreListedAndInspected) {
+  synth_model("caf\xe9", 1);  // Latin-1: json::dump() throws on it
+  const auto r = get("/api/browse?path=" + root_.string());
+  ASSERT_EQ(r->status, 200) << r->body;
+  const auto top = json::parse(r->body);
+  ASSERT_EQ(top["entries"].size(), 1u) << r->body;
+  EXPECT_EQ(top["entries"][0]["name"], "caf\xef\xbf\xbd");
+  EXPECT_EQ(get("/api/inspect?model=" + httplib::detail::encode_query_param("caf\xe9"))->status,
+            200);
+}
+
 TEST_F(Serve, ConfigsAndOutputsOutsideTheRootsAreRefused) {
   synth_model("a", 1);
   synth_model("../outside/m", 2);

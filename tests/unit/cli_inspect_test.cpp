@@ -59,6 +59,19 @@ TEST(CliInspect, JsonOutputParsesWithTheSameFacts) {
   }
 }
 
+// A folder name need not be UTF-8 (Latin-1 "café" from another system): the
+// JSON says U+FFFD there instead of the CLI failing with a JSON library error.
+TEST(CliInspect, AFolderNameThatIsNotUtf8GivesValidJson) {
+  TempDir tmp;
+  const std::string out = (tmp / "caf\xe9").string();
+  std::string log;
+  ASSERT_EQ(run_cli("synth '" + out + "' --layers 1", &log), 0) << log;
+  ASSERT_EQ(run_cli("inspect --json '" + out + "'", &log), 0) << log;
+  const auto j = nlohmann::json::parse(log);  // throws on bytes that are not UTF-8
+  EXPECT_NE(j["path"].get<std::string>().find("caf\xef\xbf\xbd"), std::string::npos) << log;
+  EXPECT_EQ(j["layers"]["count"], 1);
+}
+
 TEST(CliInspect, TensorsTableListsNameDtypeShapeAndFile) {
   TempDir tmp;
   const auto out = (tmp / "m").string();
