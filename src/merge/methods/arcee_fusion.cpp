@@ -76,22 +76,36 @@ class ArceeFusionMerge final : public TensorMerge {
 
   int passes() const override { return numel_ > 0 ? k_quantile_pass + RankSelect::k_passes : 0; }
 
+  // Each loop goes a row segment at a time (the part of a row inside the
+  // chunk), so the row is found once per segment, not by a 64-bit division
+  // per element.
   void observe(int pass, const Chunk& chunk) override {
     const float* p = chunk.models[0];
     const float* b = chunk.base;
-    for (std::int64_t i = 0; i < chunk.size; ++i) {
-      const std::size_t row = row_of(chunk.begin + i);
+    for_each_segment(chunk, [&](std::size_t row, std::int64_t lo, std::int64_t hi) {
       if (pass == 0) {
-        softmax_p_[row].add(p[i]);
-        softmax_b_[row].add(b[i]);
+        RowSoftmax& sp = softmax_p_[row];
+        RowSoftmax& sb = softmax_b_[row];
+        for (std::int64_t i = lo; i < hi; ++i) {
+          sp.add(p[i]);
+          sb.add(b[i]);
+        }
       } else if (pass == 1) {
-        const double pp = softmax_p_[row].probability(p[i]) + k_probability_floor;
-        const double qq = softmax_b_[row].probability(b[i]) + k_probability_floor;
-        kl_[row] += pp * std::log(pp / qq);
+        const RowSoftmax& sp = softmax_p_[row];
+        const RowSoftmax& sb = softmax_b_[row];
+        double kl = kl_[row];
+        for (std::int64_t i = lo; i < hi; ++i) {
+          const double pp = sp.probability(p[i]) + k_probability_floor;
+          const double qq = sb.probability(b[i]) + k_probability_floor;
+          kl += pp * std::log(pp / qq);
+        }
+        kl_[row] = kl;
       } else {
-        select_->add(pass - k_quantile_pass, order_key(importance(p[i], b[i], row)));
+        const float kl = kl_f32_[row];
+        for (std::int64_t i = lo; i < hi; ++i)
+          select_->add(pass - k_quantile_pass, order_key(std::fabs(p[i] - b[i]) * kl));
       }
-    }
+    });
   }
 
   void end_pass(int pass) override {
@@ -116,20 +130,28 @@ class ArceeFusionMerge final : public TensorMerge {
   void compute(const Chunk& chunk, float* out) override {
     const float* p = chunk.models[0];
     const float* b = chunk.base;
-    for (std::int64_t i = 0; i < chunk.size; ++i) {
-      const float keep =
-          importance(p[i], b[i], row_of(chunk.begin + i)) >= threshold_ ? 1.0f : 0.0f;
-      out[i] = b[i] + (p[i] - b[i]) * keep;
-    }
+    for_each_segment(chunk, [&](std::size_t row, std::int64_t lo, std::int64_t hi) {
+      const float kl = kl_f32_[row];
+      for (std::int64_t i = lo; i < hi; ++i) {
+        const float keep = std::fabs(p[i] - b[i]) * kl >= threshold_ ? 1.0f : 0.0f;
+        out[i] = b[i] + (p[i] - b[i]) * keep;
+      }
+    });
   }
 
  private:
-  std::size_t row_of(std::int64_t element) const {
-    return static_cast<std::size_t>(element / length_);
-  }
-
-  float importance(float p, float b, std::size_t row) const {
-    return std::fabs(p - b) * kl_f32_[row];
+  // f(row, lo, hi) for each row the chunk touches, with [lo, hi) the
+  // chunk-relative indices of that row's elements, in element order.
+  template <typename F>
+  void for_each_segment(const Chunk& chunk, F&& f) const {
+    std::int64_t i = 0;
+    while (i < chunk.size) {
+      const std::int64_t element = chunk.begin + i;
+      const std::int64_t row = element / length_;
+      const std::int64_t hi = std::min(chunk.size, (row + 1) * length_ - chunk.begin);
+      f(static_cast<std::size_t>(row), i, hi);
+      i = hi;
+    }
   }
 
   std::int64_t numel_;
