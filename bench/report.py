@@ -264,7 +264,8 @@ def markdown(res, args):
             # Cores at which that CPU work alone, perfectly spread, fits the target.
             needed = math.ceil(a["cpu_s"] / (limit * a["floor_s"]))
             missed.append(f"| {method} | {kind} | {a['ratio']:.2f} | ≤ {limit} | {a['cpu_s']:.1f} | "
-                          f"{cpu_wall:.2f} | {cpu_wall / a['floor_s']:.2f} | {needed} |")
+                          f"{cpu_wall:.2f} | {cpu_wall / a['floor_s']:.2f} | {needed} | "
+                          f"⌈{a['cpu_s']:.2f} / ({limit} × {a['floor_s']:.2f})⌉ |")
     if missed:
         out += [
             "### Where a target is missed",
@@ -278,8 +279,8 @@ def markdown(res, args):
             "something else (waiting on the disk or on a busy machine: see CPU % and load1).",
             "",
             f"| method | inputs | ratio | target | CPU s | CPU s / {cores} cores | that / floor | "
-            "cores for the target |",
-            "|---|---|---:|---:|---:|---:|---:|---:|",
+            "cores for the target | = ⌈CPU s / (target × floor s)⌉ |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---|",
             *missed,
             "",
         ]

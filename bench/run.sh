@@ -18,7 +18,7 @@
 #      needed) and warm, and writing one model's worth of bytes with `dd ... conv=fsync` (llmerge
 #      also fsyncs what it writes);
 #   3. runs `llmerge run` for each method and input kind with all cores and with --threads 1,
-#      inputs warm (the fastest of --repeat N, and their median; runs over a minute are not
+#      inputs warm (the fastest of --repeat N, and their median; runs of 20 s or more are not
 #      repeated; --one-thread no skips the --threads 1 runs), plus
 #      one cold-cache run of the first method, under /usr/bin/time (peak RSS, CPU %), and records
 #      the planner's peak memory estimate (`llmerge plan --json`) next to the measured peak RSS;
@@ -90,7 +90,7 @@ done
 shape_of() {
   case "$1" in
     tiny) shape=(--layers 2 --hidden 256 --intermediate 512 --heads 4 --kv-heads 2 --vocab 2048) ;;
-    cgs) shape=(--layers 1 --hidden 896 --intermediate 1216 --heads 14 --kv-heads 2 --vocab 1024) ;;
+    cgs) shape=(--layers 1 --hidden 896 --intermediate 608 --heads 14 --kv-heads 2 --vocab 512) ;;
     cg) shape=(--layers 1 --hidden 896 --intermediate 4864 --heads 14 --kv-heads 2 --vocab 4096) ;;
     mini) shape=(--layers 24 --hidden 896 --intermediate 4864 --heads 14 --kv-heads 2 --vocab 151936) ;;
     small) shape=(--params 1B) ;;
@@ -362,8 +362,8 @@ run_one() { # TOOL METHOD THREADS CACHE [KIND]
       best=$m_wall best_rss=$m_rss_kb best_cpu=$m_cpu best_cpu_s=$m_cpu_s best_load=$m_load
       best_flush=$flush
     fi
-    # A run of a minute or more is CPU-bound and steady enough; repeating it costs too much.
-    awk -v a="$m_wall" 'BEGIN {exit !(a >= 60)}' && break
+    # A run of 20 s or more is CPU-bound and steady enough; repeating it costs too much.
+    awk -v a="$m_wall" 'BEGIN {exit !(a >= 20)}' && break
   done
   if [ "$status" -ne 0 ]; then
     local why=failed
