@@ -28,6 +28,7 @@
 #include <optional>
 #include <vector>
 
+#include "merge/kernels/kernels.h"
 #include "merge/kernels/reduce.h"
 #include "merge/kernels/select.h"
 #include "merge/methods/methods.h"
@@ -169,38 +170,12 @@ class SceMerge final : public TensorMerge {
   // var_[e] = the population variance over the models of τ_i at element e of
   // the chunk, rounded to f32:
   //   mean = (0 + τ_1 + ... + τ_m) / m,  var = (0 + (τ_1 − mean)² + ...) / m
-  // in f64, models in config order. Computed once per chunk and pass (every
-  // pass, and each model in the weights pass, needs it), a block of elements
-  // at a time with the models in the outer loop, so the loops over elements
-  // vectorize; each element's operations and their order are the same.
+  // in f64, models in config order (kernels::task_variance, in f64 SIMD
+  // lanes). Computed once per chunk and pass: every pass needs it.
   void fill_variance(const Chunk& chunk) {
     const auto n = static_cast<std::size_t>(chunk.size);
     var_.resize(n);
-    const double count = static_cast<double>(m_);
-    double mean[k_block];
-    double sum[k_block];
-    for (std::size_t off = 0; off < n; off += k_block) {
-      const std::size_t len = std::min(k_block, n - off);
-      const float* base = chunk.base + off;
-      std::fill(mean, mean + len, 0.0);
-      for (std::size_t i = 0; i < m_; ++i) {
-        const float* x = chunk.models[i] + off;
-        for (std::size_t e = 0; e < len; ++e)
-          mean[e] += static_cast<double>(x[e] - base[e]);
-      }
-      for (std::size_t e = 0; e < len; ++e)
-        mean[e] /= count;
-      std::fill(sum, sum + len, 0.0);
-      for (std::size_t i = 0; i < m_; ++i) {
-        const float* x = chunk.models[i] + off;
-        for (std::size_t e = 0; e < len; ++e) {
-          const double d = static_cast<double>(x[e] - base[e]) - mean[e];
-          sum[e] += d * d;
-        }
-      }
-      for (std::size_t e = 0; e < len; ++e)
-        var_[off + e] = static_cast<float>(sum[e] / count);
-    }
+    kernels::task_variance(chunk.base, chunk.models.data(), m_, var_.data(), n);
   }
 
   // kept_[e] = 1 when element e of the chunk is among the k selected (all
