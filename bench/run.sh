@@ -405,14 +405,14 @@ expected_duration() {
   for kind in $input_kinds; do
     for m in "${llmerge_methods[@]}"; do
       case "$m" in
-        linear | passthrough | task_arithmetic) ns=1.6 ir=8 ;;
+        linear | passthrough | task_arithmetic) ns=2 ir=10 ;;
         slerp | nearswap) ns=2.5 ir=25 ;;
-        nuslerp | karcher | multislerp) ns=3.5 ir=45 ;;
-        ties | dare_ties | dare_linear | breadcrumbs | breadcrumbs_ties | model_stock) ns=6 ir=90 ;;
-        ram | ramplus_tl) ns=8 ir=100 ;;
-        della | della_linear) ns=13 ir=200 ;;
-        sce) ns=20 ir=200 ;;
-        arcee_fusion) ns=35 ir=430 ;;
+        nuslerp | karcher | multislerp) ns=3 ir=45 ;;
+        ties | dare_ties | dare_linear | breadcrumbs | breadcrumbs_ties | model_stock) ns=6 ir=95 ;;
+        ram | ramplus_tl) ns=6 ir=95 ;;
+        della | della_linear) ns=12 ir=190 ;;
+        sce) ns=10 ir=160 ;;
+        arcee_fusion) ns=25 ir=350 ;;
         *) ns=10 ir=100 ;;
       esac
       total=$(awk -v t="$total" -v n="$ns" -v e="$elements" -v c="$all_cores" -v r="$repeat" \
