@@ -26,7 +26,7 @@
 #      --mergekit-venv; otherwise skipped). Its rows are kept with the models, and
 #      --mergekit-reuse puts them in later reports without running mergekit again (mergekit's
 #      times do not change when llmerge does);
-#   5. writes results.json, results.md and results.svg into --out (default: bench/), with
+#   5. writes results.json, results.md and results.svg into --out (default: bench/SIZE), with
 #      bench/report.py (Python standard library only).
 #
 # Floor for a merge = input bytes / warm read rate + output bytes / write rate, where the input
@@ -50,7 +50,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 size=small
 methods_arg=""
-out_dir="$repo/bench"
+out_dir=""  # default: bench/SIZE
 work_root="${LLMERGE_BENCH_WORK:-${TMPDIR:-/tmp}/llmerge-bench}"
 work_dir=""
 llmerge="${LLMERGE:-$repo/build/src/llmerge}"
@@ -125,6 +125,7 @@ if [ -n "$mergekit_venv" ]; then
 fi
 
 work_dir=${work_dir:-$work_root/$size}
+out_dir=${out_dir:-$repo/bench/$size}
 mkdir -p "$work_dir" "$out_dir"
 work_dir=$(cd "$work_dir" && pwd)
 out_dir=$(cd "$out_dir" && pwd)
