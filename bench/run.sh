@@ -278,6 +278,8 @@ write_config() {
     della | della_linear)
       printf "merge_method: $m\nbase_model: %s\nmodels:\n  - model: %s\n    parameters: {weight: 0.5, density: 0.5, epsilon: 0.1}\n  - model: %s\n    parameters: {weight: 0.5, density: 0.5, epsilon: 0.1}\nparameters: {lambda: 1.0}\ndtype: bfloat16\n" "$B" "$A" "$C" ;;
     passthrough)
+      # One-layer models (cgs, cg): one slice, since an empty layer range is an error.
+      [ "$half" -lt 1 ] && { printf 'merge_method: passthrough\nslices:\n  - sources:\n      - model: %s\n        layer_range: [0, %d]\ndtype: bfloat16\n' "$A" "$layers"; return; }
       printf 'merge_method: passthrough\nslices:\n  - sources:\n      - model: %s\n        layer_range: [0, %d]\n  - sources:\n      - model: %s\n        layer_range: [%d, %d]\ndtype: bfloat16\n' "$A" "$half" "$C" "$half" "$layers" ;;
     *) return 1 ;;
   esac >"$f"
