@@ -359,7 +359,7 @@ std::unique_ptr<gta::Sparsifier> make_magprune(const TensorContext& context, std
   return std::make_unique<MagPruneSparsifier>(context, model, density, rescale);
 }
 
-// The leading elements of a vector group (see MagPruneSparsifier).
+// Elements per vector group: the whole rows MagPruneSparsifier decides at once.
 std::int64_t group_of(const std::vector<std::int64_t>& shape, std::int64_t numel) {
   std::int64_t group = std::max<std::int64_t>(numel, 1);
   if (shape.size() >= 2) {
