@@ -16,12 +16,14 @@
 //
 // Passes: (0) per row, the max and Σ exp(x − max) of p and of b, online in
 // element order, then the row's KL in f64 (a row that straddles chunks is
-// gathered in a row buffer first); (1, 2) the three quantiles exactly with
-// RankSelect (rank_select.h). The KL reuses the exp(x − max) that the online
+// gathered in a row buffer first) and the first RankSelect pass over the
+// row's importances; (1) RankSelect's second pass: the three quantiles
+// exactly (rank_select.h). The KL reuses the exp(x − max) that the online
 // sum computed for the elements after the row's last new maximum (the same
 // call on the same argument, so the same bits), about half of them. Rows
 // longer than k_row_max (1-D tensors of more than 64 Ki elements) take a
-// pass of their own for the KL instead, with five doubles per row.
+// pass of their own for the KL instead, with five doubles per row, and two
+// more for the quantiles.
 //
 // Differences from mergekit:
 // - Quantiles are exact over all N elements. mergekit samples 1e6 elements
@@ -91,7 +93,7 @@ class ArceeFusionMerge final : public TensorMerge {
     length_ = std::max<std::int64_t>(length_, 1);
     const auto rows = static_cast<std::size_t>(std::max<std::int64_t>(numel_ / length_, 1));
     fused_ = length_ <= k_row_max;
-    quantile_pass_ = fused_ ? 1 : 2;
+    quantile_pass_ = fused_ ? 0 : 2;
     if (fused_) {
       kl_f32_.assign(rows, 0.0f);
     } else {
@@ -210,7 +212,13 @@ class ArceeFusionMerge final : public TensorMerge {
       const double qq = eb / sb.sum + k_probability_floor;
       kl += pp * std::log(pp / qq);
     }
-    kl_f32_[row] = static_cast<float>(kl);
+    const float kl_f32 = static_cast<float>(kl);
+    kl_f32_[row] = kl_f32;
+    // RankSelect's first pass over the row's importances, now that its KL is
+    // known: rows finish in element order, so the keys come in the order
+    // a pass of their own would add them.
+    for (std::size_t i = 0; i < n; ++i)
+      select_->add(0, order_key(std::fabs(p[i] - b[i]) * kl_f32));
   }
 
   // f(row, lo, hi) for each row the chunk touches, with [lo, hi) the
@@ -234,7 +242,7 @@ class ArceeFusionMerge final : public TensorMerge {
   std::vector<double> kl_;
   std::vector<float> kl_f32_;
   bool fused_ = true;         // rows finished in pass 0 (length_ <= k_row_max)
-  int quantile_pass_ = 1;     // the first RankSelect pass
+  int quantile_pass_ = 0;     // the pass RankSelect's first pass is part of
   std::vector<float> row_p_;  // a row that straddles chunks, being gathered
   std::vector<float> row_b_;
   std::vector<double> exp_p_;  // finish_row(): add_row's exp(x − max) values
@@ -260,7 +268,10 @@ std::uint64_t arcee_fusion_memory_bytes(const std::vector<std::int64_t>& shape, 
       length <= k_row_max
           ? static_cast<std::uint64_t>(length) * (2 * sizeof(float) + 2 * sizeof(double))
           : rows * (2 * sizeof(RowSoftmax) + sizeof(double));
-  return rows * sizeof(float) + std::max(first_passes, RankSelect::memory_bytes(32, 3, 0));
+  // Fused, pass 0 holds the row buffers and RankSelect's first pass at once.
+  return rows * sizeof(float) + (length <= k_row_max
+                                     ? first_passes + RankSelect::memory_bytes(32, 3, 0)
+                                     : std::max(first_passes, RankSelect::memory_bytes(32, 3, 0)));
 }
 
 }  // namespace
