@@ -71,7 +71,8 @@ CI_FUZZ_SECONDS ?= 15
 fuzz:
 	JOBS=$(JOBS) bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
-# The end-to-end benchmark: writes bench/results.{md,json,svg}. BENCH_SIZE=tiny|small|large;
+# The end-to-end benchmark: writes bench/$(BENCH_SIZE)/results.{md,json,svg} (bench/results.md
+# itself is bench/results.sh's). BENCH_SIZE=tiny|small|large;
 # BENCH_FLAGS for more bench/run.sh options (e.g. --methods "linear ties"). Set MERGEKIT_VENV to a
 # virtualenv with mergekit installed to compare with it.
 BENCH_SIZE ?= small

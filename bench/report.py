@@ -121,6 +121,9 @@ def analyse(rows):
             r["peak_rss_mib"] = r["peak_rss_kb"] / 1024 if r.get("peak_rss_kb") is not None else None
             est = r.get("estimate_bytes")
             r["estimate_mib"] = est / 2**20 if est is not None else None
+            if r.get("output_elements") and r.get("cpu_s") is not None:
+                r["cpu_ns_per_element"] = r["cpu_s"] * 1e9 / r["output_elements"]
+                r["wall_ns_per_element"] = r["wall_s"] * 1e9 / r["output_elements"]
             if est is not None and r["peak_rss_mib"]:
                 r["estimate_ratio"] = r["estimate_mib"] / r["peak_rss_mib"]
         runs.append(r)
@@ -177,6 +180,9 @@ def markdown(res, args):
         f"| llmerge | {m['llmerge_version']}, {m['llmerge_build_type'] or 'unknown'} build, commit {m['git_commit']} |",
         f"| load average (1 min) during runs | {fmt(min(loads), '.1f')} to {fmt(max(loads), '.1f')} |" if loads else "| load average | – |",
     ]
+    for key, label in (("uptime_start", "`uptime` at the start"), ("uptime_end", "`uptime` at the end")):
+        if key in res["meta"]:
+            out.append(f"| {label} | {res['meta'][key]} |")
     if "mergekit_version" in res["meta"]:
         reused = res["meta"].get("mergekit_reused")
         note = f"; its rows are from an earlier run on the same models ({reused})" if reused else ""
@@ -245,6 +251,7 @@ def markdown(res, args):
         "",
     ]
     out += inputs_table(runs, cores)
+    out += targets_summary(runs, cores)
     missed = []
     for method in methods:
         a = find(runs, "llmerge", method, cores)
@@ -257,7 +264,8 @@ def markdown(res, args):
             # Cores at which that CPU work alone, perfectly spread, fits the target.
             needed = math.ceil(a["cpu_s"] / (limit * a["floor_s"]))
             missed.append(f"| {method} | {kind} | {a['ratio']:.2f} | ≤ {limit} | {a['cpu_s']:.1f} | "
-                          f"{cpu_wall:.2f} | {cpu_wall / a['floor_s']:.2f} | {needed} |")
+                          f"{cpu_wall:.2f} | {cpu_wall / a['floor_s']:.2f} | {needed} | "
+                          f"⌈{a['cpu_s']:.2f} / ({limit} × {a['floor_s']:.2f})⌉ |")
     if missed:
         out += [
             "### Where a target is missed",
@@ -271,8 +279,8 @@ def markdown(res, args):
             "something else (waiting on the disk or on a busy machine: see CPU % and load1).",
             "",
             f"| method | inputs | ratio | target | CPU s | CPU s / {cores} cores | that / floor | "
-            "cores for the target |",
-            "|---|---|---:|---:|---:|---:|---:|---:|",
+            "cores for the target | = ⌈CPU s / (target × floor s)⌉ |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---|",
             *missed,
             "",
         ]
@@ -304,7 +312,7 @@ def markdown(res, args):
     if res.get("methods_bench"):
         out += methods_table(res["methods_bench"])
     if res.get("callgrind"):
-        out += callgrind_table(res["callgrind"])
+        out += callgrind_table(res["callgrind"], res["meta"].get("callgrind_synth"))
     if res.get("notes"):
         out += ["", res["notes"].rstrip()]
     out += ["", "![ratio to the I/O floor](results.svg)", ""]
@@ -339,15 +347,17 @@ def inputs_table(runs, cores):
            f"at the same thread count; it should be within {ESTIMATE_TOLERANCE:.0%} of the peak RSS "
            f"(estimate / peak in 1 ± {ESTIMATE_TOLERANCE}).", "",
            "Ratio: the fastest of the repeats, and in brackets their median.", "",
+           "CPU ns / element: the run's CPU seconds (user + system, both threads) per output "
+           "element, which the machine's load moves much less than the wall time.", "",
            "| method | " + " | ".join(f"{k} ratio | {k} peak RSS MiB | estimate MiB | estimate / peak"
-                                       for k in kinds) + " |",
-           "|---|" + "---:|---:|---:|---:|" * len(kinds)]
+                                       f" | {k} CPU ns / element" for k in kinds) + " |",
+           "|---|" + "---:|---:|---:|---:|---:|" * len(kinds)]
     for method in methods:
         cells = [method]
         for kind in kinds:
             a = find(runs, "llmerge", method, cores, inputs=kind)
             if a is None or a["status"] != "ok":
-                cells += [a["status"] if a else "–", "–", "–", "–"]
+                cells += [a["status"] if a else "–", "–", "–", "–", "–"]
                 continue
             limit = RATIO_TARGET_UNRELATED if kind == "unrelated" else (
                 RATIO_TARGET_FAST if method in FAST_METHODS else RATIO_TARGET_OTHER)
@@ -357,9 +367,39 @@ def inputs_table(runs, cores):
             est_ok = "" if er is None else (" ✓" if abs(er - 1) <= ESTIMATE_TOLERANCE else " ✗")
             median = f" ({a['ratio_median']:.2f})" if a.get("ratio_median") is not None else ""
             cells += [f"{a['ratio']:.2f}{median} {ratio_ok}", f"{fmt(a.get('peak_rss_mib'), '.0f')} {rss_ok}",
-                      fmt(a.get("estimate_mib"), ".0f"), fmt(er) + est_ok]
+                      fmt(a.get("estimate_mib"), ".0f"), fmt(er) + est_ok,
+                      fmt(a.get("cpu_ns_per_element"), ".1f")]
         out.append("| " + " | ".join(cells) + " |")
     return out + [""]
+
+
+def targets_summary(runs, cores):
+    """Issue 21's targets, one line each: how many methods and input kinds meet it, and which not."""
+    ok = [r for r in runs if r["tool"] == "llmerge" and r["status"] == "ok" and r["cache"] == "warm"
+          and r["threads"] == cores]
+    if not ok:
+        return []
+    def line(name, rows, test):
+        missed = [f"{r['method']} ({r['inputs']})" for r in rows if not test(r)]
+        verdict = "met" if not missed else "not met: " + ", ".join(missed)
+        return f"- {name}: {len(rows) - len(missed)} of {len(rows)} runs; {verdict}"
+    fine = [r for r in ok if r["inputs"] == "fine_tune"]
+    fast = [r for r in fine if r["method"] in FAST_METHODS]
+    other = [r for r in fine if r["method"] not in FAST_METHODS]
+    unrelated = [r for r in ok if r["inputs"] == "unrelated"]
+    with_est = [r for r in ok if r.get("estimate_ratio") is not None]
+    return [
+        f"### Targets ({cores} threads, this run)", "",
+        line(f"fine-tune-like inputs, ratio ≤ {RATIO_TARGET_FAST}", fast, lambda r: r["ratio"] <= RATIO_TARGET_FAST),
+        line(f"fine-tune-like inputs, ratio ≤ {RATIO_TARGET_OTHER}", other, lambda r: r["ratio"] <= RATIO_TARGET_OTHER),
+        line(f"unrelated inputs, ratio ≤ {RATIO_TARGET_UNRELATED}", unrelated,
+             lambda r: r["ratio"] <= RATIO_TARGET_UNRELATED),
+        line(f"peak RSS ≤ {RSS_TARGET_MIB} MiB", ok, lambda r: (r.get("peak_rss_mib") or 0) <= RSS_TARGET_MIB),
+        line(f"estimate within {ESTIMATE_TOLERANCE:.0%} of the peak RSS", with_est,
+             lambda r: abs(r["estimate_ratio"] - 1) <= ESTIMATE_TOLERANCE),
+        line("estimate ≥ peak RSS (an upper bound)", with_est, lambda r: r["estimate_ratio"] >= 1),
+        "",
+    ]
 
 
 def methods_table(benchmarks):
@@ -388,10 +428,11 @@ def methods_table(benchmarks):
     return out
 
 
-def callgrind_table(rows):
+def callgrind_table(rows, synth=None):
     """Instructions per output element from `run.sh --callgrind`: whole runs, load-independent."""
+    on = f" on models made with `llmerge synth {synth}`" if synth else ""
     out = ["", "## Instructions per output element (`--callgrind`)", "",
-           "Each method once more at `--threads 1` under `valgrind --tool=callgrind`: every "
+           f"Each method once more at `--threads 1` under `valgrind --tool=callgrind`{on}: every "
            "instruction of the whole `llmerge run` (reading, converting, merging, writing), divided "
            "by the output's element count. Unlike the times above it does not depend on how busy "
            "the machine was.", "",

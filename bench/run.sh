@@ -18,7 +18,7 @@
 #      needed) and warm, and writing one model's worth of bytes with `dd ... conv=fsync` (llmerge
 #      also fsyncs what it writes);
 #   3. runs `llmerge run` for each method and input kind with all cores and with --threads 1,
-#      inputs warm (the fastest of --repeat N, and their median; runs over a minute are not
+#      inputs warm (the fastest of --repeat N, and their median; runs of 20 s or more are not
 #      repeated; --one-thread no skips the --threads 1 runs), plus
 #      one cold-cache run of the first method, under /usr/bin/time (peak RSS, CPU %), and records
 #      the planner's peak memory estimate (`llmerge plan --json`) next to the measured peak RSS;
@@ -26,7 +26,7 @@
 #      --mergekit-venv; otherwise skipped). Its rows are kept with the models, and
 #      --mergekit-reuse puts them in later reports without running mergekit again (mergekit's
 #      times do not change when llmerge does);
-#   5. writes results.json, results.md and results.svg into --out (default: bench/), with
+#   5. writes results.json, results.md and results.svg into --out (default: bench/SIZE), with
 #      bench/report.py (Python standard library only).
 #
 # Floor for a merge = input bytes / warm read rate + output bytes / write rate, where the input
@@ -50,7 +50,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 size=small
 methods_arg=""
-out_dir="$repo/bench"
+out_dir=""  # default: bench/SIZE
 work_root="${LLMERGE_BENCH_WORK:-${TMPDIR:-/tmp}/llmerge-bench}"
 work_dir=""
 llmerge="${LLMERGE:-$repo/build/src/llmerge}"
@@ -62,6 +62,7 @@ kernels_bench=""
 input_kinds="fine_tune unrelated"
 one_thread=yes
 callgrind=0
+callgrind_size=""
 
 usage() { sed -n '2,8p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
@@ -79,19 +80,30 @@ while [ $# -gt 0 ]; do
     --kernels) kernels_bench=$2; shift 2 ;;
     --one-thread) one_thread=$2; shift 2 ;;
     --callgrind) callgrind=1; shift ;;
+    --callgrind-size) callgrind=1; callgrind_size=$2; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) echo "run.sh: unknown argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
 done
 
-case "$size" in
-  tiny) synth_shape=(--layers 2 --hidden 256 --intermediate 512 --heads 4 --kv-heads 2 --vocab 2048) ;;
-  cg) synth_shape=(--layers 1 --hidden 896 --intermediate 4864 --heads 14 --kv-heads 2 --vocab 4096) ;;
-  mini) synth_shape=(--layers 24 --hidden 896 --intermediate 4864 --heads 14 --kv-heads 2 --vocab 151936) ;;
-  small) synth_shape=(--params 1B) ;;
-  large) synth_shape=(--params 3B) ;;
-  *) echo "run.sh: --size must be tiny, cg, mini, small or large, not '$size'" >&2; exit 2 ;;
-esac
+# shape_of SIZE: sets `shape` to the synth arguments of SIZE; returns 1 for an unknown size.
+shape_of() {
+  case "$1" in
+    tiny) shape=(--layers 2 --hidden 256 --intermediate 512 --heads 4 --kv-heads 2 --vocab 2048) ;;
+    cgs) shape=(--layers 1 --hidden 896 --intermediate 608 --heads 14 --kv-heads 2 --vocab 512) ;;
+    cg) shape=(--layers 1 --hidden 896 --intermediate 4864 --heads 14 --kv-heads 2 --vocab 4096) ;;
+    mini) shape=(--layers 24 --hidden 896 --intermediate 4864 --heads 14 --kv-heads 2 --vocab 151936) ;;
+    small) shape=(--params 1B) ;;
+    large) shape=(--params 3B) ;;
+    *) return 1 ;;
+  esac
+}
+shape_of "$size" || { echo "run.sh: --size must be tiny, cgs, cg, mini, small or large, not '$size'" >&2; exit 2; }
+synth_shape=("${shape[@]}")
+if [ -n "$callgrind_size" ]; then
+  shape_of "$callgrind_size" || { echo "run.sh: --callgrind-size must be tiny, cgs, cg, mini, small or large" >&2; exit 2; }
+  callgrind_shape=("${shape[@]}")
+fi
 for k in $input_kinds; do
   case "$k" in fine_tune | unrelated) ;; *) echo "run.sh: --inputs takes fine_tune and/or unrelated, not '$k'" >&2; exit 2 ;; esac
 done
@@ -113,6 +125,7 @@ if [ -n "$mergekit_venv" ]; then
 fi
 
 work_dir=${work_dir:-$work_root/$size}
+out_dir=${out_dir:-$repo/bench/$size}
 mkdir -p "$work_dir" "$out_dir"
 work_dir=$(cd "$work_dir" && pwd)
 out_dir=$(cd "$out_dir" && pwd)
@@ -167,23 +180,30 @@ measure() {
 
 # ---- 1. models ----------------------------------------------------------------------------
 # Models: base; fine_tune: a, b (fine-tunes of base); unrelated: ua, ub (independent weights).
-stamp="synth ${synth_shape[*]} | a: --like base --delta-scale 0.01 --seed 1 | b: --seed 2 | $("$llmerge" --version 2>/dev/null || echo unknown)"
-if [ -f "$models/stamp" ] && [ "$(cat "$models/stamp")" = "$stamp" ] &&
-  [ -f "$models/b/config.json" ]; then
-  say "reusing models in $models"
-else
-  say "making models in $models (${synth_shape[*]})"
-  rm -rf "$models" && mkdir -p "$models"
-  "$llmerge" synth "$models/base" "${synth_shape[@]}" --seed 0 | tee -a "$log"
-  "$llmerge" synth "$models/a" --like "$models/base" --delta-scale 0.01 --seed 1 | tee -a "$log"
-  "$llmerge" synth "$models/b" --like "$models/base" --delta-scale 0.01 --seed 2 | tee -a "$log"
-  echo "$stamp" >"$models/stamp"
-fi
-if [[ " $input_kinds " == *" unrelated "* ]] && ! [ -f "$models/ub/config.json" ]; then
-  say "making unrelated models in $models (${synth_shape[*]}, seeds 11 and 12)"
-  "$llmerge" synth "$models/ua" "${synth_shape[@]}" --seed 11 | tee -a "$log"
-  "$llmerge" synth "$models/ub" "${synth_shape[@]}" --seed 12 | tee -a "$log"
-fi
+# make_models DIR SYNTH_ARGS...: makes them in DIR, or reuses them while the options and
+# llmerge's version are unchanged.
+make_models() {
+  local dir=$1 stamp; shift
+  stamp="synth $* | a: --like base --delta-scale 0.01 --seed 1 | b: --seed 2 | $("$llmerge" --version 2>/dev/null || echo unknown)"
+  if [ -f "$dir/stamp" ] && [ "$(cat "$dir/stamp")" = "$stamp" ] && [ -f "$dir/b/config.json" ]; then
+    say "reusing models in $dir"
+  else
+    say "making models in $dir ($*)"
+    rm -rf "$dir" && mkdir -p "$dir"
+    "$llmerge" synth "$dir/base" "$@" --seed 0 | tee -a "$log"
+    "$llmerge" synth "$dir/a" --like "$dir/base" --delta-scale 0.01 --seed 1 | tee -a "$log"
+    "$llmerge" synth "$dir/b" --like "$dir/base" --delta-scale 0.01 --seed 2 | tee -a "$log"
+    echo "$stamp" >"$dir/stamp"
+  fi
+  if [[ " $input_kinds " == *" unrelated "* ]] && ! [ -f "$dir/ub/config.json" ]; then
+    say "making unrelated models in $dir ($*, seeds 11 and 12)"
+    "$llmerge" synth "$dir/ua" "$@" --seed 11 | tee -a "$log"
+    "$llmerge" synth "$dir/ub" "$@" --seed 12 | tee -a "$log"
+  fi
+}
+record "{\"kind\":\"meta\",\"key\":\"uptime_start\",\"value\":\"$(uptime | sed 's/.*load average/load average/')\"}"
+make_models "$models" "${synth_shape[@]}"
+[ -n "$callgrind_size" ] && make_models "$work_dir/callgrind-$callgrind_size/models" "${callgrind_shape[@]}"
 layers=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["num_hidden_layers"])' \
   "$models/base/config.json")
 model_bytes=$(bytes_of "$models/base")
@@ -258,6 +278,8 @@ write_config() {
     della | della_linear)
       printf "merge_method: $m\nbase_model: %s\nmodels:\n  - model: %s\n    parameters: {weight: 0.5, density: 0.5, epsilon: 0.1}\n  - model: %s\n    parameters: {weight: 0.5, density: 0.5, epsilon: 0.1}\nparameters: {lambda: 1.0}\ndtype: bfloat16\n" "$B" "$A" "$C" ;;
     passthrough)
+      # One-layer models (cgs, cg): one slice, since an empty layer range is an error.
+      [ "$half" -lt 1 ] && { printf 'merge_method: passthrough\nslices:\n  - sources:\n      - model: %s\n        layer_range: [0, %d]\ndtype: bfloat16\n' "$A" "$layers"; return; }
       printf 'merge_method: passthrough\nslices:\n  - sources:\n      - model: %s\n        layer_range: [0, %d]\n  - sources:\n      - model: %s\n        layer_range: [%d, %d]\ndtype: bfloat16\n' "$A" "$half" "$C" "$half" "$layers" ;;
     *) return 1 ;;
   esac >"$f"
@@ -290,6 +312,24 @@ plan_estimate() {
   "$llmerge" plan "$1" --json --threads "$2" 2>/dev/null |
     python3 -c 'import json,sys; print(json.load(sys.stdin).get("peak_memory_estimate", "null"))' 2>/dev/null ||
     echo null
+}
+
+# Elements of the output: the sum of its tensors' element counts, from the safetensors headers.
+output_elements() {
+  python3 - "$@" <<'PY'
+import json, struct, sys
+n = 0
+for path in sys.argv[1:]:
+    with open(path, "rb") as f:
+        header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
+    for name, t in header.items():
+        if name != "__metadata__":
+            e = 1
+            for d in t["shape"]:
+                e *= d
+            n += e
+print(n)
+PY
 }
 
 run_one() { # TOOL METHOD THREADS CACHE [KIND]
@@ -325,8 +365,8 @@ run_one() { # TOOL METHOD THREADS CACHE [KIND]
       best=$m_wall best_rss=$m_rss_kb best_cpu=$m_cpu best_cpu_s=$m_cpu_s best_load=$m_load
       best_flush=$flush
     fi
-    # A run of a minute or more is CPU-bound and steady enough; repeating it costs too much.
-    awk -v a="$m_wall" 'BEGIN {exit !(a >= 60)}' && break
+    # A run of 20 s or more is CPU-bound and steady enough; repeating it costs too much.
+    awk -v a="$m_wall" 'BEGIN {exit !(a >= 20)}' && break
   done
   if [ "$status" -ne 0 ]; then
     local why=failed
@@ -338,9 +378,11 @@ run_one() { # TOOL METHOD THREADS CACHE [KIND]
     return 0
   fi
   out_bytes=$(bytes_of "$dest")
+  local elements
+  elements=$(output_elements $(safetensors_of "$dest"))
   local median
   median=$(echo $walls | tr ' ' '\n' | sort -g | awk '{w[NR] = $1} END {printf "%.3f", NR % 2 ? w[(NR + 1) / 2] : (w[NR / 2] + w[NR / 2 + 1]) / 2}')
-  record "{\"kind\":\"run\",\"tool\":\"$tool\",\"method\":\"$m\",\"inputs\":\"$kind\",\"threads\":$threads,\"cache\":\"$cache\",\"estimate_bytes\":$estimate,\"cached_before\":$cached,\"status\":\"ok\",\"wall_s\":$best,\"wall_median_s\":$median,\"runs_done\":$(echo $walls | wc -w),\"repeats\":$repeat,\"peak_rss_kb\":$best_rss,\"cpu_pct\":$best_cpu,\"cpu_s\":$best_cpu_s,\"flush_s\":$best_flush,\"input_bytes\":$in_bytes,\"output_bytes\":$out_bytes,\"load1\":$best_load}"
+  record "{\"kind\":\"run\",\"tool\":\"$tool\",\"method\":\"$m\",\"inputs\":\"$kind\",\"threads\":$threads,\"cache\":\"$cache\",\"estimate_bytes\":$estimate,\"cached_before\":$cached,\"status\":\"ok\",\"wall_s\":$best,\"wall_median_s\":$median,\"runs_done\":$(echo $walls | wc -w),\"repeats\":$repeat,\"peak_rss_kb\":$best_rss,\"cpu_pct\":$best_cpu,\"cpu_s\":$best_cpu_s,\"flush_s\":$best_flush,\"input_bytes\":$in_bytes,\"output_bytes\":$out_bytes,\"output_elements\":$elements,\"load1\":$best_load}"
   rm -rf "$dest"
 }
 
@@ -358,6 +400,40 @@ for m in "${methods[@]}"; do
   fi
 done
 
+# Expected duration, from what each method cost on the 2-core VM bench/results.md was made on:
+# CPU ns per output element at 2 threads (mini, both kinds averaged) and callgrind instructions
+# per element; callgrind simulates about 80 M instructions a second there.
+expected_duration() {
+  local elements=$(($1 / 2)) cg_elements=$(($2 / 2)) m ns ir total=0 cg=0
+  for kind in $input_kinds; do
+    for m in "${llmerge_methods[@]}"; do
+      case "$m" in
+        linear | passthrough | task_arithmetic) ns=2 ir=10 ;;
+        slerp | nearswap) ns=2.5 ir=25 ;;
+        nuslerp | karcher | multislerp) ns=3 ir=45 ;;
+        ties | dare_ties | dare_linear | breadcrumbs | breadcrumbs_ties | model_stock) ns=6 ir=95 ;;
+        ram | ramplus_tl) ns=6 ir=95 ;;
+        della | della_linear) ns=12 ir=190 ;;
+        sce) ns=10 ir=160 ;;
+        arcee_fusion) ns=25 ir=350 ;;
+        *) ns=10 ir=100 ;;
+      esac
+      total=$(awk -v t="$total" -v n="$ns" -v e="$elements" -v c="$all_cores" -v r="$repeat" \
+        -v one="$one_thread" 'BEGIN {s = n * e / 1e9; w = s / c + 1.5; if (w < 2) w = 2;
+          t += r * w + 1; if (one == "yes" && c > 1) t += r * (s + 1.5); printf "%.0f", t}')
+      [ "$callgrind" = 1 ] && cg=$(awk -v t="$cg" -v i="$ir" -v e="$cg_elements" \
+        'BEGIN {printf "%.0f", t + (i * e / 80e6) + 2}')
+    done
+  done
+  echo "$((total + 30)) $cg"
+}
+cg_bytes=$model_bytes
+[ -n "$callgrind_size" ] && cg_bytes=$(bytes_of "$work_dir/callgrind-$callgrind_size/models/base")
+read -r expect_timed expect_cg < <(expected_duration "$model_bytes" "$cg_bytes")
+say "expected duration on a 2-core machine like the one bench/results.md records: about" \
+  "$(((expect_timed + 59) / 60)) min of timed runs${callgrind:+}$([ "$callgrind" = 1 ] && echo " + $(((expect_cg + 59) / 60)) min under callgrind")" \
+  "(the models and the floor, done above, come on top)"
+
 # Warm the inputs once more (the floor's writes may have pushed some out).
 cat "${all_input_files[@]}" >/dev/null
 for kind in $input_kinds; do
@@ -372,28 +448,29 @@ if [ ${#llmerge_methods[@]} -gt 0 ]; then
 fi
 
 # ---- 4b. instruction counts (--callgrind) -------------------------------------------------
-# Elements of the output: the sum of its tensors' element counts, from the safetensors headers.
-output_elements() {
-  python3 - "$@" <<'PY'
-import json, struct, sys
-n = 0
-for path in sys.argv[1:]:
-    with open(path, "rb") as f:
-        header = json.loads(f.read(struct.unpack("<Q", f.read(8))[0]))
-    for name, t in header.items():
-        if name != "__metadata__":
-            e = 1
-            for d in t["shape"]:
-                e *= d
-            n += e
-print(n)
-PY
-}
 if [ "$callgrind" = 1 ]; then
+  # --callgrind-size: the counts come from models of that size (made or reused here), with the
+  # same config templates; the timed runs above keep --size's.
+  cg_configs=$configs
+  if [ -n "$callgrind_size" ]; then
+    cg_configs="$work_dir/callgrind-$callgrind_size/configs"
+    mkdir -p "$cg_configs"
+    make_models "$work_dir/callgrind-$callgrind_size/models" "${callgrind_shape[@]}"
+    saved_models=$models saved_layers=$layers
+    models="$work_dir/callgrind-$callgrind_size/models"
+    layers=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["num_hidden_layers"])' \
+      "$models/base/config.json")
+    for m in "${llmerge_methods[@]}"; do
+      write_config "$m" "$cg_configs/$m.yaml"
+      write_config "$m" "$cg_configs/unrelated-$m.yaml" unrelated
+    done
+    models=$saved_models layers=$saved_layers
+    record "{\"kind\":\"meta\",\"key\":\"callgrind_synth\",\"value\":\"${callgrind_shape[*]}\"}"
+  fi
   for kind in $input_kinds; do
     for m in "${llmerge_methods[@]}"; do
-      cfg="$configs/$m.yaml"
-      [ "$kind" = unrelated ] && cfg="$configs/unrelated-$m.yaml"
+      cfg="$cg_configs/$m.yaml"
+      [ "$kind" = unrelated ] && cfg="$cg_configs/unrelated-$m.yaml"
       dest="$runs/callgrind-$m" cg_out="$work_dir/callgrind-$kind-$m.out"
       rm -rf "$dest"
       if valgrind --tool=callgrind --callgrind-out-file="$cg_out" \
@@ -454,8 +531,9 @@ if [ -n "$kernels_bench" ] && [ -x "$methods_bench" ]; then
 fi
 
 # ---- 7. report ----------------------------------------------------------------------------
+record "{\"kind\":\"meta\",\"key\":\"uptime_end\",\"value\":\"$(uptime | sed 's/.*load average/load average/')\"}"
 args=(--raw "$raw" --out "$out_dir" --size "$size" --llmerge "$llmerge" --work "$work_dir"
-  --synth "${synth_shape[*]}" --command "bench/run.sh --size $size${methods_arg:+ --methods \"$methods_arg\"} --inputs \"$input_kinds\"${mergekit_yaml:+ (MERGEKIT_VENV set)}")
+  --synth "${synth_shape[*]}" --command "${BENCH_COMMAND:-bench/run.sh --size $size${methods_arg:+ --methods \"$methods_arg\"} --inputs \"$input_kinds\" --repeat $repeat --one-thread $one_thread${callgrind_size:+ --callgrind-size $callgrind_size}}${mergekit_yaml:+ (MERGEKIT_VENV set)}")
 [ -n "$kernels_json" ] && args+=(--kernels "$kernels_json")
 [ -n "$methods_json" ] && args+=(--methods-bench "$methods_json")
 [ -f "$repo/bench/notes.md" ] && args+=(--notes "$repo/bench/notes.md")

@@ -129,6 +129,13 @@ struct MethodSpec {
   // planner's memory estimate adds it per worker. nullptr: a few KiB, counted as 0.
   std::uint64_t (*memory_bytes)(const std::vector<std::int64_t>& shape, std::int64_t numel,
                                 std::size_t models, std::int64_t chunk) = nullptr;
+  // Bytes that one TensorMerge draws, besides memory_bytes, from a pool that
+  // every worker of the process shares and that never holds more than
+  // `shared_budget` (della's keep-bit cache). The planner counts
+  // min(threads × the largest draw, shared_budget) once, not per worker.
+  std::uint64_t (*shared_bytes)(const std::vector<std::int64_t>& shape, std::int64_t numel,
+                                std::size_t models, std::int64_t chunk) = nullptr;
+  std::uint64_t shared_budget = 0;
   // When inputs differ in shape on an embedding, truncate to the common
   // sub-matrix (true; linear, slerp) or to the base's shape (false; the task
   // arithmetic family). See docs/mergekit-semantics.md §1.2.

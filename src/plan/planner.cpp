@@ -3,6 +3,7 @@
 // parameters.cpp, the output config.json in output_config.cpp.
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -80,6 +81,15 @@ std::uint64_t MergePlan::peak_memory_estimate(int threads_override,
     stage_max = std::max(stage_max, sum);
   }
   method_max += stage_max;
+  // Draws on a pool shared by the workers (MethodSpec::shared_bytes): each
+  // worker may draw the largest, but together never more than the pool.
+  std::uint64_t shared = 0;
+  for (const auto& t : tensors) {
+    if (t.method == nullptr || t.method->shared_bytes == nullptr) continue;
+    const std::uint64_t most =
+        threads * t.method->shared_bytes(t.shape, t.numel(), t.inputs.size(), chunk);
+    shared = std::max(shared, std::min(most, t.method->shared_budget));
+  }
   // Per worker, per chunk element: an f32 buffer per input (4 bytes each) and
   // one for the output (4), the sources' raw read buffer (8: up to f64) and
   // MLX codes, scales and biases (~1.25), the sink's raw output buffer (8);
@@ -116,7 +126,16 @@ std::uint64_t MergePlan::peak_memory_estimate(int threads_override,
   // 12 MiB since the binary also holds `llmerge serve`, whose cpp-httplib loads
   // OpenSSL, zlib and brotli at start (measured: about 4.2 MiB more).
   constexpr std::uint64_t k_process_bytes = 12u << 20;
-  return threads * per_thread + headers + k_process_bytes;
+  // A model's tokenizer.json is read whole as text (plan/checks.cpp counts its
+  // ids as it parses; the output's side files are copied or rewritten from
+  // it): 3.4 MiB for a 150 k-token vocabulary, more than a merge's buffers.
+  std::uint64_t tokenizer_text = 0;
+  for (const auto& m : models) {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(m.path() / "tokenizer.json", ec);
+    if (!ec) tokenizer_text = std::max<std::uint64_t>(tokenizer_text, size);
+  }
+  return threads * per_thread + shared + headers + tokenizer_text + k_process_bytes;
 }
 
 namespace plan_detail {

@@ -314,7 +314,9 @@ TEST_F(Api, MemoryEstimateBoundsTheMeasuredPeak) {
     ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
     const std::uint64_t peak = std::stoull(testing::read_text(rss)) * 1024;  // KiB
     EXPECT_LE(peak, estimate) << method << ": measured " << peak << " > estimate " << estimate;
-    EXPECT_LE(estimate, 3 * peak) << method << ": estimate " << estimate << " vs " << peak;
+    // Issue 21 asks for 20 % (bench/results.md measures it: 1.06-1.18 on 0.5B
+    // models); here 1.05-1.13, with room for another machine's libraries.
+    EXPECT_LE(estimate, peak + peak / 2) << method << ": estimate " << estimate << " vs " << peak;
   }
 }
 

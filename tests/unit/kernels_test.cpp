@@ -382,6 +382,31 @@ TEST(Kernels, SignConsensusMatchesScalarTwin) {
   });
 }
 
+// SCE's variance: f64 lanes against the scalar twin, with NaN, infinities and
+// the tails of every length; the base is one of the rows, so some task vectors
+// are exactly 0.
+TEST(Kernels, TaskVarianceMatchesScalarTwin) {
+  const std::size_t max_n = 4099;
+  std::vector<std::vector<float>> data;
+  for (unsigned s = 0; s < 6; ++s)
+    data.push_back(random_floats(max_n, 20 + s, true));
+  const float* base = data[0].data();
+  std::vector<const float*> models;
+  for (std::size_t r = 1; r < data.size(); ++r)
+    models.push_back(data[r].data());
+  models.push_back(base);
+  for_each_target([&] {
+    for (const std::size_t m : {std::size_t{1}, std::size_t{2}, std::size_t{3}, std::size_t{6}}) {
+      for (const std::size_t n : k_lengths) {
+        std::vector<float> a(n), b(n);
+        task_variance(base, models.data() + (6 - m), m, a.data(), n);
+        scalar::task_variance(base, models.data() + (6 - m), m, b.data(), n);
+        ASSERT_TRUE(same_bits(a.data(), b.data(), n * 4)) << m << " models, n " << n;
+      }
+    }
+  });
+}
+
 // The Highway reductions add in the scalar twin's order: the same bits,
 // whatever the length (every tail) and however wide the values range.
 TEST(Reduce, SimdReductionsMatchTheScalarTwinBitForBit) {

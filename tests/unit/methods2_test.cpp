@@ -879,11 +879,47 @@ TEST(Della, Bf16TaskVectorsMatchReferenceWithAndWithoutTheMaskCache) {
   run.scratch_bytes = 0;  // rank again in the compute pass
   const auto recomputed = merge(run, &base, x, 1 << 16);
   EXPECT_EQ(std::memcmp(cached.data(), recomputed.data(), cached.size() * 4), 0);
-  // A budget for part of the tensor: four times 1500 bytes, 24000 bits per
+  // A budget for part of the tensor: eight times 750 bytes, 24000 bits per
   // model, caches rows 0-7; row 21 straddles the chunks and is stored.
-  run.scratch_bytes = 1500;
+  run.scratch_bytes = 750;
   const auto partly = merge(run, &base, x, 1 << 16);
   EXPECT_EQ(std::memcmp(cached.data(), partly.data(), cached.size() * 4), 0);
+}
+
+// The keep-bit cache is one budget for the process (della.cpp's CachePool):
+// a merge made while other della tensors hold all of it caches nothing and
+// ranks its rows again, to the same bytes; the budget comes back when the
+// holders are destroyed.
+TEST(Della, ACacheBudgetHeldElsewhereChangesNoBytes) {
+  const std::size_t rows = 24, cols = 3000;
+  const auto base = normal_floats(rows * cols, 90, 0.02f);
+  const Tensors x = {near(base, 91, 2e-4f), near(base, 92, 2e-4f)};
+  const std::vector<Values> per_model = {{{"weight", 0.5}, {"density", 0.4}, {"epsilon", 0.1}},
+                                         {{"weight", 0.8}, {"density", 0.7}}};
+  const MergeRun run{"della", {}, per_model, {rows, cols}, 9, "t"};
+  const auto free_pool = merge(run, &base, x, 1 << 16);
+  {
+    // Two tensors as big as a 0.5B model's embedding each want the whole pool.
+    const MethodSpec* spec = find_method("della");
+    ASSERT_NE(spec, nullptr);
+    const ResolvedParameters params = testing::resolve(*spec, 2, {}, per_model);
+    TensorContext big;
+    big.name = "model.embed_tokens.weight";
+    big.shape = {151936, 896};
+    big.numel = 151936 * 896;
+    big.model_count = 2;
+    big.has_base = true;
+    big.params = &params;
+    const auto holder = spec->make(big);
+    const auto second = spec->make(big);
+    const auto held_pool = merge(run, &base, x, 1 << 16);
+    EXPECT_EQ(std::memcmp(free_pool.data(), held_pool.data(), free_pool.size() * 4), 0);
+    ASSERT_NE(spec->shared_bytes, nullptr);
+    EXPECT_LE(spec->shared_bytes(big.shape, big.numel, 2, 1 << 16), spec->shared_budget)
+        << "one tensor never asks for more than the pool";
+  }
+  const auto given_back = merge(run, &base, x, 1 << 16);
+  EXPECT_EQ(std::memcmp(free_pool.data(), given_back.data(), free_pool.size() * 4), 0);
 }
 
 TEST(Della, KeepRateFollowsRankAndAveragesToDensity) {

@@ -413,6 +413,35 @@ void SignConsensus(const float* const* rows, const float* weights, std::size_t m
   scalar::sign_consensus(tail.data(), weights, m, mixed + i, divisor + i, n - i);
 }
 
+// f64 lanes, the f32 task vector of each model promoted as in the scalar twin.
+// Mul then Add, never MulAdd: the twin rounds the product before the sum.
+void TaskVariance(const float* base, const float* const* models, std::size_t m, float* var,
+                  std::size_t n) {
+  const hn::ScalableTag<double> dd;
+  const hn::Rebind<float, decltype(dd)> df;
+  const std::size_t lanes = hn::Lanes(dd);
+  const auto count = hn::Set(dd, static_cast<double>(m));
+  std::size_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    const auto b = hn::LoadU(df, base + i);
+    auto mean = hn::Zero(dd);
+    for (std::size_t r = 0; r < m; ++r)
+      mean = hn::Add(mean, hn::PromoteTo(dd, hn::Sub(hn::LoadU(df, models[r] + i), b)));
+    mean = hn::Div(mean, count);
+    auto sum = hn::Zero(dd);
+    for (std::size_t r = 0; r < m; ++r) {
+      const auto d = hn::Sub(hn::PromoteTo(dd, hn::Sub(hn::LoadU(df, models[r] + i), b)), mean);
+      sum = hn::Add(sum, hn::Mul(d, d));
+    }
+    hn::StoreU(hn::DemoteTo(df, hn::Div(sum, count)), df, var + i);
+  }
+  if (i == n) return;
+  std::vector<const float*> tail(models, models + m);
+  for (auto& row : tail)
+    row += i;
+  scalar::task_variance(base + i, tail.data(), m, var + i, n - i);
+}
+
 }  // namespace HWY_NAMESPACE
 }  // namespace llmerge::kernels
 HWY_AFTER_NAMESPACE();
@@ -444,6 +473,7 @@ HWY_EXPORT(ReduceDot);
 HWY_EXPORT(ReduceL1);
 HWY_EXPORT(KeepMagnitudeIn);
 HWY_EXPORT(KeepWhere);
+HWY_EXPORT(TaskVariance);
 
 double reduce_sum(const float* x, std::size_t n) {
   return HWY_DYNAMIC_DISPATCH(ReduceSum)(x, n);
@@ -542,6 +572,10 @@ void sum_rows(const float* const* rows, std::size_t m, float* out, std::size_t n
 void sign_consensus(const float* const* rows, const float* weights, std::size_t m, float* mixed,
                     float* divisor, std::size_t n) {
   HWY_DYNAMIC_DISPATCH(SignConsensus)(rows, weights, m, mixed, divisor, n);
+}
+void task_variance(const float* base, const float* const* models, std::size_t m, float* var,
+                   std::size_t n) {
+  HWY_DYNAMIC_DISPATCH(TaskVariance)(base, models, m, var, n);
 }
 
 }  // namespace llmerge::kernels

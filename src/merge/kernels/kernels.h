@@ -72,6 +72,11 @@ void sum_rows(const float* const* rows, std::size_t m, float* out, std::size_t n
 //   divisor[i] = sum_r weights[r] * keep_r, then 1 where that is 0
 void sign_consensus(const float* const* rows, const float* weights, std::size_t m, float* mixed,
                     float* divisor, std::size_t n);
+// SCE's per-element variance of m >= 1 task vectors τ_r = models[r][i] − base[i] (f32), in f64:
+//   mean = (0 + τ_0 + ... + τ_{m-1}) / m,  var[i] = f32((0 + (τ_0 − mean)² + ...) / m)
+// (products and sums rounded one at a time, models in order).
+void task_variance(const float* base, const float* const* models, std::size_t m, float* var,
+                   std::size_t n);
 
 // ---- deterministic f64 reductions (reduce.h: element i goes to accumulator i % 8) ----
 
@@ -112,6 +117,8 @@ void divide(float* x, const float* d, std::size_t n);
 void sum_rows(const float* const* rows, std::size_t m, float* out, std::size_t n);
 void sign_consensus(const float* const* rows, const float* weights, std::size_t m, float* mixed,
                     float* divisor, std::size_t n);
+void task_variance(const float* base, const float* const* models, std::size_t m, float* var,
+                   std::size_t n);
 double reduce_sum(const float* x, std::size_t n);
 double reduce_sum_squares(const float* x, std::size_t n);
 double reduce_dot(const float* x, const float* y, std::size_t n);

@@ -154,6 +154,23 @@ void sum_rows(const float* const* rows, std::size_t m, float* out, std::size_t n
   }
 }
 
+void task_variance(const float* base, const float* const* models, std::size_t m, float* var,
+                   std::size_t n) {
+  const double count = static_cast<double>(m);
+  for (std::size_t i = 0; i < n; ++i) {
+    double mean = 0.0;
+    for (std::size_t r = 0; r < m; ++r)
+      mean += static_cast<double>(models[r][i] - base[i]);
+    mean /= count;
+    double sum = 0.0;
+    for (std::size_t r = 0; r < m; ++r) {
+      const double d = static_cast<double>(models[r][i] - base[i]) - mean;
+      sum += d * d;
+    }
+    var[i] = static_cast<float>(sum / count);
+  }
+}
+
 void sign_consensus(const float* const* rows, const float* weights, std::size_t m, float* mixed,
                     float* divisor, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {

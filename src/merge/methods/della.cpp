@@ -43,6 +43,7 @@
 //   p <= 0 and everything for p >= 1.
 // - f32 arithmetic (mergekit: the config dtype, f32 on CPU).
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -62,13 +63,43 @@
 namespace llmerge {
 namespace {
 
-// The keep bits della may cache between its passes, all models together:
-// four times the scratch budget (16 MiB by default, a third of a
-// Qwen2.5-0.5B embedding's bits for two models; two tensors at a time stay
-// inside the 64 MiB peak RSS aimed at with two threads). Every bit cached
-// is one element whose row the compute pass need not rank again.
+// The keep bits della may cache between its passes, every tensor and model
+// of the process together (CachePool below): eight times the scratch budget
+// (32 MiB by default, 99 % of a Qwen2.5-0.5B embedding's bits for two
+// models; the peak RSS of that merge stays near 50 MiB, inside the 64 MiB
+// aimed at with two threads, whatever the thread count). Every bit cached is
+// one element whose row the compute pass need not rank again.
 std::uint64_t cache_budget_bytes(std::uint64_t scratch_bytes) {
-  return 4 * scratch_bytes;
+  return 8 * scratch_bytes;
+}
+
+// The bytes of keep bits cached by every della tensor of the process
+// together: each draws its share from here when it is made and gives it back
+// when it is destroyed, so two workers on two embeddings at once hold one
+// budget between them, not two (the planner's estimate counts it once:
+// MethodSpec::shared_bytes). What is cached changes only the speed: bits not
+// cached are decided again from the same data, to the same values.
+class CachePool {
+ public:
+  // Up to `want` bytes, as many as the pool has left below `budget`.
+  std::uint64_t draw(std::uint64_t want, std::uint64_t budget) {
+    std::uint64_t used = used_.load(std::memory_order_relaxed);
+    for (;;) {
+      const std::uint64_t left = used < budget ? budget - used : 0;
+      const std::uint64_t take = std::min(want, left);
+      if (take == 0) return 0;
+      if (used_.compare_exchange_weak(used, used + take, std::memory_order_relaxed)) return take;
+    }
+  }
+  void give_back(std::uint64_t bytes) { used_.fetch_sub(bytes, std::memory_order_relaxed); }
+
+ private:
+  std::atomic<std::uint64_t> used_{0};
+};
+
+CachePool& cache_pool() {
+  static CachePool pool;
+  return pool;
 }
 
 // The leading elements whose keep bits are cached: whole groups, as many as
@@ -159,11 +190,22 @@ class MagPruneSparsifier final : public gta::Sparsifier {
     // as many leading groups as the cache budget holds; the compute pass
     // ranks the rows of the others again (an embedding's, mostly).
     if (passes_ == 1) {
-      cached_end_ =
+      // What the pool gives, cut down to whole groups; the rest goes back.
+      const std::int64_t want =
           cached_elements(context.numel, group_, context.scratch_bytes, context.model_count);
+      const std::uint64_t got = cache_pool().draw(static_cast<std::uint64_t>(want + 7) / 8,
+                                                  cache_budget_bytes(context.scratch_bytes));
+      cached_end_ =
+          std::min<std::int64_t>(want, static_cast<std::int64_t>(got * 8)) / group_ * group_;
+      drawn_ = static_cast<std::uint64_t>(cached_end_ + 7) / 8;
+      cache_pool().give_back(got - drawn_);
       cache_.assign(static_cast<std::size_t>((cached_end_ + 7) / 8), 0);
     }
   }
+
+  ~MagPruneSparsifier() override { cache_pool().give_back(drawn_); }
+  MagPruneSparsifier(const MagPruneSparsifier&) = delete;
+  MagPruneSparsifier& operator=(const MagPruneSparsifier&) = delete;
 
   int passes() const override { return passes_; }
 
@@ -297,6 +339,7 @@ class MagPruneSparsifier final : public gta::Sparsifier {
   double kept_l1_ = 0.0;
   std::int64_t cached_end_ = 0;      // the keep bits of elements [0, cached_end_) are cached
   std::vector<std::uint8_t> cache_;  // those bits
+  std::uint64_t drawn_ = 0;          // bytes drawn from cache_pool() for them
   std::deque<StoredGroup> stored_;   // past the cache: groups that straddle blocks
   std::optional<float> factor_;
   std::vector<std::uint8_t> keep_;  // one group's decisions
@@ -316,23 +359,34 @@ std::unique_ptr<gta::Sparsifier> make_magprune(const TensorContext& context, std
   return std::make_unique<MagPruneSparsifier>(context, model, density, rescale);
 }
 
-// MethodSpec::memory_bytes: the cached keep bits (as MagPruneSparsifier
-// decides, with its statistics pass), the per-row buffers
-// (RankKeep's entries, uniforms, keep bytes; rows of up to ~8 Ki elements)
-// and the chunk's keep bytes, per model; plus the GTA buffers.
-std::uint64_t della_memory_bytes(const std::vector<std::int64_t>& shape, std::int64_t numel,
-                                 std::size_t models, std::int64_t chunk) {
+// Elements per vector group: the whole rows MagPruneSparsifier decides at once.
+std::int64_t group_of(const std::vector<std::int64_t>& shape, std::int64_t numel) {
   std::int64_t group = std::max<std::int64_t>(numel, 1);
   if (shape.size() >= 2) {
     group = 1;
     for (std::size_t d = 1; d < shape.size(); ++d)
       group *= shape[d];
   }
-  const std::uint64_t cache =
-      (static_cast<std::uint64_t>(cached_elements(numel, group, k_scratch_bytes, models)) + 7) / 8;
+  return group;
+}
+
+// MethodSpec::memory_bytes: the per-row buffers (RankKeep's entries,
+// uniforms, keep bytes; rows of up to ~8 Ki elements) and the chunk's keep
+// bytes, per model; plus the GTA buffers.
+std::uint64_t della_memory_bytes(const std::vector<std::int64_t>& /*shape*/, std::int64_t /*numel*/,
+                                 std::size_t models, std::int64_t chunk) {
   constexpr std::uint64_t k_row_buffers = 256u << 10;
   return gta::gta_merge_bytes(models) +
-         models * (cache + k_row_buffers + static_cast<std::uint64_t>(chunk));
+         models * (k_row_buffers + static_cast<std::uint64_t>(chunk));
+}
+
+// MethodSpec::shared_bytes: the keep bits MagPruneSparsifier wants to cache
+// for the tensor, every model together (it may get less from the pool).
+std::uint64_t della_cache_bytes(const std::vector<std::int64_t>& shape, std::int64_t numel,
+                                std::size_t models, std::int64_t /*chunk*/) {
+  const std::int64_t elements =
+      cached_elements(numel, group_of(shape, numel), k_scratch_bytes, models);
+  return models * ((static_cast<std::uint64_t>(elements) + 7) / 8);
 }
 
 std::unique_ptr<TensorMerge> make_della(const TensorContext& context) {
@@ -380,6 +434,8 @@ MethodSpec make_della_spec() {
                     /*normalize_default=*/true, /*rescale_default=*/true, epsilon_parameter());
   spec.random = true;
   spec.memory_bytes = &della_memory_bytes;
+  spec.shared_bytes = &della_cache_bytes;
+  spec.shared_budget = cache_budget_bytes(k_scratch_bytes);
   spec.make = &make_della;
   spec.check = &check_della;
   return spec;
@@ -393,6 +449,8 @@ MethodSpec make_della_linear_spec() {
                     /*normalize_default=*/false, /*rescale_default=*/true, epsilon_parameter());
   spec.random = true;
   spec.memory_bytes = &della_memory_bytes;
+  spec.shared_bytes = &della_cache_bytes;
+  spec.shared_budget = cache_budget_bytes(k_scratch_bytes);
   spec.make = &make_della_linear;
   spec.check = &check_della;
   return spec;

@@ -21,6 +21,7 @@
 #include <cmath>
 #include <vector>
 
+#include "merge/kernels/select.h"
 #include "merge/methods/methods.h"
 
 namespace llmerge {
@@ -43,18 +44,27 @@ class RamMerge final : public TensorMerge {
 
   int passes() const override { return plus_ ? 1 : 0; }
 
+  // Both loops go a block of elements at a time, without branches on the
+  // values: a fine-tune's task vector is 0 in about a third of its entries,
+  // at random, which made every per-element branch a coin toss (ramplus_tl
+  // took three times as long on fine-tunes as on unrelated models).
   void observe(int /*pass*/, const Chunk& chunk) override {
     const std::size_t m = lambdas_.size();
-    for (std::int64_t e = 0; e < chunk.size; ++e) {
-      const int c = contributors(chunk, e);
-      if (c == 0) continue;
+    for (std::int64_t off = 0; off < chunk.size; off += k_block) {
+      const auto len = static_cast<std::size_t>(std::min<std::int64_t>(k_block, chunk.size - off));
+      count_contributors(chunk, off, len);
       for (std::size_t i = 0; i < m; ++i) {
-        if (!changed(chunk, i, e)) continue;
-        if (c == 1) {
-          ++unique_[i];
-        } else {
-          ++shared_[i];
+        const float* x = chunk.models[i] + off;
+        const float* b = chunk.base + off;
+        std::int64_t unique = 0;
+        std::int64_t shared = 0;
+        for (std::size_t e = 0; e < len; ++e) {
+          const int nz = std::fabs(x[e] - b[e]) > threshold_ ? 1 : 0;
+          unique += nz & (count_[e] == 1.0f ? 1 : 0);
+          shared += nz & (count_[e] > 1.0f ? 1 : 0);
         }
+        unique_[i] += unique;
+        shared_[i] += shared;
       }
     }
   }
@@ -67,30 +77,44 @@ class RamMerge final : public TensorMerge {
     }
   }
 
+  // Per element, the models' terms are added in config order as before; a
+  // model that did not change the entry adds +0, which leaves the sum as it
+  // was (the sum starts at +0 and a changed τ is never 0, so it is never −0).
   void compute(const Chunk& chunk, float* out) override {
     const std::size_t m = lambdas_.size();
-    for (std::int64_t e = 0; e < chunk.size; ++e) {
-      const int c = contributors(chunk, e);
-      float sum = 0.0f;
+    for (std::int64_t off = 0; off < chunk.size; off += k_block) {
+      const auto len = static_cast<std::size_t>(std::min<std::int64_t>(k_block, chunk.size - off));
+      count_contributors(chunk, off, len);
+      const float* b = chunk.base + off;
+      std::fill(sum_, sum_ + len, 0.0f);
       for (std::size_t i = 0; i < m; ++i) {
-        if (!changed(chunk, i, e)) continue;
-        const float tau = chunk.models[i][e] - chunk.base[e];
-        sum += c == 1 ? tau * lambdas_[i] : tau / static_cast<float>(c);
+        const float* x = chunk.models[i] + off;
+        const float lambda = lambdas_[i];
+        for (std::size_t e = 0; e < len; ++e) {
+          const float tau = x[e] - b[e];
+          const float unique = tau * lambda;
+          const float shared = tau / std::max(count_[e], 1.0f);
+          const float term = kernels::select(count_[e] == 1.0f, unique, shared);
+          sum_[e] += kernels::select(std::fabs(tau) > threshold_, term, 0.0f);
+        }
       }
-      out[e] = chunk.base[e] + sum;
+      for (std::size_t e = 0; e < len; ++e)
+        out[off + e] = b[e] + sum_[e];
     }
   }
 
  private:
-  bool changed(const Chunk& chunk, std::size_t model, std::int64_t e) const {
-    return std::fabs(chunk.models[model][e] - chunk.base[e]) > threshold_;
-  }
+  static constexpr std::int64_t k_block = 1024;
 
-  int contributors(const Chunk& chunk, std::int64_t e) const {
-    int c = 0;
-    for (std::size_t i = 0; i < lambdas_.size(); ++i)
-      c += changed(chunk, i, e) ? 1 : 0;
-    return c;
+  // count_[e] = how many models changed element off + e of the chunk.
+  void count_contributors(const Chunk& chunk, std::int64_t off, std::size_t len) {
+    std::fill(count_, count_ + len, 0.0f);
+    const float* b = chunk.base + off;
+    for (std::size_t i = 0; i < lambdas_.size(); ++i) {
+      const float* x = chunk.models[i] + off;
+      for (std::size_t e = 0; e < len; ++e)
+        count_[e] += kernels::select(std::fabs(x[e] - b[e]) > threshold_, 1.0f, 0.0f);
+    }
   }
 
   bool plus_;
@@ -101,6 +125,8 @@ class RamMerge final : public TensorMerge {
   std::vector<float> lambdas_;
   std::vector<std::int64_t> shared_;
   std::vector<std::int64_t> unique_;
+  float count_[k_block];  // exact: small integers
+  float sum_[k_block];
 };
 
 std::unique_ptr<TensorMerge> make_ram(const TensorContext& context) {

@@ -28,7 +28,9 @@
 #include <optional>
 #include <vector>
 
+#include "merge/kernels/kernels.h"
 #include "merge/kernels/reduce.h"
+#include "merge/kernels/select.h"
 #include "merge/methods/methods.h"
 #include "merge/methods/rank_select.h"
 
@@ -57,29 +59,32 @@ class SceMerge final : public TensorMerge {
     const auto n = static_cast<std::size_t>(chunk.size);
     if (select_) fill_variance(chunk);
     if (select_ && pass < RankSelect::k_passes) {
-      for (std::size_t e = 0; e < n; ++e) {
-        const float v = var_[e];
-        if (pass == 0 && v != 0.0f) ++nonzero_;
-        if (pass == 0) {
+      if (pass == 0) {
+        std::int64_t nonzero = 0;
+        for (std::size_t e = 0; e < n; ++e) {
+          const float v = var_[e];
+          nonzero += v != 0.0f ? 1 : 0;
           ++high_counts_[magnitude_key(v) >> 16];
-        } else if (k_ > 0) {
-          select_rank_->add(pass, magnitude_key(v));
         }
+        nonzero_ += nonzero;
+      } else if (k_ > 0) {
+        for (std::size_t e = 0; e < n; ++e)
+          select_rank_->add(pass, magnitude_key(var_[e]));
       }
       return;
     }
+    // The selection is the same for every model: one mask for the chunk.
+    fill_kept(n, ties_observe_);
     tau_.resize(n);
     for (std::size_t i = 0; i < m_; ++i) {
-      mask_observe_ = ties_observe_;
+      const float* x = chunk.models[i];
       for (std::size_t e = 0; e < n; ++e) {
-        const bool kept = !select_ || selected(var_[e], mask_observe_);
-        tau_[e] = kept ? chunk.models[i][e] - chunk.base[e] : 0.0f;
+        tau_[e] = kernels::select(kept_[e] != 0, x[e] - chunk.base[e], 0.0f);
       }
       kernels::for_each_block(chunk.begin, chunk.size, [&](std::size_t off, std::size_t len) {
         squares_[i] += kernels::reduce_sum_squares(tau_.data() + off, len);
       });
     }
-    ties_observe_ = mask_observe_;
   }
 
   void end_pass(int pass) override {
@@ -116,27 +121,48 @@ class SceMerge final : public TensorMerge {
     std::vector<float>().swap(tau_);
   }
 
+  // The same operations per element in the same order as the formula reads
+  // (models in config order), a block of elements at a time with the models
+  // in the outer loops and no branches on the values: for a fine-tune about
+  // half of the entries are selected and the signs disagree at random, so
+  // per-element branches were mispredicted half the time.
   void compute(const Chunk& chunk, float* out) override {
-    tau_.resize(m_);
+    const auto n = static_cast<std::size_t>(chunk.size);
     if (select_) fill_variance(chunk);
-    for (std::int64_t e = 0; e < chunk.size; ++e) {
-      const auto u = static_cast<std::size_t>(e);
-      const bool kept = !select_ || selected(var_[u], ties_compute_);
-      float total = 0.0f;
+    fill_kept(n, ties_compute_);
+    tau_.resize(m_ * k_block);
+    for (std::size_t off = 0; off < n; off += k_block) {
+      const std::size_t len = std::min(k_block, n - off);
+      const float* base = chunk.base + off;
+      const std::uint8_t* kept = kept_.data() + off;
+      float total[k_block];
+      std::fill(total, total + len, 0.0f);
       for (std::size_t i = 0; i < m_; ++i) {
-        tau_[i] = kept ? chunk.models[i][u] - chunk.base[u] : 0.0f;
-        total += tau_[i];
+        const float* x = chunk.models[i] + off;
+        float* tau = tau_.data() + i * k_block;
+        for (std::size_t e = 0; e < len; ++e) {
+          tau[e] = kernels::select(kept[e] != 0, x[e] - base[e], 0.0f);
+          total[e] += tau[e];
+        }
       }
-      const float majority = total >= 0.0f ? 1.0f : -1.0f;
-      float mixed = 0.0f;
-      float divisor = 0.0f;
+      float mixed[k_block];
+      float divisor[k_block];
+      std::fill(mixed, mixed + len, 0.0f);
+      std::fill(divisor, divisor + len, 0.0f);
       for (std::size_t i = 0; i < m_; ++i) {
-        const float sign = tau_[i] > 0.0f ? 1.0f : (tau_[i] < 0.0f ? -1.0f : 0.0f);
-        const float erased = sign == majority ? weights_[i] : 0.0f;
-        mixed += tau_[i] * erased;
-        divisor += erased;
+        const float* tau = tau_.data() + i * k_block;
+        const float weight = weights_[i];
+        for (std::size_t e = 0; e < len; ++e) {
+          const float majority = kernels::select(total[e] >= 0.0f, 1.0f, -1.0f);
+          const float sign =
+              kernels::select(tau[e] > 0.0f, 1.0f, kernels::select(tau[e] < 0.0f, -1.0f, 0.0f));
+          const float erased = kernels::select(sign == majority, weight, 0.0f);
+          mixed[e] += tau[e] * erased;
+          divisor[e] += erased;
+        }
       }
-      out[e] = chunk.base[u] + mixed / std::max(divisor, k_divisor_min);
+      for (std::size_t e = 0; e < len; ++e)
+        out[off + e] = base[e] + mixed[e] / std::max(divisor[e], k_divisor_min);
     }
   }
 
@@ -144,49 +170,39 @@ class SceMerge final : public TensorMerge {
   // var_[e] = the population variance over the models of τ_i at element e of
   // the chunk, rounded to f32:
   //   mean = (0 + τ_1 + ... + τ_m) / m,  var = (0 + (τ_1 − mean)² + ...) / m
-  // in f64, models in config order. Computed once per chunk and pass (every
-  // pass, and each model in the weights pass, needs it), a block of elements
-  // at a time with the models in the outer loop, so the loops over elements
-  // vectorize; each element's operations and their order are the same.
+  // in f64, models in config order (kernels::task_variance, in f64 SIMD
+  // lanes). Computed once per chunk and pass: every pass needs it.
   void fill_variance(const Chunk& chunk) {
-    constexpr std::size_t k_block = 1024;
     const auto n = static_cast<std::size_t>(chunk.size);
     var_.resize(n);
-    const double count = static_cast<double>(m_);
-    double mean[k_block];
-    double sum[k_block];
-    for (std::size_t off = 0; off < n; off += k_block) {
-      const std::size_t len = std::min(k_block, n - off);
-      const float* base = chunk.base + off;
-      std::fill(mean, mean + len, 0.0);
-      for (std::size_t i = 0; i < m_; ++i) {
-        const float* x = chunk.models[i] + off;
-        for (std::size_t e = 0; e < len; ++e)
-          mean[e] += static_cast<double>(x[e] - base[e]);
-      }
-      for (std::size_t e = 0; e < len; ++e)
-        mean[e] /= count;
-      std::fill(sum, sum + len, 0.0);
-      for (std::size_t i = 0; i < m_; ++i) {
-        const float* x = chunk.models[i] + off;
-        for (std::size_t e = 0; e < len; ++e) {
-          const double d = static_cast<double>(x[e] - base[e]) - mean[e];
-          sum[e] += d * d;
-        }
-      }
-      for (std::size_t e = 0; e < len; ++e)
-        var_[off + e] = static_cast<float>(sum[e] / count);
-    }
+    kernels::task_variance(chunk.base, chunk.models.data(), m_, var_.data(), n);
   }
 
-  // Whether the element with variance v is among the k selected; `ties`
-  // counts the elements seen so far whose key equals the threshold.
-  bool selected(float v, std::int64_t& ties) const {
-    if (k_ <= 0) return false;
-    const std::uint32_t key = magnitude_key(v);
-    if (key != threshold_) return key > threshold_;
-    return ties++ < take_;
+  // kept_[e] = 1 when element e of the chunk is among the k selected (all
+  // of them without selection); `ties` counts the elements seen so far whose
+  // key equals the threshold, of which the first take_ are selected.
+  void fill_kept(std::size_t n, std::int64_t& ties) {
+    kept_.resize(n);
+    if (!select_) {
+      std::fill(kept_.begin(), kept_.end(), std::uint8_t{1});
+      return;
+    }
+    if (k_ <= 0) {
+      std::fill(kept_.begin(), kept_.end(), std::uint8_t{0});
+      return;
+    }
+    std::int64_t seen = ties;
+    for (std::size_t e = 0; e < n; ++e) {
+      const std::uint32_t key = magnitude_key(var_[e]);
+      const std::int64_t equal = key == threshold_ ? 1 : 0;
+      kept_[e] =
+          static_cast<std::uint8_t>((key > threshold_ ? 1 : 0) | (equal & (seen < take_ ? 1 : 0)));
+      seen += equal;
+    }
+    ties = seen;
   }
+
+  static constexpr std::size_t k_block = 1024;
 
   std::size_t m_;
   std::int64_t numel_;
@@ -199,12 +215,12 @@ class SceMerge final : public TensorMerge {
   std::uint32_t threshold_ = 0;
   std::int64_t take_ = 0;
   std::int64_t ties_observe_ = 0;  // tie counter of the weight pass, carried across chunks
-  std::int64_t mask_observe_ = 0;
   std::int64_t ties_compute_ = 0;
   std::vector<double> squares_;
   std::vector<float> weights_;
   std::vector<float> tau_;
-  std::vector<float> var_;  // fill_variance(): one chunk's variances
+  std::vector<float> var_;          // fill_variance(): one chunk's variances
+  std::vector<std::uint8_t> kept_;  // fill_kept(): one chunk's selection
 };
 
 std::unique_ptr<TensorMerge> make_sce(const TensorContext& context) {
@@ -212,12 +228,13 @@ std::unique_ptr<TensorMerge> make_sce(const TensorContext& context) {
 }
 
 // MethodSpec::memory_bytes: the high-bits histogram and RankSelect's copy
-// of it, then its low histogram (64-bit counts, 2^16 each), and one chunk's
-// task vector and variances.
+// of it, then its low histogram (64-bit counts, 2^16 each), one chunk's task
+// vector, variances and selection, and a block of task vectors per model.
 std::uint64_t sce_memory_bytes(const std::vector<std::int64_t>& /*shape*/, std::int64_t /*numel*/,
-                               std::size_t /*models*/, std::int64_t chunk) {
+                               std::size_t models, std::int64_t chunk) {
   return 2 * (std::uint64_t{1} << 16) * sizeof(std::uint64_t) +
-         2 * static_cast<std::uint64_t>(chunk) * sizeof(float);
+         static_cast<std::uint64_t>(chunk) * (2 * sizeof(float) + 1) +
+         models * 1024 * sizeof(float);
 }
 
 }  // namespace
