@@ -58,12 +58,12 @@ test-sanitize: deps
 # The multi-threaded parts (writer, executor, synth, the CLI end to end, faults)
 # under ThreadSanitizer; only those test binaries are built.
 TSAN_TESTS = model_writer_test merge_e2e_test faults_test synth_test api_test core_budget_test \
-  compare_test vocabulary_test lora_test work_pool_test
+  compare_test vocabulary_test lora_test work_pool_test one_pass_recipe_test
 test-tsan: deps
 	cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLLMERGE_SANITIZE=thread
 	cmake --build build-tsan -j $(JOBS) --target llmerge $(TSAN_TESTS)
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j $(JOBS) \
-	  -R '^(ModelWriter|MergeEndToEnd|Faults|Interrupt|Synth|Api|CoreBudget|Compare|Vocabulary|Lora[A-Za-z]*|WorkPool)\.'
+	  -R '^(ModelWriter|MergeEndToEnd|Faults|Interrupt|Synth|Api|CoreBudget|Compare|Vocabulary|Lora[A-Za-z]*|WorkPool|OnePassTest)\.'
 
 # libFuzzer targets (clang), FUZZ_SECONDS per target; see scripts/fuzz.sh.
 FUZZ_SECONDS ?= 30
