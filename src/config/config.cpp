@@ -542,6 +542,8 @@ Slice Parser::parse_slice(const YAML::Node& n, SourceLocation at, const std::str
       slice.parameters = parse_parameters(e.value, value_at, key_path);
     } else if (e.key == "merge_method") {
       slice.merge_method = parse_string(e.value, value_at, key_path);
+      if (slice.merge_method->empty())
+        fail(ErrorKind::config, value_at, key_path + ": merge_method is empty; name a method");
       // A method the translation added (a seed slice of one source) has no mark.
       slice.merge_method_location = e.value.Mark().is_null() ? at : value_at;
     } else {  // residual_weight: dead in mergekit, so only its type is checked
@@ -681,6 +683,11 @@ void Parser::parse_document(const YAML::Node& root, MergeConfig& config) {
       config.merge_method = parse_string(e.value, at, e.key);
       config.merge_method_location = at;
       has_merge_method = true;
+      // `merge_method: ""` or a bare tag (`!x`): no method, which the planner
+      // would otherwise meet as none at all.
+      if (config.merge_method.empty())
+        fail(ErrorKind::config, at,
+             "merge_method is empty; name a method (`llmerge methods` lists them)");
     } else if (e.key == "base_model") {
       if (!null) config.base_model = parse_model_reference(e.value, at, e.key);
       config.base_model_location = at;

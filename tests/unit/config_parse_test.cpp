@@ -488,6 +488,19 @@ TEST(ConfigParse, DeepNestingIsRejected) {
                "nested more than 64 deep", 5, 73);
 }
 
+// fuzz_config_plan: a bare tag (`!inear`) is an empty string, and the planner
+// then dereferenced no method at all.
+TEST(ConfigParse, AnEmptyMergeMethodIsRejectedWhereItIsWritten) {
+  expect_error("merge_method: !inear\nmodels:\n  - model: a\n", ErrorKind::config,
+               "merge_method is empty", 1, 15);
+  expect_error("merge_method: ''\nmodels:\n  - model: a\n", ErrorKind::config,
+               "merge_method is empty", 1, 15);
+  expect_error(
+      "slices:\n  - merge_method: \"\"\n    sources:\n"
+      "      - {model: a, layer_range: [0, 1]}\n      - {model: b, layer_range: [0, 1]}\n",
+      ErrorKind::config, "slices[0].merge_method: merge_method is empty", 2, 19);
+}
+
 TEST(ConfigParse, TextThatIsNotUtf8IsRejectedAtItsByte) {
   // Latin-1 "é" in a comment, a lone continuation byte, a truncated sequence,
   // an overlong '/', a UTF-16 surrogate: each at its line and column.
