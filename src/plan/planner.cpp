@@ -105,12 +105,12 @@ std::uint64_t MergePlan::peak_memory_estimate(int threads_override,
   }
   // The plans of the stages computed in the same pass, with their models' headers.
   std::set<const MergePlan*> seen;
-  std::vector<const MergePlan*> todo;
+  std::vector<const MergePlan*> pending;
   for (const auto& [name, stage] : options.stages)
-    todo.push_back(stage->plan.get());
-  while (!todo.empty()) {
-    const MergePlan* p = todo.back();
-    todo.pop_back();
+    pending.push_back(stage->plan.get());
+  while (!pending.empty()) {
+    const MergePlan* p = pending.back();
+    pending.pop_back();
     if (!seen.insert(p).second) continue;
     for (const auto& m : p->models) {
       for (const auto& f : m.files())
@@ -118,7 +118,7 @@ std::uint64_t MergePlan::peak_memory_estimate(int threads_override,
     }
     headers += p->tensors.size() * sizeof(PlannedTensor);
     for (const auto& [name, stage] : p->options.stages)
-      todo.push_back(stage->plan.get());
+      pending.push_back(stage->plan.get());
   }
   // + the process itself (code, shared libraries, allocator): 7 MiB, measured
   // as the peak RSS of `llmerge run` of linear at 1, 2 and 4 threads and at two

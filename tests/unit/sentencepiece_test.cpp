@@ -27,6 +27,9 @@
 namespace llmerge {
 namespace {
 
+using testing::contains;
+using testing::error_of;
+
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using testing::TempDir;
@@ -116,20 +119,6 @@ Spec llama_like() {
               {"\xe2\x96\x81\xc3\xa9", -8, 1},
               {"<0x41>", 0, 6}};
   return s;
-}
-
-std::string error_of(const std::function<void()>& f, ErrorKind* kind = nullptr) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (kind) *kind = e.kind();
-    return e.what();
-  }
-  return "(no error)";
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
 }
 
 TEST(Sentencepiece, ReaderReadsPiecesAndBothSpecsAndSkipsOtherFields) {

@@ -21,6 +21,9 @@
 namespace llmerge {
 namespace {
 
+using testing::contains;
+using testing::error_of;
+
 namespace fs = std::filesystem;
 using testing::TempDir;
 
@@ -38,20 +41,6 @@ SynthOptions tiny(std::uint64_t seed, int vocab, bool tied = false) {
   o.threads = 1;
   o.tied = tied;
   return o;
-}
-
-std::string error_of(const std::function<void()>& f, ErrorKind* kind = nullptr) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (kind) *kind = e.kind();
-    return e.what();
-  }
-  return "(no error)";
-}
-
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
 }
 
 std::vector<float> read_f32(const fs::path& dir, const std::string& name,
